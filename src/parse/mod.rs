@@ -1,0 +1,395 @@
+//! Parse and validate flag documents (YAML or JSON) into [`FlagDoc`]s.
+//!
+//! Parsing runs in two stages so that one bad flag does not hide the others:
+//! 1. the document becomes an ordered list of `(key, location, raw JSON value)`;
+//! 2. each raw value becomes a [`FlagDef`] and is checked against the rules of evaluation.md.
+//!
+//! Every error names the source, the flag key and the line/column where the format gives one.
+
+pub mod model;
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+pub use model::{FlagDef, FlagValue};
+
+/// Document formats a retriever can hand us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// The format a file name implies, if it implies one.
+    pub fn from_name(name: &str) -> Option<Format> {
+        let lower = name.to_ascii_lowercase();
+        let path = lower.split(['?', '#']).next().unwrap_or_default();
+        if path.ends_with(".json") {
+            Some(Format::Json)
+        } else if path.ends_with(".yaml") || path.ends_with(".yml") {
+            Some(Format::Yaml)
+        } else {
+            None
+        }
+    }
+}
+
+/// A parsed, validated flag document, in document order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlagDoc {
+    pub flags: Vec<(String, FlagDef)>,
+}
+
+/// Where in a document something is (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: u64,
+    pub column: u64,
+}
+
+/// One problem found in a flag document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagError {
+    pub source: String,
+    pub key: Option<String>,
+    pub position: Option<Position>,
+    pub message: String,
+}
+
+impl fmt::Display for FlagError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)?;
+        if let Some(p) = self.position {
+            write!(f, ":{}:{}", p.line, p.column)?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": flag {k:?}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in one document (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentError {
+    pub errors: Vec<FlagError>,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 5;
+        for (i, e) in self.errors.iter().take(SHOWN).enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        if self.errors.len() > SHOWN {
+            write!(f, "; and {} more errors", self.errors.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DocumentError {}
+
+impl DocumentError {
+    fn one(source: &str, position: Option<Position>, message: impl Into<String>) -> Self {
+        DocumentError {
+            errors: vec![FlagError {
+                source: source.to_owned(),
+                key: None,
+                position,
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Parse and validate one flag document.
+///
+/// `format` is the declared format; `None` sniffs it (a document starting with `{` is JSON).
+/// An empty document is an error: a source that means "no flags" says `{}`.
+pub fn parse_document(
+    source: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+) -> Result<FlagDoc, DocumentError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        DocumentError::one(
+            source,
+            None,
+            format!("document is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() || trimmed.lines().all(is_yaml_blank_line) {
+        return Err(DocumentError::one(
+            source,
+            None,
+            "document is empty (a source with no flags must say {})",
+        ));
+    }
+    let raw = match format {
+        Some(Format::Json) => raw_from_json(source, text)?,
+        Some(Format::Yaml) => raw_from_yaml(source, text)?,
+        None if trimmed.starts_with('{') => match raw_from_json(source, text) {
+            Ok(raw) => raw,
+            // A YAML flow mapping also starts with `{`; only fall back when YAML makes sense of it.
+            Err(json_err) => raw_from_yaml(source, text).map_err(|_| json_err)?,
+        },
+        None => raw_from_yaml(source, text)?,
+    };
+    validate_raw(source, raw)
+}
+
+fn is_yaml_blank_line(line: &str) -> bool {
+    let l = line.trim();
+    l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+}
+
+/// A flag before validation: its key, where it is, and its fields as JSON.
+struct RawFlag {
+    key: String,
+    position: Option<Position>,
+    value: Value,
+}
+
+fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentError> {
+    let mut errors = Vec::new();
+    let mut flags = Vec::with_capacity(raw.len());
+    let mut seen = std::collections::HashSet::with_capacity(raw.len());
+    for RawFlag {
+        key,
+        position,
+        value,
+    } in raw
+    {
+        let mut fail = |message: String| {
+            errors.push(FlagError {
+                source: source.to_owned(),
+                key: Some(key.clone()),
+                position,
+                message,
+            })
+        };
+        if key.is_empty() {
+            fail("flag key is empty".into());
+            continue;
+        }
+        if !seen.insert(key.clone()) {
+            fail("flag key appears twice in this document".into());
+            continue;
+        }
+        if !value.is_object() {
+            fail(format!(
+                "a flag must be a map of fields, found {}",
+                model::json_type(&value)
+            ));
+            continue;
+        }
+        let def: FlagDef = match serde_path_to_error::deserialize(value) {
+            Ok(def) => def,
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                fail(if path == "." {
+                    inner
+                } else {
+                    format!("field `{path}`: {inner}")
+                });
+                continue;
+            }
+        };
+        match check_flag(def) {
+            Ok(def) => flags.push((key, def)),
+            Err(message) => fail(message),
+        }
+    }
+    if errors.is_empty() {
+        Ok(FlagDoc { flags })
+    } else {
+        Err(DocumentError { errors })
+    }
+}
+
+/// The rules serde cannot express: on/off of one type, scalar metadata, rollout clamped.
+fn check_flag(mut def: FlagDef) -> Result<FlagDef, String> {
+    let (on, off) = (model::json_type(&def.value.on), model::json_type(&def.value.off));
+    if on != off {
+        return Err(format!(
+            "field `value`: `on` is a {on} but `off` is a {off}; both must be of one JSON type"
+        ));
+    }
+    if let Some(meta) = &def.metadata {
+        for (k, v) in meta {
+            if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                return Err(format!(
+                    "field `metadata.{k}`: must be a string, number or boolean, found {}",
+                    model::json_type(v)
+                ));
+            }
+        }
+    }
+    def.rollout = def.rollout.clamp(0, 100);
+    Ok(def)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1, JSON.
+
+fn raw_from_json(source: &str, text: &str) -> Result<Vec<RawFlag>, DocumentError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let pairs = TopLevel
+        .deserialize(&mut de)
+        .and_then(|pairs| de.end().map(|()| pairs))
+        .map_err(|e| {
+            let position = (e.line() > 0).then(|| Position {
+                line: e.line() as u64,
+                column: e.column() as u64,
+            });
+            DocumentError::one(source, position, e.to_string())
+        })?;
+    // serde_json has no spans: find each key's line by scanning forward for its quoted form.
+    let mut cursor = 0usize;
+    Ok(pairs
+        .into_iter()
+        .map(|(key, value)| {
+            let position = find_json_key(text, &key, &mut cursor);
+            RawFlag {
+                key,
+                position,
+                value,
+            }
+        })
+        .collect())
+}
+
+fn find_json_key(text: &str, key: &str, cursor: &mut usize) -> Option<Position> {
+    let quoted = serde_json::to_string(key).ok()?;
+    let mut from = *cursor;
+    while let Some(rel) = text.get(from..)?.find(&quoted) {
+        let at = from + rel;
+        let after = text[at + quoted.len()..].trim_start();
+        if after.starts_with(':') {
+            *cursor = at + quoted.len();
+            let before = &text[..at];
+            let line = before.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+            return Some(Position { line, column });
+        }
+        from = at + quoted.len();
+    }
+    None
+}
+
+/// The top level of a JSON document: a map from key to anything, kept in order.
+struct TopLevel;
+
+impl<'de> DeserializeSeed<'de> for TopLevel {
+    type Value = Vec<(String, Value)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Vec<(String, Value)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map from flag key to flag (the document is not a map)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1, YAML.
+
+fn yaml_options(len: usize) -> serde_saphyr::Options {
+    // The default budget (250k nodes, 1M events) protects against alias bombs but is too small
+    // for a legitimate 100k-flag document; allow up to a few nodes per input byte, which no
+    // honest document exceeds, while alias-expansion limits stay as they are.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(len);
+    budget.max_events = budget.max_events.max(len.saturating_mul(2));
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+fn raw_from_yaml(source: &str, text: &str) -> Result<Vec<RawFlag>, DocumentError> {
+    use serde_saphyr::Spanned;
+
+    // `Option` so that a document of only `~`/`null` says "not a map" instead of a serde message.
+    let parsed: Result<Option<YamlTop>, _> =
+        serde_saphyr::from_str_with_options(text, yaml_options(text.len()));
+    match parsed {
+        Ok(Some(YamlTop(pairs))) => Ok(pairs
+            .into_iter()
+            .map(|(key, value): (Spanned<String>, Value)| RawFlag {
+                position: location(&key.referenced),
+                key: key.value,
+                value,
+            })
+            .collect()),
+        Ok(None) => Err(DocumentError::one(
+            source,
+            None,
+            "the document is not a map from flag key to flag",
+        )),
+        Err(e) => {
+            let position = e.location().and_then(|l| location(&l));
+            // The error's Display repeats the location and a snippet; keep the first line only.
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default().to_owned();
+            Err(DocumentError::one(source, position, first))
+        }
+    }
+}
+
+fn location(l: &serde_saphyr::Location) -> Option<Position> {
+    (l.line() > 0).then(|| Position {
+        line: l.line(),
+        column: l.column(),
+    })
+}
+
+struct YamlTop(Vec<(serde_saphyr::Spanned<String>, Value)>);
+
+impl<'de> serde::Deserialize<'de> for YamlTop {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = YamlTop;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map from flag key to flag (the document is not a map)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<YamlTop, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(key) = map.next_key::<serde_saphyr::Spanned<String>>()? {
+                    let value: Value = map.next_value()?;
+                    out.push((key, value));
+                }
+                Ok(YamlTop(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests;
