@@ -1,1 +1,2 @@
+pub mod evaluator;
 pub mod parse;

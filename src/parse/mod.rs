@@ -220,7 +220,10 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
 
 /// The rules serde cannot express: on/off of one type, scalar metadata, rollout clamped.
 fn check_flag(mut def: FlagDef) -> Result<FlagDef, String> {
-    let (on, off) = (model::json_type(&def.value.on), model::json_type(&def.value.off));
+    let (on, off) = (
+        model::json_type(&def.value.on),
+        model::json_type(&def.value.off),
+    );
     if on != off {
         return Err(format!(
             "field `value`: `on` is a {on} but `off` is a {off}; both must be of one JSON type"

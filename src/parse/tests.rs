@@ -90,7 +90,11 @@ fn empty_key_is_an_error() {
 fn mismatched_on_off_types() {
     let e = only_error(parse_yaml("f:\n  value: {on: \"red\", off: 0}\n"));
     assert_eq!(e.key.as_deref(), Some("f"));
-    assert!(e.message.contains("string") && e.message.contains("number"), "{}", e.message);
+    assert!(
+        e.message.contains("string") && e.message.contains("number"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -160,6 +164,9 @@ fn null_flag_body_is_rejected() {
 #[test]
 fn format_from_name() {
     assert_eq!(Format::from_name("x/flags.YAML"), Some(Format::Yaml));
-    assert_eq!(Format::from_name("https://h/f.json?x=1"), Some(Format::Json));
+    assert_eq!(
+        Format::from_name("https://h/f.json?x=1"),
+        Some(Format::Json)
+    );
     assert_eq!(Format::from_name("flags"), None);
 }
