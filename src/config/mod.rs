@@ -1,0 +1,445 @@
+//! Configuration: defaults < file (YAML or JSON) < `FLAGRELAY_…` environment < command line.
+//!
+//! All three layers are merged as JSON values ([`overlay`]) and deserialized once, so a bad
+//! value fails the same way wherever it came from, and the error names the key
+//! (`server.port: invalid type…`). Keys follow `shared/spec/config.md`.
+
+mod duration;
+mod overlay;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use duration::Millis;
+pub use overlay::{ENV_PREFIX, Override};
+
+use crate::parse::Format;
+
+/// The whole configuration of one relay process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub environment: Option<String>,
+    pub rollout_salt: Option<String>,
+    pub polling_interval: Millis,
+    pub enable_polling_jitter: bool,
+    pub start_with_retriever_error: bool,
+    pub persistent_flag_configuration_file: Option<PathBuf>,
+    pub retrievers: Vec<RetrieverConfig>,
+    pub authorized_keys: AuthorizedKeys,
+    pub auth: AuthConfig,
+    pub cors: CorsConfig,
+    pub max_request_body_bytes: usize,
+    pub fips: FipsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            log_level: "info".into(),
+            log_format: LogFormat::Json,
+            environment: None,
+            rollout_salt: None,
+            polling_interval: Millis(60_000),
+            enable_polling_jitter: false,
+            start_with_retriever_error: false,
+            persistent_flag_configuration_file: None,
+            retrievers: vec![RetrieverConfig::file("config/flags.yaml")],
+            authorized_keys: AuthorizedKeys::default(),
+            auth: AuthConfig::default(),
+            cors: CorsConfig::default(),
+            max_request_body_bytes: 1024 * 1024,
+            fips: FipsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub monitoring_port: Option<u16>,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_period: Millis,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 1031,
+            monitoring_port: None,
+            shutdown_grace_period: Millis(10_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Which kind of source a retriever reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetrieverKind {
+    File,
+    Http,
+    S3,
+}
+
+impl RetrieverKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RetrieverKind::File => "file",
+            RetrieverKind::Http => "http",
+            RetrieverKind::S3 => "s3",
+        }
+    }
+}
+
+/// One entry of `retrievers`. Flat, because serde cannot combine an internally tagged enum with
+/// `deny_unknown_fields`; [`Config::validate`] checks that each kind has what it needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetrieverConfig {
+    pub kind: RetrieverKind,
+    #[serde(default = "default_timeout")]
+    pub timeout: Millis,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub format: Option<Format>,
+    // file
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    // http
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub ca_cert_path: Option<PathBuf>,
+    #[serde(default)]
+    pub client_cert_path: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_path: Option<PathBuf>,
+    // s3
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub item: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub force_path_style: bool,
+}
+
+fn default_timeout() -> Millis {
+    Millis(10_000)
+}
+
+fn default_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+impl RetrieverConfig {
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        RetrieverConfig {
+            kind: RetrieverKind::File,
+            timeout: default_timeout(),
+            max_bytes: default_max_bytes(),
+            format: None,
+            path: Some(path.into()),
+            url: None,
+            method: None,
+            headers: Default::default(),
+            body: None,
+            ca_cert_path: None,
+            client_cert_path: None,
+            client_key_path: None,
+            bucket: None,
+            item: None,
+            region: None,
+            endpoint: None,
+            force_path_style: false,
+        }
+    }
+}
+
+/// A configured value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthorizedKeys {
+    pub evaluation: Vec<EvaluationKey>,
+    pub admin: Vec<Secret>,
+}
+
+/// An evaluation key, optionally bound to one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationKey {
+    pub key: Secret,
+    pub env: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for EvaluationKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Bound {
+            key: Secret,
+            #[serde(default)]
+            env: Option<String>,
+        }
+        // A plain string, or `{key, env}`; untagged enums give poor messages, so dispatch here.
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(EvaluationKey {
+                key: Secret(s),
+                env: None,
+            }),
+            v @ Value::Object(_) => {
+                let b = Bound::deserialize(v).map_err(serde::de::Error::custom)?;
+                Ok(EvaluationKey {
+                    key: b.key,
+                    env: b.env.filter(|e| !e.is_empty()),
+                })
+            }
+            _ => Err(serde::de::Error::custom(
+                "expected a key string or a {key, env} map",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AuthConfig {
+    pub jwt_secret: Option<Secret>,
+    /// Seconds a token from `POST /client/auth` stays valid.
+    pub token_ttl: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            token_ttl: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: vec!["*".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FipsConfig {
+    pub strict: bool,
+}
+
+/// What went wrong with the configuration. Messages name the key or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// A loaded configuration plus the notes about it that should be logged once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Load the layers: `file` (if any), then `env` (pairs of name and value, usually
+    /// `std::env::vars()`), then `overrides` from the command line.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[Override],
+    ) -> Result<Loaded, ConfigError> {
+        let mut tree = match file {
+            Some(path) => read_file(path)?,
+            None => Value::Object(Default::default()),
+        };
+        let mut warnings = Vec::new();
+        overlay::apply_env(&mut tree, env, &mut warnings)?;
+        for o in overrides {
+            overlay::set(&mut tree, &o.path, o.value.clone());
+        }
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(key, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return Err(invalid(
+                "auth.jwtSecret",
+                "must be at least 32 bytes long for HS256",
+            ));
+        }
+        if self.max_request_body_bytes == 0 {
+            return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));
+        }
+        if self.retrievers.is_empty() {
+            return Err(invalid("retrievers", "at least one retriever is required"));
+        }
+        for (i, r) in self.retrievers.iter().enumerate() {
+            let at = |field: &str| format!("retrievers[{i}].{field}");
+            let need = |present: bool, field: &str| {
+                if present {
+                    Ok(())
+                } else {
+                    Err(invalid(
+                        at(field),
+                        format!("is required for kind {}", r.kind.as_str()),
+                    ))
+                }
+            };
+            match r.kind {
+                RetrieverKind::File => need(r.path.is_some(), "path")?,
+                RetrieverKind::Http => {
+                    need(r.url.is_some(), "url")?;
+                    if r.client_cert_path.is_some() != r.client_key_path.is_some() {
+                        return Err(invalid(
+                            at("clientCertPath"),
+                            "clientCertPath and clientKeyPath must be given together",
+                        ));
+                    }
+                }
+                RetrieverKind::S3 => {
+                    need(r.bucket.is_some(), "bucket")?;
+                    need(r.item.is_some(), "item")?;
+                }
+            }
+            if r.max_bytes == 0 {
+                return Err(invalid(at("maxBytes"), "must be greater than 0"));
+            }
+            if r.timeout.0 <= 0 {
+                return Err(invalid(at("timeout"), "must be greater than 0"));
+            }
+        }
+        for (i, k) in self.authorized_keys.evaluation.iter().enumerate() {
+            if k.key.expose().is_empty() {
+                return Err(invalid(
+                    format!("authorizedKeys.evaluation[{i}]"),
+                    "empty key",
+                ));
+            }
+        }
+        for (i, k) in self.authorized_keys.admin.iter().enumerate() {
+            if k.expose().is_empty() {
+                return Err(invalid(format!("authorizedKeys.admin[{i}]"), "empty key"));
+            }
+        }
+        if !matches!(
+            self.log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
+            return Err(invalid(
+                "logLevel",
+                format!(
+                    "unknown level {:?} (trace, debug, info, warn, error)",
+                    self.log_level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Read a config file as a JSON tree. YAML errors keep their line and column.
+fn read_file(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let syntax = |message: String| ConfigError::Syntax {
+        path: path.to_owned(),
+        message,
+    };
+    let is_json = Format::from_name(&path.to_string_lossy()) == Some(Format::Json);
+    let tree: Option<Value> = if is_json {
+        serde_json::from_str(&text).map_err(|e| syntax(e.to_string()))?
+    } else if text.trim().is_empty() {
+        None
+    } else {
+        serde_saphyr::from_str(&text)
+            .map_err(|e| syntax(e.to_string().lines().next().unwrap_or_default().to_owned()))?
+    };
+    match tree {
+        None => Ok(Value::Object(Default::default())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(syntax("the top level must be a map of settings".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests;
