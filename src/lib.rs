@@ -1,3 +1,4 @@
 pub mod config;
 pub mod evaluator;
 pub mod parse;
+pub mod retriever;

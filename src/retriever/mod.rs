@@ -1,0 +1,124 @@
+//! Retrievers fetch raw flag documents from their sources. They do not parse: the refresh
+//! step ([`crate::refresh`]) parses, validates and merges what they return.
+//!
+//! The interface is small on purpose: a retriever is built from its config entry, describes its
+//! source without credentials, and fetches. [`Validators`] carry what a source said about the
+//! last document it served (ETag, Last-Modified), so sources that support conditional requests
+//! can answer [`Fetched::NotModified`] and cost neither a transfer nor a parse.
+
+mod file;
+
+use std::time::Duration;
+
+use crate::config::{RetrieverConfig, RetrieverKind};
+use crate::parse::Format;
+
+pub use file::FileRetriever;
+
+/// A document as a source served it.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub bytes: bytes::Bytes,
+    /// The declared format, or the one the source's name implies; `None` means "sniff".
+    pub format: Option<Format>,
+    pub validators: Validators,
+}
+
+/// What a source told us about a document, for conditional requests next time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// The result of a successful fetch.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    Changed(Document),
+    /// The source confirmed the document behind `since` is still current.
+    NotModified,
+}
+
+/// Why a fetch failed. Messages name the source (a path, a URL without credentials, an S3
+/// location) and never a header value, key or token.
+#[derive(Debug, thiserror::Error)]
+pub enum RetrieverError {
+    #[error("{source_name}: {message}")]
+    Io {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}: timed out after {}ms", .after.as_millis())]
+    Timeout {
+        source_name: String,
+        after: Duration,
+    },
+    #[error("{source_name}: document is larger than maxBytes ({limit} bytes)")]
+    TooLarge { source_name: String, limit: u64 },
+    #[error("{source_name}: answered HTTP {status}{}", reason_suffix(.reason))]
+    Status {
+        source_name: String,
+        status: u16,
+        reason: String,
+    },
+    #[error("{source_name}: document is empty (a source with no flags must say {{}})")]
+    Empty { source_name: String },
+    #[error("{source_name}: {message}")]
+    Setup {
+        source_name: String,
+        message: String,
+    },
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    }
+}
+
+/// One configured source.
+#[derive(Debug)]
+pub enum Retriever {
+    File(FileRetriever),
+}
+
+impl Retriever {
+    /// Build a retriever for one config entry (already validated by [`crate::config`]).
+    pub fn from_config(cfg: &RetrieverConfig) -> Result<Retriever, RetrieverError> {
+        match cfg.kind {
+            RetrieverKind::File => Ok(Retriever::File(FileRetriever::new(cfg))),
+            RetrieverKind::Http | RetrieverKind::S3 => Err(RetrieverError::Setup {
+                source_name: cfg.kind.as_str().into(),
+                message: "this retriever kind is not available in this build".into(),
+            }),
+        }
+    }
+
+    pub fn kind(&self) -> RetrieverKind {
+        match self {
+            Retriever::File(_) => RetrieverKind::File,
+        }
+    }
+
+    /// Where documents come from, safe to log and show in `/info`.
+    pub fn source(&self) -> &str {
+        match self {
+            Retriever::File(r) => r.source(),
+        }
+    }
+
+    /// Fetch the current document. `since` holds the validators of the last document that
+    /// parsed; a source may answer [`Fetched::NotModified`] when it is still current.
+    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        match self {
+            Retriever::File(r) => r.fetch(since).await,
+        }
+    }
+}
+
+/// The format for a document: declared, else implied by the source's name, else sniffed later.
+pub(crate) fn format_for(cfg: &RetrieverConfig, name: &str) -> Option<Format> {
+    cfg.format.or_else(|| Format::from_name(name))
+}
