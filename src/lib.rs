@@ -1,4 +1,7 @@
 pub mod config;
 pub mod evaluator;
 pub mod parse;
+pub mod persist;
+pub mod refresh;
 pub mod retriever;
+pub mod snapshot;

@@ -1,0 +1,373 @@
+//! Refresh: run every retriever, parse and validate what changed, merge in configured order,
+//! and swap a new snapshot in only when everything succeeded.
+//!
+//! A refresh is single-flight: a caller that arrives while one runs waits for it to finish and
+//! then joins the *next* run, which every caller that arrived meanwhile shares. That way an
+//! admin refresh called right after a flag file changed never gets an answer computed from
+//! before the change, and concurrent callers never stack runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::parse::{self, FlagDef, FlagDoc};
+use crate::persist;
+use crate::retriever::{Fetched, Retriever, Validators};
+use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
+
+/// What one retriever last did, for `/info` and the admin answer.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrieverStatus {
+    pub kind: &'static str,
+    pub source: String,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one refresh.
+#[derive(Debug, Clone)]
+pub struct RefreshReport {
+    /// All retrievers succeeded (and the flag set is what they serve).
+    pub ok: bool,
+    /// A new flag set was swapped in.
+    pub changed: bool,
+    pub flags: usize,
+    pub etag: Option<String>,
+    /// Per retriever, in configured order: `None` for success, else why it failed.
+    pub retrievers: Vec<(&'static str, String, Option<String>)>,
+    pub duration: Duration,
+}
+
+impl RefreshReport {
+    pub fn errors(&self) -> impl Iterator<Item = &str> {
+        self.retrievers.iter().filter_map(|(_, _, e)| e.as_deref())
+    }
+}
+
+/// A retriever plus what we remember about its last good document.
+struct Slot {
+    retriever: Retriever,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    validators: Validators,
+    /// Hash of the bytes of `doc`, so an unchanged document is not parsed again.
+    bytes_hash: Option<String>,
+    doc: Option<Arc<FlagDoc>>,
+    last_success: Option<SystemTime>,
+    last_error: Option<String>,
+}
+
+/// Settings of the refresh pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    pub salt: Option<String>,
+    pub persist_to: Option<PathBuf>,
+}
+
+pub struct Refresher {
+    slots: Vec<Slot>,
+    store: Arc<SnapshotStore>,
+    options: RefreshOptions,
+    /// Tickets of callers that asked for a refresh; see the module docs.
+    requested: AtomicU64,
+    /// Held while a refresh runs; remembers the ticket a finished run covered and its report.
+    running: tokio::sync::Mutex<Option<(u64, RefreshReport)>>,
+    /// Woken by a forced refresh so the poll timer starts over.
+    poll_reset: Notify,
+    last_refresh: Mutex<Option<SystemTime>>,
+}
+
+impl Refresher {
+    pub fn new(
+        retrievers: Vec<Retriever>,
+        store: Arc<SnapshotStore>,
+        options: RefreshOptions,
+    ) -> Arc<Refresher> {
+        Arc::new(Refresher {
+            slots: retrievers
+                .into_iter()
+                .map(|retriever| Slot {
+                    retriever,
+                    state: Mutex::new(SlotState::default()),
+                })
+                .collect(),
+            store,
+            options,
+            requested: AtomicU64::new(0),
+            running: tokio::sync::Mutex::new(None),
+            poll_reset: Notify::new(),
+            last_refresh: Mutex::new(None),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<SnapshotStore> {
+        &self.store
+    }
+
+    /// Refresh now (or join the refresh that starts next), and restart the poll timer.
+    pub async fn refresh_forced(&self) -> RefreshReport {
+        let report = self.refresh().await;
+        self.poll_reset.notify_one();
+        report
+    }
+
+    /// Refresh, sharing a run with concurrent callers.
+    pub async fn refresh(&self) -> RefreshReport {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut running = self.running.lock().await;
+        if let Some((covered, report)) = running.as_ref()
+            && *covered >= ticket
+        {
+            // A run that started after we asked has finished: its answer is fresh enough.
+            return report.clone();
+        }
+        let covers = self.requested.load(Ordering::SeqCst);
+        let report = self.run().await;
+        *running = Some((covers, report.clone()));
+        report
+    }
+
+    async fn run(&self) -> RefreshReport {
+        let started = Instant::now();
+        let fetched = join_all(self.slots.iter().map(|s| self.fetch_slot(s))).await;
+        let now = SystemTime::now();
+        let mut statuses = Vec::with_capacity(self.slots.len());
+        let mut docs = Vec::with_capacity(self.slots.len());
+        for (slot, result) in self.slots.iter().zip(fetched) {
+            let mut st = lock(&slot.state);
+            let error = match result {
+                Ok(doc) => {
+                    st.last_success = Some(now);
+                    st.last_error = None;
+                    docs.push(doc);
+                    None
+                }
+                Err(e) => {
+                    st.last_error = Some(e.clone());
+                    Some(e)
+                }
+            };
+            statuses.push((
+                slot.retriever.kind().as_str(),
+                slot.retriever.source().to_owned(),
+                error,
+            ));
+        }
+        let ok = statuses.iter().all(|(_, _, e)| e.is_none());
+        let current = self.store.load();
+        let mut changed = false;
+        if ok {
+            *lock(&self.last_refresh) = Some(now);
+            let salt = self.options.salt.clone();
+            let next = tokio::task::spawn_blocking(move || merge_and_build(&docs, salt.as_deref()))
+                .await
+                .expect("building a snapshot does not panic");
+            if current.as_ref().is_none_or(|c| c.etag != next.etag) {
+                let next = Arc::new(next);
+                self.store.swap(next.clone());
+                changed = true;
+                self.persist(next);
+            }
+        }
+        let served = self.store.load();
+        let report = RefreshReport {
+            ok,
+            changed,
+            flags: served.as_ref().map_or(0, |s| s.len()),
+            etag: served.as_ref().map(|s| s.etag.clone()),
+            retrievers: statuses,
+            duration: started.elapsed(),
+        };
+        log_outcome(&report);
+        report
+    }
+
+    /// Fetch one source and parse it if its bytes changed. On success the slot remembers the
+    /// parsed document; on failure it keeps the last good one (for the next merge).
+    async fn fetch_slot(&self, slot: &Slot) -> Result<Arc<FlagDoc>, String> {
+        let (since, cached) = {
+            let st = lock(&slot.state);
+            (st.validators.clone(), st.doc.clone())
+        };
+        // Without a good document cached there is nothing a 304 could refer to.
+        let since = if cached.is_some() {
+            since
+        } else {
+            Validators::default()
+        };
+        let fetched = slot
+            .retriever
+            .fetch(&since)
+            .await
+            .map_err(|e| e.to_string())?;
+        let doc = match fetched {
+            Fetched::NotModified => cached.ok_or_else(|| {
+                format!(
+                    "{}: answered \"not modified\" to an unconditional request",
+                    slot.retriever.source()
+                )
+            })?,
+            Fetched::Changed(doc) => {
+                let hash = short_hash(&doc.bytes);
+                let unchanged = lock(&slot.state).bytes_hash.as_deref() == Some(hash.as_str());
+                let parsed = match cached {
+                    Some(c) if unchanged => c,
+                    _ => {
+                        let source = slot.retriever.source().to_owned();
+                        let (bytes, format) = (doc.bytes.clone(), doc.format);
+                        // Large documents take a while to parse: keep it off the reactor.
+                        let parsed = tokio::task::spawn_blocking(move || {
+                            parse::parse_document(&source, &bytes, format)
+                        })
+                        .await
+                        .map_err(|e| format!("parser failed: {e}"))?
+                        .map_err(|e| e.to_string())?;
+                        Arc::new(parsed)
+                    }
+                };
+                let mut st = lock(&slot.state);
+                st.validators = doc.validators;
+                st.bytes_hash = Some(hash);
+                st.doc = Some(parsed.clone());
+                parsed
+            }
+        };
+        Ok(doc)
+    }
+
+    fn persist(&self, snapshot: Arc<Snapshot>) {
+        let Some(path) = self.options.persist_to.clone() else {
+            return;
+        };
+        // Disk I/O off the reactor; a failure is logged and serving goes on.
+        tokio::task::spawn_blocking(move || match persist::save(&path, &snapshot) {
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), etag = %snapshot.etag, "persisted flag set")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not persist the flag set; serving continues")
+            }
+        });
+    }
+
+    /// Per-retriever status for `/info`.
+    pub fn statuses(&self) -> Vec<RetrieverStatus> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let st = lock(&s.state);
+                RetrieverStatus {
+                    kind: s.retriever.kind().as_str(),
+                    source: s.retriever.source().to_owned(),
+                    last_success: st.last_success.map(rfc3339),
+                    last_error: st.last_error.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// When the last fully successful refresh finished.
+    pub fn last_refresh(&self) -> Option<SystemTime> {
+        *lock(&self.last_refresh)
+    }
+
+    /// Poll forever: wait `interval` (±10 % when `jitter`), refresh, repeat. A forced refresh
+    /// restarts the wait.
+    pub async fn poll(self: Arc<Self>, interval: Duration, jitter: bool) {
+        loop {
+            let wait = if jitter { jittered(interval) } else { interval };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {
+                    self.refresh().await;
+                }
+                () = self.poll_reset.notified() => {}
+            }
+        }
+    }
+}
+
+/// Merge documents in order (a later one overrides an earlier one on the same key) and build.
+fn merge_and_build(docs: &[Arc<FlagDoc>], salt: Option<&str>) -> Snapshot {
+    let mut merged: BTreeMap<String, FlagDef> = BTreeMap::new();
+    for doc in docs {
+        for (k, v) in &doc.flags {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    Snapshot::build(merged, salt)
+}
+
+fn log_outcome(r: &RefreshReport) {
+    let ms = r.duration.as_secs_f64() * 1000.0;
+    let etag = r.etag.as_deref().unwrap_or("");
+    if r.ok {
+        tracing::info!(
+            flags = r.flags,
+            etag,
+            changed = r.changed,
+            duration_ms = ms,
+            "refresh succeeded"
+        );
+    } else {
+        let errors: Vec<&str> = r.errors().collect();
+        tracing::error!(
+            errors = %errors.join("; "),
+            serving_flags = r.flags,
+            serving_etag = etag,
+            duration_ms = ms,
+            "refresh failed; the last good flag set keeps serving"
+        );
+    }
+}
+
+/// `interval` ± up to 10 %, drawn fresh each time.
+fn jittered(interval: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per process and per instance: enough to desynchronise
+    // replicas without a dependency on a random number crate.
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let unit = (r % 20_001) as f64 / 10_000.0 - 1.0; // in [-1, 1]
+    interval.mul_f64(1.0 + unit * 0.1)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these cannot leave the data half-written in a way that
+    // matters (plain assignments), so recover instead of poisoning every later refresh.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// RFC 3339 UTC timestamp, second precision.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+use super::*;
+use crate::config::RetrieverConfig;
+
+fn file_retriever(path: &std::path::Path) -> Retriever {
+    Retriever::from_config(&RetrieverConfig::file(path)).unwrap()
+}
+
+fn refresher(paths: &[&std::path::Path]) -> Arc<Refresher> {
+    Refresher::new(
+        paths.iter().map(|p| file_retriever(p)).collect(),
+        Arc::new(SnapshotStore::new()),
+        RefreshOptions::default(),
+    )
+}
+
+#[tokio::test]
+async fn good_documents_swap_in_and_bad_ones_keep_the_last_good_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    std::fs::write(&p, "a: {enabled: true, rollout: 100}\n").unwrap();
+    let r = refresher(&[&p]);
+    let first = r.refresh().await;
+    assert!(first.ok && first.changed, "{first:?}");
+    let etag = r.store().load().unwrap().etag.clone();
+
+    // Unchanged: no swap.
+    let again = r.refresh().await;
+    assert!(again.ok && !again.changed);
+
+    // Broken, truncated and empty documents never replace the good set.
+    for bad in ["a: {enabled: tru", "a: {enabled: true, rolout: 1}\n", ""] {
+        std::fs::write(&p, bad).unwrap();
+        let rep = r.refresh().await;
+        assert!(!rep.ok, "{bad:?} accepted");
+        assert_eq!(r.store().load().unwrap().etag, etag);
+        assert!(r.statuses()[0].last_error.is_some());
+    }
+
+    std::fs::write(&p, "a: {enabled: false}\nb: {}\n").unwrap();
+    let rep = r.refresh().await;
+    assert!(rep.ok && rep.changed);
+    assert_eq!(rep.flags, 2);
+    assert!(r.statuses()[0].last_error.is_none());
+    assert!(r.statuses()[0].last_success.is_some());
+}
+
+#[tokio::test]
+async fn later_sources_override_earlier_ones_and_any_failure_fails_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (dir.path().join("1.yaml"), dir.path().join("2.json"));
+    std::fs::write(&p1, "a: {rollout: 1}\nb: {rollout: 1}\n").unwrap();
+    std::fs::write(&p2, r#"{"b": {"rollout": 2}, "c": {"rollout": 2}}"#).unwrap();
+    let r = refresher(&[&p1, &p2]);
+    assert!(r.refresh().await.ok);
+    let s = r.store().load().unwrap();
+    let rollouts: Vec<(&str, i64)> = s
+        .entries()
+        .iter()
+        .map(|e| (&*e.key, e.def.rollout))
+        .collect();
+    assert_eq!(rollouts, vec![("a", 1), ("b", 2), ("c", 2)]);
+
+    std::fs::remove_file(&p2).unwrap();
+    std::fs::write(&p1, "a: {rollout: 9}\n").unwrap();
+    let rep = r.refresh().await;
+    assert!(!rep.ok);
+    assert_eq!(rep.errors().count(), 1);
+    assert_eq!(r.store().load().unwrap().get("a").unwrap().def.rollout, 1);
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    std::fs::write(&p, "a: {}\n").unwrap();
+    let r = refresher(&[&p]);
+    let reports = join_all((0..20).map(|_| r.refresh())).await;
+    assert!(reports.iter().all(|rep| rep.ok));
+    // 20 callers: the first runs alone, the other 19 arrive while it runs and share one more.
+    let runs = reports
+        .iter()
+        .map(|rep| rep.duration)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    assert!(runs <= 2, "{runs} distinct runs for 20 concurrent callers");
+}
+
+#[test]
+fn rfc3339_formats_known_instants() {
+    let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+    assert_eq!(rfc3339(t(0)), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(t(951_782_400)), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(t(1_794_268_800)), "2026-11-10T00:00:00Z");
+}
+
+#[test]
+fn jitter_stays_within_ten_percent_and_varies() {
+    let base = Duration::from_secs(10);
+    let draws: Vec<Duration> = (0..200).map(|_| jittered(base)).collect();
+    assert!(
+        draws
+            .iter()
+            .all(|d| *d >= base.mul_f64(0.9) && *d <= base.mul_f64(1.1))
+    );
+    let distinct = draws.iter().collect::<std::collections::HashSet<_>>().len();
+    assert!(distinct > 100, "only {distinct} distinct waits");
+}

@@ -1,0 +1,239 @@
+//! The flag set being served: an immutable [`Snapshot`] behind an `arc-swap` pointer.
+//!
+//! Readers (every request) call [`SnapshotStore::load`], which takes no lock; a refresh builds
+//! a complete new snapshot off to the side and swaps it in with one atomic store, so a request
+//! sees either the old set or the new one, never a mix. Everything that does not depend on the
+//! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use fnv::FnvBuildHasher;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::evaluator::Rules;
+use crate::parse::FlagDef;
+
+/// One flag, ready to answer.
+#[derive(Debug)]
+pub struct Entry {
+    pub key: Box<str>,
+    pub def: FlagDef,
+    pub rules: Rules,
+    /// JSON of the key, quoted and escaped.
+    pub key_json: Box<str>,
+    /// JSON of `value.on` / `value.off` (floats keep their decimal point).
+    pub on_json: Box<str>,
+    pub off_json: Box<str>,
+    /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
+    pub metadata_json: Box<str>,
+}
+
+/// An immutable, fully validated flag set.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Content hash of the canonical flag set (hex), the flag-set etag.
+    pub etag: String,
+    /// When this content was first loaded.
+    pub loaded_at: SystemTime,
+    /// Sorted by key (bulk evaluation and the sync API answer in key order).
+    entries: Vec<Entry>,
+    index: HashMap<Box<str>, usize, FnvBuildHasher>,
+}
+
+impl Snapshot {
+    /// Build from merged definitions. `salt` is the relay's `rolloutSalt`.
+    pub fn build(flags: BTreeMap<String, FlagDef>, salt: Option<&str>) -> Snapshot {
+        let etag = content_hash(&flags);
+        let mut entries = Vec::with_capacity(flags.len());
+        let mut index = HashMap::with_capacity_and_hasher(flags.len(), FnvBuildHasher::default());
+        for (i, (key, def)) in flags.into_iter().enumerate() {
+            let rules = Rules::compile(&key, &def, salt);
+            let json = |v: &Value| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+            let entry = Entry {
+                key_json: json(&Value::String(key.clone())).into(),
+                on_json: json(&def.value.on).into(),
+                off_json: json(&def.value.off).into(),
+                metadata_json: metadata_json(&def).into(),
+                key: key.into(),
+                rules,
+                def,
+            };
+            index.insert(entry.key.clone(), i);
+            entries.push(entry);
+        }
+        Snapshot {
+            etag,
+            loaded_at: SystemTime::now(),
+            entries,
+            index,
+        }
+    }
+
+    pub fn empty() -> Snapshot {
+        Snapshot::build(BTreeMap::new(), None)
+    }
+
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.index.get(key).map(|&i| &self.entries[i])
+    }
+
+    /// All flags, sorted by key.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Seconds since the Unix epoch of [`Snapshot::loaded_at`].
+    pub fn loaded_at_unix(&self) -> u64 {
+        self.loaded_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// The definitions, as the sync API and the persisted snapshot carry them.
+    pub fn defs(&self) -> BTreeMap<&str, &FlagDef> {
+        self.entries.iter().map(|e| (&*e.key, &e.def)).collect()
+    }
+}
+
+fn metadata_json(def: &FlagDef) -> String {
+    let mut meta = serde_json::Map::new();
+    if let Some(d) = &def.description {
+        meta.insert("description".into(), Value::String(d.clone()));
+    }
+    if let Some(m) = &def.metadata {
+        for (k, v) in m {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into())
+}
+
+/// Hex SHA-256 (first 128 bits) of the canonical JSON of a flag set.
+pub fn content_hash(flags: &BTreeMap<String, FlagDef>) -> String {
+    let canonical = serde_json::to_vec(flags).unwrap_or_default();
+    short_hash(&canonical)
+}
+
+/// Hex of the first 128 bits of SHA-256 (through aws-lc-rs, so FIPS builds cover it).
+pub fn short_hash(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    hex(&digest.as_ref()[..16])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+/// Where the current snapshot lives. Cloned as `Arc<SnapshotStore>` into every handler.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    current: ArcSwapOption<Snapshot>,
+    /// Change notifications for streams (SSE); the hot path never touches this.
+    changes: watch::Sender<Option<Arc<Snapshot>>>,
+}
+
+impl Default for SnapshotStore {
+    fn default() -> Self {
+        SnapshotStore {
+            current: ArcSwapOption::empty(),
+            changes: watch::Sender::new(None),
+        }
+    }
+}
+
+impl SnapshotStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The snapshot being served, or `None` before the first load. Lock-free.
+    #[inline]
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Serve `next` from now on, and tell the streams.
+    pub fn swap(&self, next: Arc<Snapshot>) {
+        self.current.store(Some(next.clone()));
+        self.changes.send_replace(Some(next));
+    }
+
+    /// A receiver that wakes on every swap.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.changes.subscribe()
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defs(text: &str) -> BTreeMap<String, FlagDef> {
+        crate::parse::parse_document("t", text.as_bytes(), None)
+            .unwrap()
+            .flags
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn etag_depends_on_content_only() {
+        let a = Snapshot::build(defs("b: {enabled: true}\na: {rollout: 5}\n"), None);
+        let b = Snapshot::build(defs("a: {rollout: 5}\nb: {enabled: true}\n"), None);
+        assert_eq!(a.etag, b.etag, "order in the document does not matter");
+        let c = Snapshot::build(defs("a: {rollout: 6}\nb: {enabled: true}\n"), None);
+        assert_ne!(a.etag, c.etag);
+        assert_eq!(a.etag.len(), 32);
+    }
+
+    #[test]
+    fn entries_sorted_and_prerendered() {
+        let s = Snapshot::build(
+            defs(
+                "z: {enabled: true}\na:\n  value: {on: 1.0, off: 0.5}\n  description: d\n  metadata: {team: x}\n",
+            ),
+            None,
+        );
+        let keys: Vec<&str> = s.entries().iter().map(|e| &*e.key).collect();
+        assert_eq!(keys, vec!["a", "z"]);
+        let a = s.get("a").unwrap();
+        assert_eq!(&*a.on_json, "1.0");
+        assert_eq!(&*a.metadata_json, r#"{"description":"d","team":"x"}"#);
+        assert_eq!(&*s.get("z").unwrap().on_json, "true");
+        assert!(s.get("missing").is_none());
+    }
+
+    #[test]
+    fn store_swaps_and_notifies() {
+        let store = SnapshotStore::new();
+        assert!(store.load().is_none());
+        let mut rx = store.subscribe();
+        store.swap(Arc::new(Snapshot::empty()));
+        assert!(store.load().is_some());
+        assert!(rx.has_changed().unwrap());
+        assert!(rx.borrow_and_update().is_some());
+    }
+}
