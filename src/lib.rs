@@ -1,5 +1,28 @@
+//! flagrelay: a feature-flag relay proxy.
+//!
+//! Data flows through the modules in this order:
+//!
+//! ```text
+//! source ─► retriever ─► parse (validate) ─► refresh (merge) ─► snapshot ─► evaluator ─► http
+//! ```
+//!
+//! - [`retriever`]: fetch raw documents from files, HTTP(S) URLs and S3 objects.
+//! - [`parse`]: turn a YAML/JSON document into validated flag definitions, with located errors.
+//! - [`refresh`]: run the retrievers, merge their documents, swap in a new snapshot; polling.
+//! - [`snapshot`]: the immutable flag set served, behind a lock-free `arc-swap` pointer.
+//! - [`evaluator`]: the rule chain, compiled once per flag at load time.
+//! - [`http`]: OFREP, admin, monitoring endpoints.
+//!
+//! Around them: [`config`] (file, environment, flags), [`persist`] (the saved snapshot),
+//! [`app`] (startup and shutdown), [`cli`], [`crypto`] (the one crypto module), [`logging`].
+
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod evaluator;
+pub mod http;
+pub mod logging;
 pub mod parse;
 pub mod persist;
 pub mod refresh;

@@ -1,0 +1,249 @@
+//! Starting and stopping the relay: wire config → retrievers → refresher → snapshot → HTTP,
+//! load the first flag set, serve, and drain on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::http::{self, AppState, Auth, EvalSettings, Lifecycle};
+use crate::persist;
+use crate::refresh::{RefreshOptions, Refresher};
+use crate::retriever::{Retriever, RetrieverError};
+use crate::snapshot::{Snapshot, SnapshotStore};
+
+/// Why the relay could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("retriever setup: {0}")]
+    Retriever(#[from] RetrieverError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the first refresh failed and startWithRetrieverError is false: {0}")]
+    FirstRefresh(String),
+    #[error(
+        "fips.strict is set but FIPS 140-3 mode is not active (this build does not use the AWS-LC FIPS module; build with --features fips)"
+    )]
+    FipsRequired,
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The pieces of a relay, built from a config; the CLI's `serve` and `export` both use them.
+pub struct Relay {
+    pub config: Config,
+    pub store: Arc<SnapshotStore>,
+    pub refresher: Arc<Refresher>,
+}
+
+impl Relay {
+    pub fn build(config: Config) -> Result<Relay, StartError> {
+        let retrievers = config
+            .retrievers
+            .iter()
+            .map(Retriever::from_config)
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = Arc::new(SnapshotStore::new());
+        let refresher = Refresher::new(
+            retrievers,
+            store.clone(),
+            RefreshOptions {
+                salt: config.rollout_salt.clone().filter(|s| !s.is_empty()),
+                persist_to: config.persistent_flag_configuration_file.clone(),
+            },
+        );
+        Ok(Relay {
+            config,
+            store,
+            refresher,
+        })
+    }
+
+    /// Load the first flag set: from the retrievers, else from the persisted snapshot, else
+    /// empty when `startWithRetrieverError` allows it.
+    pub async fn first_load(&self) -> Result<(), StartError> {
+        let report = self.refresher.refresh().await;
+        if report.ok {
+            return Ok(());
+        }
+        let reasons: Vec<&str> = report.errors().collect();
+        let reasons = reasons.join("; ");
+        if let Some(path) = &self.config.persistent_flag_configuration_file {
+            match persist::load(path) {
+                Ok(flags) => {
+                    let snap = Snapshot::build(flags, self.config.rollout_salt.as_deref());
+                    tracing::warn!(
+                        path = %path.display(),
+                        flags = snap.len(),
+                        etag = %snap.etag,
+                        "retrievers failed at start; serving the persisted flag set"
+                    );
+                    self.store.swap(Arc::new(snap));
+                    return Ok(());
+                }
+                Err(e) => tracing::error!(error = %e, "persisted flag set not usable"),
+            }
+        }
+        if self.config.start_with_retriever_error {
+            tracing::warn!(errors = %reasons, "retrievers failed at start; serving an empty flag set");
+            self.store.swap(Arc::new(Snapshot::empty()));
+            return Ok(());
+        }
+        Err(StartError::FirstRefresh(reasons))
+    }
+}
+
+/// Run the relay until SIGTERM/SIGINT.
+pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
+    if config.fips.strict && !fips140 {
+        return Err(StartError::FipsRequired);
+    }
+    let auth = Arc::new(Auth::new(
+        &config.authorized_keys,
+        config.auth.jwt_secret.as_ref(),
+        config.auth.token_ttl,
+    )?);
+    let relay = Relay::build(config)?;
+    let config = &relay.config;
+    let lifecycle = Lifecycle::new(fips140);
+    let state = AppState {
+        store: relay.store.clone(),
+        refresher: relay.refresher.clone(),
+        auth,
+        settings: Arc::new(EvalSettings {
+            default_env: config.environment.as_deref().map(Arc::from),
+            max_body_bytes: config.max_request_body_bytes,
+            change_stream: false,
+        }),
+        lifecycle: lifecycle.clone(),
+    };
+
+    let api = http::api_router(state.clone(), &config.cors.allowed_origins);
+    let monitoring = http::monitoring_router(state.clone());
+    let main_listener = bind(&config.server.host, config.server.port).await?;
+    let (main_app, monitor) = match config.server.monitoring_port {
+        Some(port) => (
+            api,
+            Some((bind(&config.server.host, port).await?, monitoring)),
+        ),
+        None => (api.merge(monitoring), None),
+    };
+    log_listening("api", &main_listener);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grace = config
+        .server
+        .shutdown_grace_period
+        .duration()
+        .unwrap_or(Duration::ZERO);
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(run_server(main_listener, main_app, stop_rx.clone()));
+    if let Some((listener, app)) = monitor {
+        log_listening("monitoring", &listener);
+        servers.spawn(run_server(listener, app, stop_rx.clone()));
+    }
+
+    // Serve /health and /ready (503) while the first load runs.
+    if let Err(e) = relay.first_load().await {
+        let _ = stop_tx.send(true);
+        return Err(e);
+    }
+    let poller = config.polling_interval.duration().map(|every| {
+        tokio::spawn(
+            relay
+                .refresher
+                .clone()
+                .poll(every, config.enable_polling_jitter),
+        )
+    });
+
+    tokio::select! {
+        () = shutdown_signal() => {}
+        Some(done) = servers.join_next() => {
+            // A server stopped on its own: that is an error (e.g. the socket failed).
+            if let Ok(Err(e)) = done {
+                return Err(StartError::Serve(e));
+            }
+        }
+    }
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: draining in-flight requests"
+    );
+    lifecycle.draining.store(true, Ordering::Relaxed);
+    if let Some(p) = poller {
+        p.abort();
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("stopped"),
+        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let addr = format!("{host}:{port}");
+    let addr_for_err = addr.clone();
+    let bind_err = |source| StartError::Bind {
+        addr: addr_for_err.clone(),
+        source,
+    };
+    // Accept `::` and bracketed IPv6 too; plain host names resolve through the OS.
+    let parsed: Option<SocketAddr> = addr.parse().ok();
+    match parsed {
+        Some(a) => TcpListener::bind(a).await.map_err(bind_err),
+        None => TcpListener::bind(addr.as_str()).await.map_err(bind_err),
+    }
+}
+
+fn log_listening(what: &str, l: &TcpListener) {
+    if let Ok(addr) = l.local_addr() {
+        tracing::info!(addr = %addr, server = what, "listening");
+    }
+}
+
+async fn run_server(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
+        () = term => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}

@@ -1,0 +1,248 @@
+//! The command line: `flagrelay [serve]`, `flagrelay validate FILE...`,
+//! `flagrelay export --out PATH`, `flagrelay --version`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Override};
+use crate::parse::{self, Format};
+use crate::{app, crypto, logging, persist};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flagrelay",
+    version,
+    about = "Feature-flag relay proxy (OFREP, sync API, SSE)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve flags over HTTP (the default).
+    Serve,
+    /// Parse and check flag files; print every error with its location.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Fetch every configured source once and write the merged flag set as one document
+    /// (for air-gapped installs: serve it with a `file` retriever).
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Settings that override the config file and the environment.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// YAML or JSON config file.
+    #[arg(long, short, global = true, env = "FLAGRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+    #[arg(long, global = true)]
+    pub monitoring_port: Option<u16>,
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// json or text.
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    /// Milliseconds, or "30s"; 0 turns polling off.
+    #[arg(long, global = true)]
+    pub polling_interval: Option<String>,
+    #[arg(long, global = true)]
+    pub environment: Option<String>,
+    /// Serve flags from this file instead of the configured retrievers.
+    #[arg(long, global = true)]
+    pub flags: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub start_with_retriever_error: bool,
+    /// Refuse to start unless FIPS 140-3 mode is active.
+    #[arg(long, global = true)]
+    pub fips_strict: bool,
+}
+
+impl Settings {
+    fn overrides(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        let mut put = |path: &str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                o.push(Override::new(path, v));
+            }
+        };
+        put("server.host", self.host.clone().map(Into::into));
+        put("server.port", self.port.map(Into::into));
+        put(
+            "server.monitoringPort",
+            self.monitoring_port.map(Into::into),
+        );
+        put("logLevel", self.log_level.clone().map(Into::into));
+        put("logFormat", self.log_format.clone().map(Into::into));
+        put(
+            "pollingInterval",
+            self.polling_interval.clone().map(Into::into),
+        );
+        put("environment", self.environment.clone().map(Into::into));
+        put(
+            "retrievers",
+            self.flags
+                .as_ref()
+                .map(|p| serde_json::json!([{"kind": "file", "path": p.to_string_lossy()}])),
+        );
+        put(
+            "startWithRetrieverError",
+            self.start_with_retriever_error.then_some(true.into()),
+        );
+        put("fips.strict", self.fips_strict.then_some(true.into()));
+        o
+    }
+}
+
+/// Parse the command line and run. Exit codes: 0 fine, 1 failure, 2 bad configuration.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crypto::install_default_provider();
+    match cli.command {
+        Some(Command::Validate { ref files }) => validate(files),
+        Some(Command::Export { ref out }) => {
+            with_config(&cli.settings, |config| export(config, out))
+        }
+        Some(Command::Serve) | None => with_config(&cli.settings, serve),
+    }
+}
+
+fn with_config(settings: &Settings, run: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    let loaded = match Config::load(
+        settings.config.as_deref(),
+        std::env::vars(),
+        &settings.overrides(),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("flagrelay: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = loaded.config;
+    logging::crypto_mode_line(config.log_format, crypto::fips_active());
+    logging::init(&config.log_level, config.log_format);
+    for w in loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    run(config)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+fn serve(config: Config) -> ExitCode {
+    let fips = crypto::fips_active();
+    match runtime().block_on(app::serve(config, fips)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "flagrelay cannot run");
+            eprintln!("flagrelay: {e}");
+            let code = if matches!(e, app::StartError::Config(_)) {
+                2
+            } else {
+                1
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn export(config: Config, out: &std::path::Path) -> ExitCode {
+    let result = runtime().block_on(async {
+        let relay = app::Relay::build(config)?;
+        let report = relay.refresher.refresh().await;
+        if !report.ok {
+            let reasons: Vec<&str> = report.errors().collect();
+            return Err(app::StartError::FirstRefresh(reasons.join("; ")));
+        }
+        let snap = relay
+            .store
+            .load()
+            .expect("a successful refresh stores a snapshot");
+        Ok(snap)
+    });
+    let snap = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flagrelay export: {e}; nothing written");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut body = match serde_json::to_vec_pretty(&snap.defs()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("flagrelay export: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    body.push(b'\n');
+    match persist::write_atomically(out, &body) {
+        Ok(()) => {
+            println!(
+                "wrote {} flags (etag {}) to {}",
+                snap.len(),
+                snap.etag,
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flagrelay export: cannot write {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut bad = 0usize;
+    let mut flags = 0usize;
+    for path in files {
+        let name = path.display().to_string();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e}");
+                bad += 1;
+                continue;
+            }
+        };
+        match parse::parse_document(&name, &bytes, Format::from_name(&name)) {
+            Ok(doc) => {
+                flags += doc.flags.len();
+                println!("{name}: ok ({} flags)", doc.flags.len());
+            }
+            Err(e) => {
+                for err in &e.errors {
+                    eprintln!("{err}");
+                }
+                bad += 1;
+            }
+        }
+    }
+    if bad == 0 {
+        println!("{} files valid, {flags} flags", files.len());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{bad} of {} files invalid", files.len());
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,23 @@
+//! The one cryptographic module: AWS-LC through `aws-lc-rs`.
+//!
+//! rustls (for reqwest and the S3 client), token signing and key hashing all use it. With the
+//! `fips` cargo feature, AWS-LC's FIPS 140-3 module is linked and rustls's FIPS provider is
+//! installed as the process default, before any TLS client is built.
+
+use rustls::crypto::CryptoProvider;
+
+/// Install the process-wide rustls provider. Call first thing in `main`.
+pub fn install_default_provider() {
+    #[cfg(feature = "fips")]
+    let provider = rustls::crypto::default_fips_provider();
+    #[cfg(not(feature = "fips"))]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    // Fails only if one is installed already (tests may call this twice): keep that one.
+    let _ = provider.install_default();
+}
+
+/// Whether FIPS mode is in force, as the installed provider itself reports it (not the build
+/// flag): the provider only says so when the AWS-LC FIPS module is linked and self-tested.
+pub fn fips_active() -> bool {
+    CryptoProvider::get_default().is_some_and(|p| p.fips())
+}

@@ -1,0 +1,48 @@
+//! `POST /admin/v1/retriever/refresh`: run the retrievers now (admin key only).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::auth::Auth;
+use super::error::ApiError;
+use crate::refresh::Refresher;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub refresher: Arc<Refresher>,
+    pub auth: Arc<Auth>,
+}
+
+pub async fn refresh(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(d) = s.auth.admin_caller(&headers) {
+        return ApiError::from(d).into_response();
+    }
+    let report = s.refresher.refresh_forced().await;
+    let retrievers: Vec<_> = report
+        .retrievers
+        .iter()
+        .map(|(kind, source, error)| match error {
+            None => json!({"kind": kind, "source": source, "status": "ok"}),
+            Some(e) => json!({"kind": kind, "source": source, "status": "error", "error": e}),
+        })
+        .collect();
+    let body = json!({
+        "refreshed": report.ok,
+        "changed": report.changed,
+        "flags": report.flags,
+        "etag": report.etag,
+        "retrievers": retrievers,
+    });
+    // 502 makes `curl --fail` in CI fail when a source is broken.
+    let status = if report.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    (status, Json(body)).into_response()
+}

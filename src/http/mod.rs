@@ -1,0 +1,105 @@
+//! The HTTP surface: routing, shared state, and serving with graceful shutdown.
+//!
+//! Each group of endpoints has its own small state ([`OfrepState`], [`AdminState`],
+//! [`MonitoringState`]) extracted from [`AppState`] with `FromRef`, so handlers depend only on
+//! what they use and can be tested against tiny states.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod monitoring;
+pub mod ofrep;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use admin::AdminState;
+pub use auth::Auth;
+pub use monitoring::{Lifecycle, MonitoringState};
+pub use ofrep::{EvalSettings, OfrepState};
+
+use crate::refresh::Refresher;
+use crate::snapshot::SnapshotStore;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<SnapshotStore>,
+    pub refresher: Arc<Refresher>,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<EvalSettings>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+impl FromRef<AppState> for OfrepState {
+    fn from_ref(s: &AppState) -> Self {
+        OfrepState {
+            store: s.store.clone(),
+            auth: s.auth.clone(),
+            settings: s.settings.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for AdminState {
+    fn from_ref(s: &AppState) -> Self {
+        AdminState {
+            refresher: s.refresher.clone(),
+            auth: s.auth.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for MonitoringState {
+    fn from_ref(s: &AppState) -> Self {
+        MonitoringState {
+            refresher: s.refresher.clone(),
+            lifecycle: s.lifecycle.clone(),
+        }
+    }
+}
+
+/// The API routes (OFREP, admin).
+pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+        .route(
+            "/ofrep/v1/evaluate/flags/{*key}",
+            post(ofrep::evaluate_flag),
+        )
+        .route("/admin/v1/retriever/refresh", post(admin::refresh))
+        .layer(cors(cors_origins))
+        .with_state(state)
+}
+
+/// The monitoring routes, on the main port or on `server.monitoringPort`.
+pub fn monitoring_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(monitoring::health))
+        .route("/ready", get(monitoring::ready))
+        .route("/info", get(monitoring::info))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([header::ETAG])
+}

@@ -1,0 +1,78 @@
+//! `/health`, `/ready`, `/info`: never authenticated.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::refresh::{Refresher, rfc3339};
+
+/// Process-wide facts the monitoring endpoints report.
+#[derive(Debug)]
+pub struct Lifecycle {
+    pub version: &'static str,
+    pub fips140: bool,
+    /// Set when shutdown starts: readiness turns 503 so load balancers stop sending traffic.
+    pub draining: AtomicBool,
+}
+
+impl Lifecycle {
+    pub fn new(fips140: bool) -> Arc<Lifecycle> {
+        Arc::new(Lifecycle {
+            version: env!("CARGO_PKG_VERSION"),
+            fips140,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+pub struct MonitoringState {
+    pub refresher: Arc<Refresher>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+pub async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+pub async fn ready(State(s): State<MonitoringState>) -> Response {
+    let not_ready = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": reason})),
+        )
+            .into_response()
+    };
+    if s.lifecycle.is_draining() {
+        return not_ready("shutting down");
+    }
+    match s.refresher.store().load() {
+        Some(snap) => {
+            Json(json!({"status": "ready", "flags": snap.len(), "etag": snap.etag})).into_response()
+        }
+        None => not_ready("no flag set loaded yet"),
+    }
+}
+
+pub async fn info(State(s): State<MonitoringState>) -> Response {
+    let snap = s.refresher.store().load();
+    Json(json!({
+        "version": s.lifecycle.version,
+        "fips140": s.lifecycle.fips140,
+        "flags": snap.as_ref().map_or(0, |s| s.len()),
+        "etag": snap.as_ref().map(|s| s.etag.clone()),
+        "lastModified": snap.as_ref().map(|s| rfc3339(s.loaded_at)),
+        "lastRefresh": s.refresher.last_refresh().map(rfc3339),
+        "retrievers": s.refresher.statuses(),
+    }))
+    .into_response()
+}

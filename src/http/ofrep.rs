@@ -1,0 +1,595 @@
+//! OFREP: `POST /ofrep/v1/evaluate/flags/{key}` and `POST /ofrep/v1/evaluate/flags`.
+//!
+//! The hot path: read the body (bounded), pull the four subject attributes out of `context`
+//! in one pass without building a JSON tree, load the snapshot (lock-free), evaluate, and
+//! write the answer from pre-serialized pieces.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::auth::{Auth, Caller};
+use super::error::{ApiError, json_body};
+use crate::evaluator::{Outcome, Subject};
+use crate::snapshot::{Entry, Snapshot, SnapshotStore, short_hash};
+
+/// Settings the OFREP handlers need, fixed at start.
+#[derive(Debug, Clone)]
+pub struct EvalSettings {
+    /// `environment` from the config, for callers that name none.
+    pub default_env: Option<Arc<str>>,
+    pub max_body_bytes: usize,
+    /// Announce `/ofrep/v1/sse` in bulk answers.
+    pub change_stream: bool,
+}
+
+/// What the OFREP handlers see of the application.
+#[derive(Clone)]
+pub struct OfrepState {
+    pub store: Arc<SnapshotStore>,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<EvalSettings>,
+}
+
+/// OFREP error codes this relay answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ParseError,
+    InvalidContext,
+    FlagNotFound,
+    General,
+}
+
+impl ErrorCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ParseError => "PARSE_ERROR",
+            ErrorCode::InvalidContext => "INVALID_CONTEXT",
+            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+            ErrorCode::General => "GENERAL",
+        }
+    }
+}
+
+/// An OFREP error answer; `key` is set for single-flag requests.
+#[derive(Debug)]
+pub struct OfrepError {
+    pub key: Option<String>,
+    pub code: ErrorCode,
+    pub details: String,
+}
+
+impl IntoResponse for OfrepError {
+    fn into_response(self) -> Response {
+        let status = match self.code {
+            ErrorCode::FlagNotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut body = serde_json::Map::new();
+        if let Some(k) = self.key {
+            body.insert("key".into(), k.into());
+        }
+        body.insert("errorCode".into(), self.code.as_str().into());
+        body.insert("errorDetails".into(), self.details.into());
+        (
+            status,
+            json_body(serde_json::Value::Object(body).to_string()),
+        )
+            .into_response()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+pub async fn evaluate_flag(
+    State(s): State<OfrepState>,
+    key: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let caller = match s.auth.evaluation_caller(&headers, None) {
+        Ok(c) => c,
+        Err(d) => return ApiError::from(d).into_response(),
+    };
+    let key = match key {
+        Ok(Path(k)) => k,
+        Err(e) => return error(None, ErrorCode::General, e.body_text()).into_response(),
+    };
+    let bytes = match read_body(body, s.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.with_key(&key).into_response(),
+    };
+    let ctx = match parse_context(&bytes) {
+        Ok(c) => c,
+        Err(e) => return e.with_key(&key).into_response(),
+    };
+    let Some(snapshot) = s.store.load() else {
+        // Not ready: OFREP clients must not see 503 here, and the flag is not known (yet).
+        return error(
+            Some(key),
+            ErrorCode::FlagNotFound,
+            "no flag set is loaded yet".into(),
+        )
+        .into_response();
+    };
+    let Some(entry) = snapshot.get(&key) else {
+        let details = format!("flag {key:?} is not in the current flag set");
+        return error(Some(key), ErrorCode::FlagNotFound, details).into_response();
+    };
+    let subject = ctx.subject(&caller, &s.settings);
+    let outcome = entry.rules.evaluate(&subject);
+    let mut out = String::with_capacity(96 + entry.key_json.len() + entry.metadata_json.len());
+    write_success(&mut out, entry, outcome);
+    json_body(out)
+}
+
+pub async fn evaluate_all(State(s): State<OfrepState>, headers: HeaderMap, body: Body) -> Response {
+    let caller = match s.auth.evaluation_caller(&headers, None) {
+        Ok(c) => c,
+        Err(d) => return ApiError::from(d).into_response(),
+    };
+    let bytes = match read_body(body, s.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = match parse_context(&bytes) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let snapshot = s.store.load();
+    let subject = ctx.subject(&caller, &s.settings);
+    let body = render_bulk(snapshot.as_deref(), &subject, s.settings.change_stream);
+    let etag = format!("\"{}\"", short_hash(body.as_bytes()));
+    let mut res = if if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_body(body)
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Bulk answer body: every flag evaluated, in key order.
+pub fn render_bulk(
+    snapshot: Option<&Snapshot>,
+    subject: &Subject<'_>,
+    change_stream: bool,
+) -> String {
+    let entries = snapshot.map_or(&[][..], |s| s.entries());
+    let per_flag: usize = entries
+        .iter()
+        .map(|e| {
+            80 + e.key_json.len() + e.on_json.len().max(e.off_json.len()) + e.metadata_json.len()
+        })
+        .sum();
+    let mut out = String::with_capacity(per_flag + 256);
+    out.push_str("{\"flags\":[");
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_success(&mut out, entry, entry.rules.evaluate(subject));
+    }
+    out.push_str("],\"metadata\":{");
+    if let Some(s) = snapshot {
+        out.push_str("\"flagSetEtag\":\"");
+        out.push_str(&s.etag);
+        out.push_str("\",\"lastModified\":");
+        out.push_str(&s.loaded_at_unix().to_string());
+    }
+    out.push('}');
+    if change_stream {
+        out.push_str(",\"eventStreams\":[{\"type\":\"sse\",\"endpoint\":{\"requestUri\":\"/ofrep/v1/sse\"},\"inactivityDelaySec\":120}]");
+    }
+    out.push('}');
+    out
+}
+
+/// `{"key":…,"value":…,"reason":…,"variant":…,"metadata":…}` from pre-serialized pieces.
+fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
+    let (value, variant) = if outcome.on {
+        (&*entry.on_json, "on")
+    } else {
+        (&*entry.off_json, "off")
+    };
+    out.push_str("{\"key\":");
+    out.push_str(&entry.key_json);
+    out.push_str(",\"value\":");
+    out.push_str(value);
+    out.push_str(",\"reason\":\"");
+    out.push_str(outcome.reason.as_str());
+    out.push_str("\",\"variant\":\"");
+    out.push_str(variant);
+    out.push_str("\",\"metadata\":");
+    out.push_str(&entry.metadata_json);
+    out.push('}');
+}
+
+/// `If-None-Match` matches `etag` (a list, `*`, or a weak form all count, as RFC 9110 says).
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+fn error(key: Option<String>, code: ErrorCode, details: String) -> OfrepError {
+    OfrepError { key, code, details }
+}
+
+impl OfrepError {
+    fn with_key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+}
+
+/// Read the whole body, but no more than `limit` bytes. Over the limit is OFREP's 400
+/// INVALID_CONTEXT, not 413: the OFREP clients treat 413 as unexpected.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, OfrepError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        error(
+            None,
+            ErrorCode::InvalidContext,
+            format!("request body is larger than {limit} bytes or was cut off"),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Context parsing
+
+/// The subject attributes of an evaluation context; every other attribute is skipped unread.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Context<'a> {
+    pub targeting_key: Option<Cow<'a, str>>,
+    pub user_id: Option<Cow<'a, str>>,
+    pub tenant_id: Option<Cow<'a, str>>,
+    pub tenant: Option<Cow<'a, str>>,
+    pub env: Option<Cow<'a, str>>,
+    pub environment: Option<Cow<'a, str>>,
+}
+
+impl Context<'_> {
+    /// Map to the subject (evaluation.md, "The subject"). A non-empty `targetingKey` wins over
+    /// `userId`; an environment bound to the credential wins over anything the context says.
+    pub fn subject<'s>(&'s self, caller: &'s Caller, settings: &'s EvalSettings) -> Subject<'s> {
+        let first = |a: &'s Option<Cow<'_, str>>, b: &'s Option<Cow<'_, str>>| {
+            a.as_deref()
+                .filter(|s| !s.is_empty())
+                .or(b.as_deref())
+                .unwrap_or("")
+        };
+        let env = match caller.bound_env() {
+            Some(bound) => bound,
+            None => self
+                .env
+                .as_deref()
+                .or(self.environment.as_deref())
+                .or(settings.default_env.as_deref())
+                .unwrap_or(""),
+        };
+        Subject {
+            user: first(&self.targeting_key, &self.user_id),
+            tenant: first(&self.tenant_id, &self.tenant),
+            env,
+        }
+    }
+}
+
+/// Parse an OFREP request body. Empty body, missing `context` and `"context": null` are all
+/// an empty context. Not JSON → PARSE_ERROR; `context` not an object or a subject attribute
+/// not a string → INVALID_CONTEXT.
+pub fn parse_context(bytes: &[u8]) -> Result<Context<'_>, OfrepError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Context::default());
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = BodySeed
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+        .map_err(|e| {
+            error(
+                None,
+                ErrorCode::ParseError,
+                format!("request body is not valid JSON: {e}"),
+            )
+        })?;
+    parsed.map_err(|details| error(None, ErrorCode::InvalidContext, details))
+}
+
+/// Context problems are returned as values, so that serde errors mean "not JSON" only.
+type ContextResult<'a> = Result<Context<'a>, String>;
+
+struct BodySeed;
+
+impl<'de> DeserializeSeed<'de> for BodySeed {
+    type Value = ContextResult<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed {
+    type Value = ContextResult<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object like {\"context\": {...}}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ctx = Ok(Context::default());
+        while let Some(k) = map.next_key::<Str<'de>>()? {
+            if k.0 == "context" {
+                ctx = map.next_value_seed(ContextSeed)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(ctx)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Context::default()))
+    }
+}
+
+struct ContextSeed;
+
+impl<'de> DeserializeSeed<'de> for ContextSeed {
+    type Value = ContextResult<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ContextSeed {
+    type Value = ContextResult<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an evaluation context object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ctx = Context::default();
+        let mut problem = None;
+        while let Some(k) = map.next_key::<Str<'de>>()? {
+            let slot = match &*k.0 {
+                "targetingKey" => &mut ctx.targeting_key,
+                "userId" => &mut ctx.user_id,
+                "tenantId" => &mut ctx.tenant_id,
+                "tenant" => &mut ctx.tenant,
+                "env" => &mut ctx.env,
+                "environment" => &mut ctx.environment,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            match map.next_value::<Attr<'de>>()? {
+                Attr::Str(s) => *slot = Some(s),
+                Attr::Null => {}
+                Attr::Other(kind) => {
+                    problem.get_or_insert_with(|| {
+                        format!("context.{} must be a string, found {kind}", k.0)
+                    });
+                }
+            }
+        }
+        Ok(match problem {
+            Some(p) => Err(p),
+            None => Ok(ctx),
+        })
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Context::default()))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(not_an_object("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(not_an_object("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(not_an_object("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(not_an_object("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(not_an_object("a string"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(not_an_object("an array"))
+    }
+}
+
+fn not_an_object<'a>(found: &str) -> ContextResult<'a> {
+    Err(format!("context must be an object, found {found}"))
+}
+
+/// A string that borrows from the body when it has no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A subject attribute's value: a string, null (treated as absent), or anything else (an error).
+enum Attr<'a> {
+    Str(Cow<'a, str>),
+    Null,
+    Other(&'static str),
+}
+
+impl<'de> serde::Deserialize<'de> for Attr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Attr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Attr<'de>, E> {
+                Ok(Attr::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Attr<'de>, E> {
+                Ok(Attr::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Attr<'de>, E> {
+                Ok(Attr::Null)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Attr<'de>, E> {
+                Ok(Attr::Other("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Attr<'de>, E> {
+                Ok(Attr::Other("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Attr<'de>, E> {
+                Ok(Attr::Other("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Attr<'de>, E> {
+                Ok(Attr::Other("a number"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Attr<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Attr::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attr<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Attr::Other("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(body: &str) -> Context<'_> {
+        parse_context(body.as_bytes()).unwrap()
+    }
+
+    fn code(body: &str) -> ErrorCode {
+        parse_context(body.as_bytes()).unwrap_err().code
+    }
+
+    #[test]
+    fn accepts_missing_body_context_and_key() {
+        assert_eq!(ok(""), Context::default());
+        assert_eq!(ok("{}"), Context::default());
+        assert_eq!(ok(r#"{"context": {}}"#), Context::default());
+        assert_eq!(ok(r#"{"context": null}"#), Context::default());
+        assert_eq!(ok("null"), Context::default());
+    }
+
+    #[test]
+    fn reads_subject_attributes_and_skips_others() {
+        let c = ok(
+            r#"{"context": {"targetingKey": "u1", "tenantId": "t\u00e9", "env": "prod",
+            "nested": {"a": [1, {"b": null}]}, "age": 3}, "other": [1]}"#,
+        );
+        assert_eq!(c.targeting_key.as_deref(), Some("u1"));
+        assert_eq!(c.tenant_id.as_deref(), Some("té"));
+        assert_eq!(c.env.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn error_codes() {
+        assert_eq!(code("{not json"), ErrorCode::ParseError);
+        assert_eq!(code("{\"context\": {}} trailing"), ErrorCode::ParseError);
+        assert_eq!(code(r#"{"context": "x"}"#), ErrorCode::InvalidContext);
+        assert_eq!(code(r#"{"context": [1]}"#), ErrorCode::InvalidContext);
+        assert_eq!(
+            code(r#"{"context": {"targetingKey": 5}}"#),
+            ErrorCode::InvalidContext
+        );
+        assert_eq!(
+            code(r#"{"context": {"env": {"a": 1}}}"#),
+            ErrorCode::InvalidContext
+        );
+        assert_eq!(code("[]"), ErrorCode::ParseError);
+    }
+
+    #[test]
+    fn subject_mapping_and_precedence() {
+        let settings = EvalSettings {
+            default_env: Some("dflt".into()),
+            max_body_bytes: 1024,
+            change_stream: true,
+        };
+        let open = Caller::Anonymous;
+        let c = ok(r#"{"context": {"userId": "u2", "tenant": "t2", "environment": "e2"}}"#);
+        assert_eq!(
+            c.subject(&open, &settings),
+            Subject {
+                user: "u2",
+                tenant: "t2",
+                env: "e2"
+            }
+        );
+        let c = ok(
+            r#"{"context": {"targetingKey": "", "userId": "u2", "env": "e1", "environment": "e2"}}"#,
+        );
+        assert_eq!(
+            c.subject(&open, &settings),
+            Subject {
+                user: "u2",
+                tenant: "",
+                env: "e1"
+            }
+        );
+        let c = ok("{}");
+        assert_eq!(c.subject(&open, &settings).env, "dflt");
+        // A bound credential fixes the environment whatever the context claims.
+        let bound = Caller::Evaluation {
+            env: Some("staging".into()),
+        };
+        let c = ok(r#"{"context": {"env": "production"}}"#);
+        assert_eq!(c.subject(&bound, &settings).env, "staging");
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", W/\"b\""),
+        );
+        assert!(if_none_match(&h, "\"a\""));
+        assert!(if_none_match(&h, "\"b\""));
+        assert!(!if_none_match(&h, "\"c\""));
+    }
+}
