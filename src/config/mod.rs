@@ -421,13 +421,29 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
+    parse_tree(path, &text)
+}
+
+/// Parse config text (no environment, no overrides): what the config fuzz target drives.
+/// `name` decides the format the same way a file name does (`.json` is JSON, else YAML).
+pub fn parse_text(name: &str, text: &str) -> Result<Config, ConfigError> {
+    let tree = parse_tree(Path::new(name), text)?;
+    let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        invalid(key, e.into_inner().to_string())
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn parse_tree(path: &Path, text: &str) -> Result<Value, ConfigError> {
     let syntax = |message: String| ConfigError::Syntax {
         path: path.to_owned(),
         message,
     };
     let is_json = Format::from_name(&path.to_string_lossy()) == Some(Format::Json);
     let tree: Option<Value> = if is_json {
-        serde_json::from_str(&text).map_err(|e| syntax(e.to_string()))?
+        serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
     } else if text.trim().is_empty() {
         None
     } else {
