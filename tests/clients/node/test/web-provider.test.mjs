@@ -1,0 +1,204 @@
+// @openfeature/web-sdk + @openfeature/ofrep-web-provider, unchanged, run under Node with its
+// global fetch and the `eventsource` package as globalThis.EventSource (what a browser has).
+// The provider's default pollInterval is 0, so any re-fetch after start comes from the SSE
+// stream announced in the bulk response's eventStreams, never from polling.
+//
+// A browser's EventSource cannot send headers, and the relay's eventStreams entry carries no
+// credential, so the SSE tests run against a relay with open evaluation; a second relay with
+// keys checks that the provider's headers reach the bulk endpoint and a wrong key fails init.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { EventSource } from 'eventsource';
+import { ClientProviderEvents, ClientProviderStatus, OpenFeature, StandardResolutionReasons } from '@openfeature/web-sdk';
+import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
+import { KEYS, expectedVariant, sleep, startRelay } from '../lib/relay.mjs';
+
+globalThis.EventSource = EventSource;
+
+/** A fetch that records what the provider sends and what it gets back, then passes it on. */
+function recordingFetch() {
+  const calls = [];
+  const impl = async (input, init) => {
+    const req = new Request(input, init);
+    const res = await fetch(req);
+    calls.push({
+      method: req.method,
+      url: new URL(req.url),
+      ifNoneMatch: req.headers.get('if-none-match'),
+      apiKey: req.headers.get('x-api-key'),
+      status: res.status,
+      etag: res.headers.get('etag'),
+    });
+    return res;
+  };
+  return { impl, calls };
+}
+
+const bulkCalls = (calls) => calls.filter((c) => c.method === 'POST' && c.url.pathname === '/ofrep/v1/evaluate/flags');
+
+/** Waits for `pred()` to be true, checking every 20 ms, for at most `ms`. */
+async function waitFor(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('web provider against an open relay', () => {
+  let relay;
+  let rec;
+  let client;
+  const domain = 'web-open';
+
+  before(async () => {
+    relay = await startRelay({ secured: false });
+    rec = recordingFetch();
+    const provider = new OFREPWebProvider({
+      baseUrl: relay.baseUrl,
+      fetchImplementation: rec.impl,
+      cacheMode: 'disabled', // no localStorage under Node
+    });
+    await OpenFeature.setProviderAndWait(domain, provider, { targetingKey: 'user-1' });
+    client = OpenFeature.getClient(domain);
+  });
+
+  after(async () => {
+    await OpenFeature.clearProviders();
+    await relay?.stop();
+  });
+
+  test('initialises from the bulk endpoint', () => {
+    assert.equal(client.providerStatus, ClientProviderStatus.READY);
+    const bulk = bulkCalls(rec.calls);
+    assert.equal(bulk.length, 1, 'one bulk request at start');
+    assert.equal(bulk[0].status, 200);
+    assert.match(bulk[0].etag ?? '', /^(W\/)?"[^"]+"$/, 'bulk response carries an ETag');
+    // No single-flag requests: the web provider evaluates from its cache.
+    assert.equal(rec.calls.filter((c) => c.url.pathname.startsWith('/ofrep/v1/evaluate/flags/')).length, 0);
+  });
+
+  test('evaluates every type from the bulk cache', () => {
+    const b = client.getBooleanDetails('bool-flag', false);
+    assert.deepEqual([b.value, b.variant, b.reason], [true, 'on', StandardResolutionReasons.STATIC]);
+    assert.equal(b.flagMetadata.team, 'qa');
+    assert.equal(client.getStringValue('string-flag', 'default'), 'transformer-v3');
+    assert.equal(client.getNumberValue('int-flag', 0), 1000);
+    assert.equal(client.getNumberValue('float-flag', 0), 0.75);
+    assert.deepEqual(client.getObjectValue('object-flag', {}), {
+      theme: 'compact',
+      density: 2,
+      sidebar: false,
+      tags: ['a', 'b'],
+    });
+    const missing = client.getBooleanDetails('no-such-flag', true);
+    assert.deepEqual([missing.value, missing.errorCode], [true, 'FLAG_NOT_FOUND']);
+    const disabled = client.getStringDetails('disabled-flag', 'default');
+    assert.deepEqual([disabled.value, disabled.reason], ['no-banner', StandardResolutionReasons.DISABLED]);
+    const split = client.getBooleanDetails('split-flag', false);
+    assert.equal(split.variant, expectedVariant('split-flag', 'user-1', 50));
+    assert.equal(split.reason, StandardResolutionReasons.SPLIT);
+  });
+
+  test('honours ETag: a re-fetch of unchanged flags sends If-None-Match and gets 304', async () => {
+    const before = bulkCalls(rec.calls).length;
+    const etag = bulkCalls(rec.calls).at(-1).etag;
+    // Same targeting key, an attribute the rule chain ignores: same answer, so same ETag.
+    await OpenFeature.setContext(domain, { targetingKey: 'user-1', plan: 'pro' });
+    const bulk = bulkCalls(rec.calls);
+    assert.equal(bulk.length, before + 1, 'context change re-fetches');
+    const last = bulk.at(-1);
+    assert.equal(last.ifNoneMatch, etag, 'provider sent the last ETag');
+    assert.equal(last.status, 304, 'relay answered 304 Not Modified');
+    assert.equal(client.getStringValue('string-flag', 'default'), 'transformer-v3', 'cache kept after 304');
+  });
+
+  test('a new targeting key re-evaluates the split rollout', async () => {
+    for (const u of ['user-2', 'user-4']) {
+      await OpenFeature.setContext(domain, { targetingKey: u });
+      assert.equal(bulkCalls(rec.calls).at(-1).status, 200);
+      assert.equal(client.getBooleanDetails('split-flag', false).variant, expectedVariant('split-flag', u, 50), u);
+    }
+    await OpenFeature.setContext(domain, { targetingKey: 'user-1' });
+  });
+
+  test('picks up a flag change through the SSE stream, without polling', async () => {
+    assert.equal(client.getStringValue('live-flag', 'default'), 'v1');
+    const changed = [];
+    const handler = (e) => changed.push(e);
+    client.addHandler(ClientProviderEvents.ConfigurationChanged, handler);
+    try {
+      // Let the EventSource connect before the change (it connected after the first bulk).
+      await sleep(300);
+      const before = bulkCalls(rec.calls).length;
+      const t0 = Date.now();
+      relay.setLiveValue('v2');
+      await waitFor(() => client.getStringValue('live-flag', 'default') === 'v2', 5000, 'live-flag to become v2');
+      const elapsed = Date.now() - t0;
+      console.log(`# web provider saw the change after ${elapsed} ms`);
+      await waitFor(() => changed.length > 0, 1000, 'ConfigurationChanged');
+      assert.ok(changed.some((e) => (e.flagsChanged ?? []).includes('live-flag')), JSON.stringify(changed));
+      const refetch = bulkCalls(rec.calls).slice(before);
+      assert.ok(refetch.length >= 1);
+      // The SSE-triggered re-fetch carries the event's etag as flagConfigEtag and gets 200.
+      const viaSse = refetch.filter((c) => c.url.searchParams.has('flagConfigEtag'));
+      assert.ok(viaSse.length >= 1, `re-fetch came from an SSE event: ${refetch.map((c) => c.url.search)}`);
+      assert.equal(viaSse.at(-1).status, 200);
+    } finally {
+      client.removeHandler(ClientProviderEvents.ConfigurationChanged, handler);
+    }
+  });
+
+  test('no polling: nothing is fetched while the flags do not change', async () => {
+    const before = bulkCalls(rec.calls).length;
+    await sleep(1500);
+    assert.equal(bulkCalls(rec.calls).length, before);
+  });
+});
+
+describe('web provider against a relay with API keys', () => {
+  let relay;
+
+  before(async () => {
+    relay = await startRelay({ secured: true });
+  });
+
+  after(async () => {
+    await OpenFeature.clearProviders();
+    await relay?.stop();
+  });
+
+  test('the key in `headers` reaches the bulk endpoint', async () => {
+    const rec = recordingFetch();
+    const provider = new OFREPWebProvider({
+      baseUrl: relay.baseUrl,
+      headers: [['X-API-Key', KEYS.eval]],
+      fetchImplementation: rec.impl,
+      cacheMode: 'disabled',
+      changeDetection: 'none', // SSE needs a credential an EventSource cannot send
+    });
+    await OpenFeature.setProviderAndWait('web-keyed', provider, { targetingKey: 'user-1' });
+    const client = OpenFeature.getClient('web-keyed');
+    assert.equal(client.providerStatus, ClientProviderStatus.READY);
+    assert.equal(bulkCalls(rec.calls)[0].apiKey, KEYS.eval);
+    assert.equal(bulkCalls(rec.calls)[0].status, 200);
+    assert.equal(client.getStringValue('string-flag', 'default'), 'transformer-v3');
+  });
+
+  test('a wrong key fails initialisation (401) and evaluation returns the default', async () => {
+    const rec = recordingFetch();
+    const provider = new OFREPWebProvider({
+      baseUrl: relay.baseUrl,
+      headersFactory: () => [['X-API-Key', KEYS.wrong]],
+      fetchImplementation: rec.impl,
+      cacheMode: 'disabled',
+    });
+    await assert.rejects(OpenFeature.setProviderAndWait('web-wrong', provider, { targetingKey: 'user-1' }));
+    assert.equal(bulkCalls(rec.calls)[0].status, 401);
+    const client = OpenFeature.getClient('web-wrong');
+    assert.notEqual(client.providerStatus, ClientProviderStatus.READY);
+    const d = client.getBooleanDetails('bool-flag', false);
+    assert.equal(d.value, false);
+    assert.ok(d.errorCode, 'an error code is set');
+  });
+});
