@@ -33,7 +33,7 @@ for suite in $suites; do
   case "$suite" in
   python)
     echo; echo "==== Python: openfeature-sdk + openfeature-provider-ofrep (pytest) ===="
-    (cd tests/clients/python && .venv/bin/python -m pytest -v --junitxml="$out/python.xml")
+    (cd tests/clients/python && timeout 600 .venv/bin/python -m pytest -v --junitxml="$out/python.xml")
     rc=$?
     read -r p f s < <(python3 - "$out/python.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -51,7 +51,7 @@ PY
     ;;
   node)
     echo; echo "==== Node: server-sdk + ofrep-provider, web-sdk + ofrep-web-provider (node --test) ===="
-    (cd tests/clients/node && node --test --test-concurrency=1 \
+    (cd tests/clients/node && timeout 600 node --test --test-concurrency=1 --test-timeout=60000 \
       --test-reporter=spec --test-reporter-destination=stdout \
       --test-reporter=tap --test-reporter-destination="$out/node.tap" test/*.test.mjs)
     rc=$?
