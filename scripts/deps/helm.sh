@@ -4,7 +4,7 @@
 # Pinned, so a new release cannot change what CI checks; skipped when already installed.
 set -euo pipefail
 pins=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0)
-if python3 - "${pins[@]}" <<'PY'
+if python3 - "${pins[@]}" 2>/dev/null <<'PY'
 import importlib.metadata as m, sys
 sys.exit(any(m.version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
 PY
