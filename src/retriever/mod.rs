@@ -7,6 +7,7 @@
 //! can answer [`Fetched::NotModified`] and cost neither a transfer nor a parse.
 
 mod file;
+mod http;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::config::{RetrieverConfig, RetrieverKind};
 use crate::parse::Format;
 
 pub use file::FileRetriever;
+pub use http::HttpRetriever;
 
 /// A document as a source served it.
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ fn reason_suffix(reason: &str) -> String {
 #[derive(Debug)]
 pub enum Retriever {
     File(FileRetriever),
+    Http(Box<HttpRetriever>),
 }
 
 impl Retriever {
@@ -89,7 +92,8 @@ impl Retriever {
     pub fn from_config(cfg: &RetrieverConfig) -> Result<Retriever, RetrieverError> {
         match cfg.kind {
             RetrieverKind::File => Ok(Retriever::File(FileRetriever::new(cfg))),
-            RetrieverKind::Http | RetrieverKind::S3 => Err(RetrieverError::Setup {
+            RetrieverKind::Http => Ok(Retriever::Http(Box::new(HttpRetriever::new(cfg)?))),
+            RetrieverKind::S3 => Err(RetrieverError::Setup {
                 source_name: cfg.kind.as_str().into(),
                 message: "this retriever kind is not available in this build".into(),
             }),
@@ -99,6 +103,7 @@ impl Retriever {
     pub fn kind(&self) -> RetrieverKind {
         match self {
             Retriever::File(_) => RetrieverKind::File,
+            Retriever::Http(_) => RetrieverKind::Http,
         }
     }
 
@@ -106,6 +111,7 @@ impl Retriever {
     pub fn source(&self) -> &str {
         match self {
             Retriever::File(r) => r.source(),
+            Retriever::Http(r) => r.source(),
         }
     }
 
@@ -114,6 +120,7 @@ impl Retriever {
     pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         match self {
             Retriever::File(r) => r.fetch(since).await,
+            Retriever::Http(r) => r.fetch(since).await,
         }
     }
 }
@@ -121,4 +128,64 @@ impl Retriever {
 /// The format for a document: declared, else implied by the source's name, else sniffed later.
 pub(crate) fn format_for(cfg: &RetrieverConfig, name: &str) -> Option<Format> {
     cfg.format.or_else(|| Format::from_name(name))
+}
+
+/// A URL fit for logs and error messages: no userinfo, query or fragment (where tokens live).
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    // Both fail only for URLs that cannot have credentials in the first place.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
+/// An error and its causes, `a: b: c`, skipping a cause whose text the message already holds
+/// (many errors repeat their source in their own message).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_strips_userinfo_query_and_fragment() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(
+            redact_url(&url(
+                "https://alice:pw@example.com:8443/a/flags.yaml?sig=x&t=y#f"
+            )),
+            "https://example.com:8443/a/flags.yaml"
+        );
+        assert_eq!(
+            redact_url(&url("http://token@10.0.0.1/flags.json")),
+            "http://10.0.0.1/flags.json"
+        );
+        assert_eq!(redact_url(&url("http://h")), "http://h/");
+    }
+
+    #[test]
+    fn error_chain_skips_repeats() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("top")]
+        struct Top(#[source] Outer);
+        let e = Top(Outer(std::io::Error::other("refused")));
+        assert_eq!(error_chain(&e), "top: outer: refused");
+    }
 }
