@@ -8,6 +8,7 @@
 
 mod file;
 mod http;
+mod s3;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::parse::Format;
 
 pub use file::FileRetriever;
 pub use http::HttpRetriever;
+pub use s3::S3Retriever;
 
 /// A document as a source served it.
 #[derive(Debug, Clone)]
@@ -85,6 +87,7 @@ fn reason_suffix(reason: &str) -> String {
 pub enum Retriever {
     File(FileRetriever),
     Http(Box<HttpRetriever>),
+    S3(S3Retriever),
 }
 
 impl Retriever {
@@ -93,10 +96,7 @@ impl Retriever {
         match cfg.kind {
             RetrieverKind::File => Ok(Retriever::File(FileRetriever::new(cfg))),
             RetrieverKind::Http => Ok(Retriever::Http(Box::new(HttpRetriever::new(cfg)?))),
-            RetrieverKind::S3 => Err(RetrieverError::Setup {
-                source_name: cfg.kind.as_str().into(),
-                message: "this retriever kind is not available in this build".into(),
-            }),
+            RetrieverKind::S3 => Ok(Retriever::S3(S3Retriever::new(cfg)?)),
         }
     }
 
@@ -104,6 +104,7 @@ impl Retriever {
         match self {
             Retriever::File(_) => RetrieverKind::File,
             Retriever::Http(_) => RetrieverKind::Http,
+            Retriever::S3(_) => RetrieverKind::S3,
         }
     }
 
@@ -112,6 +113,7 @@ impl Retriever {
         match self {
             Retriever::File(r) => r.source(),
             Retriever::Http(r) => r.source(),
+            Retriever::S3(r) => r.source(),
         }
     }
 
@@ -121,6 +123,7 @@ impl Retriever {
         match self {
             Retriever::File(r) => r.fetch(since).await,
             Retriever::Http(r) => r.fetch(since).await,
+            Retriever::S3(r) => r.fetch(since).await,
         }
     }
 }
