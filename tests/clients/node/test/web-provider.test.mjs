@@ -13,7 +13,17 @@ import { ClientProviderEvents, ClientProviderStatus, OpenFeature, StandardResolu
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 import { KEYS, expectedVariant, sleep, startRelay } from '../lib/relay.mjs';
 
-globalThis.EventSource = EventSource;
+// What a browser has. The subclass only records what the provider opens, for diagnostics.
+const eventSources = [];
+globalThis.EventSource = class RecordingEventSource extends EventSource {
+  constructor(url, init) {
+    super(url, init);
+    const rec = { url: String(url), es: this, opens: 0, errors: [] };
+    eventSources.push(rec);
+    this.addEventListener('open', () => rec.opens++);
+    this.addEventListener('error', (e) => rec.errors.push(e.message ?? String(e.code ?? 'error')));
+  }
+};
 
 /** A fetch that records what the provider sends and what it gets back, then passes it on. */
 function recordingFetch() {
@@ -128,22 +138,26 @@ describe('web provider against an open relay', () => {
     const handler = (e) => changed.push(e);
     client.addHandler(ClientProviderEvents.ConfigurationChanged, handler);
     try {
-      // Let the EventSource connect before the change (it connected after the first bulk).
-      await sleep(300);
+      // The provider connected its EventSource to the stream announced by the first bulk answer.
+      const sseUrl = `${relay.baseUrl}/ofrep/v1/sse`;
+      await waitFor(() => eventSources.some((r) => r.url === sseUrl && r.es.readyState === 1), 2000, 'the SSE stream to open').catch(
+        () => assert.fail(`no open EventSource on ${sseUrl}: ${JSON.stringify(eventSources.slice(-3).map((r) => ({ url: r.url, state: r.es.readyState, errors: r.errors })))}`),
+      );
+      await sleep(100);
       const before = bulkCalls(rec.calls).length;
       const t0 = Date.now();
       relay.setLiveValue('v2');
       await waitFor(() => client.getStringValue('live-flag', 'default') === 'v2', 5000, 'live-flag to become v2');
       const elapsed = Date.now() - t0;
       console.log(`# web provider saw the change after ${elapsed} ms`);
-      await waitFor(() => changed.length > 0, 1000, 'ConfigurationChanged');
-      assert.ok(changed.some((e) => (e.flagsChanged ?? []).includes('live-flag')), JSON.stringify(changed));
       const refetch = bulkCalls(rec.calls).slice(before);
       assert.ok(refetch.length >= 1);
       // The SSE-triggered re-fetch carries the event's etag as flagConfigEtag and gets 200.
       const viaSse = refetch.filter((c) => c.url.searchParams.has('flagConfigEtag'));
-      assert.ok(viaSse.length >= 1, `re-fetch came from an SSE event: ${refetch.map((c) => c.url.search)}`);
+      assert.ok(viaSse.length >= 1, `re-fetch came from an SSE event: ${JSON.stringify(refetch.map((c) => c.url.search))}`);
       assert.equal(viaSse.at(-1).status, 200);
+      await waitFor(() => changed.length > 0, 1000, 'ConfigurationChanged');
+      assert.ok(changed.some((e) => (e.flagsChanged ?? []).includes('live-flag')), JSON.stringify(changed));
     } finally {
       client.removeHandler(ClientProviderEvents.ConfigurationChanged, handler);
     }
