@@ -97,7 +97,7 @@ pub const DOCUMENT: &str = r##"{
         "description": "The key may arrive percent-encoded or raw, and may contain `/`. Never answers 413, 422 or 503: the OFREP clients treat those as unexpected (an over-long body is 400 INVALID_CONTEXT; before the first flag set is loaded every key is 404 FLAG_NOT_FOUND).",
         "security": [{"ApiKey": []}, {"Bearer": []}],
         "parameters": [
-          {"name": "key", "in": "path", "required": true, "description": "The flag key.", "schema": {"type": "string", "minLength": 1}}
+          {"name": "key", "in": "path", "required": true, "description": "The flag key.", "schema": {"type": "string", "minLength": 1}, "examples": {"exampleFlag": {"summary": "A flag of the example flag set (config/flags.yaml)", "value": "new-checkout"}}}
         ],
         "requestBody": {"$ref": "#/components/requestBodies/Evaluation"},
         "responses": {
