@@ -82,6 +82,8 @@ if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; t
   echo "schemathesis: Python < 3.12 in the venv, skipping the coverage phase"
 fi
 set +e
+# From the temp dir: schemathesis and Hypothesis keep their caches in the working directory.
+cd "$work"
 timeout "${SCHEMATHESIS_TIMEOUT:-600}" "$venv/bin/schemathesis" run "$base/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth \
   --header "X-API-Key: $admin_key" \
@@ -95,6 +97,7 @@ timeout "${SCHEMATHESIS_TIMEOUT:-600}" "$venv/bin/schemathesis" run "$base/opena
   --report json --report-json-path "$work/report.json" >"$work/schemathesis.out" 2>&1
 st=$?
 set -e
+cd "$root"
 sed -n '/SUMMARY/,$p' "$work/schemathesis.out"
 if [ "$st" -ne 0 ]; then
   cat "$work/schemathesis.out" | head -300
