@@ -3,13 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::http::{self, AppState, Auth, EvalSettings, Lifecycle};
+use crate::http::{self, AppState, Auth, EvalSettings};
 use crate::persist;
 use crate::refresh::{RefreshOptions, Refresher};
 use crate::retriever::{Retriever, RetrieverError};
@@ -113,18 +112,18 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     )?);
     let relay = Relay::build(config)?;
     let config = &relay.config;
-    let lifecycle = Lifecycle::new(fips140);
-    let state = AppState {
-        store: relay.store.clone(),
-        refresher: relay.refresher.clone(),
+    let state = AppState::new(
+        relay.refresher.clone(),
         auth,
-        settings: Arc::new(EvalSettings {
+        EvalSettings {
             default_env: config.environment.as_deref().map(Arc::from),
             max_body_bytes: config.max_request_body_bytes,
-            change_stream: false,
-        }),
-        lifecycle: lifecycle.clone(),
-    };
+            change_stream: true,
+        },
+        config.server.max_sse_clients,
+        fips140,
+    );
+    let lifecycle = state.lifecycle.clone();
 
     let api = http::api_router(state.clone(), &config.cors.allowed_origins);
     let monitoring = http::monitoring_router(state.clone());
@@ -138,22 +137,21 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     };
     log_listening("api", &main_listener);
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = config
         .server
         .shutdown_grace_period
         .duration()
         .unwrap_or(Duration::ZERO);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(run_server(main_listener, main_app, stop_rx.clone()));
+    servers.spawn(run_server(main_listener, main_app, lifecycle.stopping()));
     if let Some((listener, app)) = monitor {
         log_listening("monitoring", &listener);
-        servers.spawn(run_server(listener, app, stop_rx.clone()));
+        servers.spawn(run_server(listener, app, lifecycle.stopping()));
     }
 
     // Serve /health and /ready (503) while the first load runs.
     if let Err(e) = relay.first_load().await {
-        let _ = stop_tx.send(true);
+        lifecycle.begin_shutdown();
         return Err(e);
     }
     let poller = config.polling_interval.duration().map(|every| {
@@ -178,11 +176,10 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"
     );
-    lifecycle.draining.store(true, Ordering::Relaxed);
+    lifecycle.begin_shutdown();
     if let Some(p) = poller {
         p.abort();
     }
-    let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
         while servers.join_next().await.is_some() {}
     })

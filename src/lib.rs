@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod evaluator;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod parse;
 pub mod persist;
 pub mod refresh;

@@ -6,7 +6,7 @@
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -42,6 +42,10 @@ pub struct Snapshot {
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
     index: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
+    salt: Option<String>,
+    /// The sync API body, rendered on first use.
+    sync_json: OnceLock<Arc<str>>,
 }
 
 impl Snapshot {
@@ -70,6 +74,8 @@ impl Snapshot {
             loaded_at: SystemTime::now(),
             entries,
             index,
+            salt: salt.filter(|s| !s.is_empty()).map(String::from),
+            sync_json: OnceLock::new(),
         }
     }
 
@@ -100,6 +106,22 @@ impl Snapshot {
         self.loaded_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
+    pub fn sync_json(&self) -> Arc<str> {
+        self.sync_json
+            .get_or_init(|| {
+                let mut body = serde_json::Map::new();
+                body.insert("etag".into(), Value::String(self.etag.clone()));
+                if let Some(salt) = &self.salt {
+                    body.insert("salt".into(), Value::String(salt.clone()));
+                }
+                let flags = serde_json::to_value(self.defs()).unwrap_or_default();
+                body.insert("flags".into(), flags);
+                Value::Object(body).to_string().into()
+            })
+            .clone()
     }
 
     /// The definitions, as the sync API and the persisted snapshot carry them.

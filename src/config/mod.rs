@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub monitoring_port: Option<u16>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_period: Millis,
+    /// Open SSE streams allowed at once; more get 503 on the stream endpoints only.
+    pub max_sse_clients: usize,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             port: 1031,
             monitoring_port: None,
             shutdown_grace_period: Millis(10_000),
+            max_sse_clients: 10_000,
         }
     }
 }

@@ -107,7 +107,12 @@ fn shape(leaf: &str) -> Shape {
         "enablePollingJitter" | "startWithRetrieverError" | "forcePathStyle" | "strict" => {
             Shape::Bool
         }
-        "port" | "monitoringPort" | "maxBytes" | "tokenTtl" | "maxRequestBodyBytes" => Shape::Int,
+        "port"
+        | "monitoringPort"
+        | "maxSseClients"
+        | "maxBytes"
+        | "tokenTtl"
+        | "maxRequestBodyBytes" => Shape::Int,
         "evaluation" | "admin" | "allowedOrigins" => Shape::List,
         _ => Shape::Text,
     }
@@ -184,7 +189,9 @@ pub fn apply_env(
                     .map(|s| Value::String(s.to_owned()))
                     .collect(),
             ),
-            Shape::Text if leaf == "pollingInterval" || leaf == "timeout" => {
+            Shape::Text
+                if matches!(leaf, "pollingInterval" | "timeout" | "shutdownGracePeriod") =>
+            {
                 parse_millis(&raw).map_err(|m| env_err(&var, &m))?.into()
             }
             Shape::Text => Value::String(raw),

@@ -8,7 +8,11 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod monitoring;
+pub mod observe;
 pub mod ofrep;
+pub mod openapi;
+pub mod stream;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -22,6 +26,8 @@ pub use admin::AdminState;
 pub use auth::Auth;
 pub use monitoring::{Lifecycle, MonitoringState};
 pub use ofrep::{EvalSettings, OfrepState};
+pub use stream::{DiffCache, StreamClients, StreamState};
+pub use sync::SyncState;
 
 use crate::refresh::Refresher;
 use crate::snapshot::SnapshotStore;
@@ -34,6 +40,50 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
     pub lifecycle: Arc<Lifecycle>,
+    pub stream_clients: Arc<StreamClients>,
+    pub diffs: Arc<DiffCache>,
+}
+
+impl AppState {
+    /// State for a relay serving `store`, with default settings (tests, embedding).
+    pub fn new(
+        refresher: Arc<Refresher>,
+        auth: Arc<Auth>,
+        settings: EvalSettings,
+        max_streams: usize,
+        fips140: bool,
+    ) -> Self {
+        AppState {
+            store: refresher.store().clone(),
+            refresher,
+            auth,
+            settings: Arc::new(settings),
+            lifecycle: Lifecycle::new(fips140),
+            stream_clients: StreamClients::new(max_streams),
+            diffs: Arc::new(DiffCache::default()),
+        }
+    }
+}
+
+impl FromRef<AppState> for StreamState {
+    fn from_ref(s: &AppState) -> Self {
+        StreamState {
+            store: s.store.clone(),
+            auth: s.auth.clone(),
+            lifecycle: s.lifecycle.clone(),
+            clients: s.stream_clients.clone(),
+            diffs: s.diffs.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for SyncState {
+    fn from_ref(s: &AppState) -> Self {
+        SyncState {
+            store: s.store.clone(),
+            auth: s.auth.clone(),
+        }
+    }
 }
 
 impl FromRef<AppState> for OfrepState {

@@ -17,7 +17,9 @@ pub struct Lifecycle {
     pub version: &'static str,
     pub fips140: bool,
     /// Set when shutdown starts: readiness turns 503 so load balancers stop sending traffic.
-    pub draining: AtomicBool,
+    draining: AtomicBool,
+    /// Tells servers and open streams to finish.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Lifecycle {
@@ -26,11 +28,23 @@ impl Lifecycle {
             version: env!("CARGO_PKG_VERSION"),
             fips140,
             draining: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
         })
     }
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Start shutting down: readiness fails, servers stop accepting, streams close.
+    pub fn begin_shutdown(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.stop.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when shutdown starts.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
     }
 }
 

@@ -1,0 +1,83 @@
+//! The sync API for SDKs that evaluate in-process (`GET /v1/flags`), and the token exchange
+//! (`POST /client/auth`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Auth, Denied};
+use super::error::{ApiError, json_body};
+use super::ofrep::if_none_match;
+use crate::snapshot::SnapshotStore;
+
+#[derive(Clone)]
+pub struct SyncState {
+    pub store: Arc<SnapshotStore>,
+    pub auth: Arc<Auth>,
+}
+
+/// `GET /v1/flags`: the flag definitions exactly as evaluation.md defines them.
+pub async fn flags(State(s): State<SyncState>, headers: HeaderMap) -> Response {
+    if let Err(d) = s.auth.evaluation_caller(&headers, None) {
+        return ApiError::from(d).into_response();
+    }
+    let Some(snap) = s.store.load() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "no flag set is loaded yet",
+        )
+        .into_response();
+    };
+    let etag = format!("\"{}\"", snap.etag);
+    let mut res = if if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_body(snap.sync_json().to_string())
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    #[serde(rename = "apiKey")]
+    api_key: String,
+}
+
+/// `POST /client/auth {"apiKey"}` → `{"authToken", "expiresIn"}`.
+pub async fn client_auth(State(s): State<SyncState>, body: Bytes) -> Response {
+    if !s.auth.tokens_enabled() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "token exchange is not configured (auth.jwtSecret)",
+        )
+        .into_response();
+    }
+    let req: TokenRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return ApiError::bad_request("the body must be {\"apiKey\": \"...\"}").into_response();
+        }
+    };
+    match s.auth.issue_token(&req.api_key) {
+        Ok((token, ttl)) => {
+            json_body(json!({"authToken": token, "expiresIn": ttl}).to_string()).into_response()
+        }
+        Err(Denied::Forbidden) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only evaluation keys can be exchanged for tokens",
+        )
+        .into_response(),
+        Err(d) => ApiError::from(d).into_response(),
+    }
+}

@@ -1,0 +1,4 @@
+//! Shared pieces of the end-to-end tests.
+#![allow(dead_code)]
+
+pub mod relay;

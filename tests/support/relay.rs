@@ -1,0 +1,214 @@
+//! Run the real `flagrelay` binary on a loopback port for a test, and talk to it over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A relay process with its own temp directory, killed on drop.
+pub struct Relay {
+    child: Option<Child>,
+    pub addr: Option<SocketAddr>,
+    logs: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Options<'a> {
+    pub config: &'a str,
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+    /// Wait until the API port is known (false for relays expected to exit at start).
+    pub wait_listening: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            config: "{}",
+            args: &[],
+            env: &[],
+            wait_listening: true,
+        }
+    }
+}
+
+impl Relay {
+    /// Start with a config (YAML text; `{{dir}}` is replaced by the temp dir) and wait until
+    /// it listens.
+    pub fn start(config: &str) -> Relay {
+        Self::start_with(Options {
+            config,
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(o: Options<'_>) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, o)
+    }
+
+    /// Start in an existing directory (to restart a relay over the same files).
+    pub fn start_in(dir: tempfile::TempDir, o: Options<'_>) -> Relay {
+        let config_path = dir.path().join("flagrelay.yaml");
+        let config = o
+            .config
+            .replace("{{dir}}", &dir.path().display().to_string());
+        std::fs::write(&config_path, config).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagrelay"));
+        cmd.arg("--config")
+            .arg(&config_path)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(o.args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // The test process may carry FLAGRELAY_ variables of its own; the relay must not.
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FLAGRELAY_")) {
+            cmd.env_remove(k);
+        }
+        for (k, v) in o.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the flagrelay binary starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        pump(child.stdout.take().unwrap(), logs.clone());
+        pump(child.stderr.take().unwrap(), stderr.clone());
+        let mut relay = Relay {
+            child: Some(child),
+            addr: None,
+            logs,
+            stderr,
+            dir,
+        };
+        if o.wait_listening {
+            let line = relay
+                .wait_for_log(
+                    |l| l.contains("\"msg\":\"listening\"") && l.contains("\"server\":\"api\""),
+                    Duration::from_secs(20),
+                )
+                .unwrap_or_else(|| panic!("relay did not listen; logs:\n{}", relay.all_output()));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            relay.addr = Some(v["addr"].as_str().unwrap().parse().unwrap());
+        }
+        relay
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr.expect("relay is listening"), path)
+    }
+
+    /// Every stdout line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn all_output(&self) -> String {
+        let mut s = self.logs().join("\n");
+        s.push_str("\n--- stderr ---\n");
+        s.push_str(&self.stderr.lock().unwrap().join("\n"));
+        s
+    }
+
+    pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(l) = self.logs.lock().unwrap().iter().find(|l| pred(l)) {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Wait for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        while Instant::now() < end {
+            if let Some(status) = child.try_wait().unwrap() {
+                // Let the pump threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Send a signal (e.g. "TERM") to the relay.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            match line {
+                Ok(l) => into.lock().unwrap().push(l),
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// Write a file atomically (temp + rename), as editors and deploy tools do, so a poll never
+/// reads a half-written file.
+pub fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// An HTTP client for tests.
+pub fn client() -> reqwest::Client {
+    flagrelay::crypto::install_default_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Poll `f` until it returns `Some`, or panic after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
