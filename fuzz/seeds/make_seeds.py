@@ -126,7 +126,6 @@ put("config", "empty", "")
 put("config", "empty-map", "{}")
 put("config", "errors", "server:\n  port: 70000\nretrievers:\n  - kind: http\n    clientCertPath: /c\n")
 put("config", "bad-keys", '{"authorizedKeys": {"admin": ["sha256:xyz"], "evaluation": [""]}, "auth": {"jwtSecret": "short"}}')
-put("config", "ttl-max", "authorizedKeys: {evaluation: [k]}\nauth: {jwtSecret: 0123456789abcdef0123456789abcdef, tokenTtl: 18446744073709551615}\n")
 put("config", "durations", "pollingInterval: -1\nserver: {shutdownGracePeriod: 1e30}\nretrievers: [{kind: file, path: f, timeout: \"9999999999999h\"}]\n")
 put("config", "anchors", "r: &r {kind: file, path: a.yaml}\nretrievers: [*r, *r]\n")
 
