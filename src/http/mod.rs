@@ -114,7 +114,7 @@ impl FromRef<AppState> for MonitoringState {
     }
 }
 
-/// The API routes (OFREP, admin).
+/// The API routes (OFREP, sync, streams, token exchange, admin).
 pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
     Router::new()
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
@@ -122,6 +122,10 @@ pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
             "/ofrep/v1/evaluate/flags/{*key}",
             post(ofrep::evaluate_flag),
         )
+        .route("/ofrep/v1/sse", get(stream::ofrep_sse))
+        .route("/v1/flags", get(sync::flags))
+        .route("/v1/flags/stream", get(stream::sync_stream))
+        .route("/client/auth", post(sync::client_auth))
         .route("/admin/v1/retriever/refresh", post(admin::refresh))
         .layer(cors(cors_origins))
         .with_state(state)

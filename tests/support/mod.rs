@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod relay;
+pub mod sse;
