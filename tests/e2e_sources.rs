@@ -1,0 +1,347 @@
+//! Sources end to end: admin refresh, merged file + HTTP sources, the persisted snapshot across
+//! a restart with the sources down, and the offline export.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use support::relay::{Options, Relay, client, eventually, write_atomic};
+
+/// An HTTP flag source whose answer the test controls.
+#[derive(Clone)]
+struct Source {
+    answer: Arc<Mutex<(u16, String)>>,
+    url: String,
+}
+
+async fn http_source(body: &str) -> Source {
+    let answer = Arc::new(Mutex::new((200u16, body.to_owned())));
+    let state = answer.clone();
+    let app = axum::Router::new().route(
+        "/flags.json",
+        axum::routing::get(move || {
+            let (status, body) = state.lock().unwrap().clone();
+            async move { (StatusCode::from_u16(status).unwrap(), body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/flags.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Source { answer, url }
+}
+
+impl Source {
+    fn set(&self, status: u16, body: &str) {
+        *self.answer.lock().unwrap() = (status, body.to_owned());
+    }
+}
+
+async fn wait_ready(relay: &Relay) {
+    let c = client();
+    eventually(Duration::from_secs(10), "ready", || {
+        let (c, url) = (c.clone(), relay.url("/ready"));
+        async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
+    })
+    .await;
+}
+
+async fn value(relay: &Relay, key: &str) -> Value {
+    let r = client()
+        .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    v.get("value").cloned().unwrap_or(v["errorCode"].clone())
+}
+
+async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
+    let mut req = client().post(relay.url("/admin/v1/retriever/refresh"));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn sha256_hex(s: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_refresh_serves_a_change_at_once_and_fails_loudly_on_a_broken_source() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flags.yaml"),
+        "color: {enabled: true, rollout: 100, value: {on: red, off: grey}}\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "pollingInterval: 0\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\nauthorizedKeys:\n  evaluation: [eval-key]\n  admin: [\"sha256:{}\", plain-admin]\n",
+        sha256_hex("hashed-admin")
+    );
+    let relay = Relay::start_in(
+        dir,
+        Options {
+            config: &cfg,
+            ..Options::default()
+        },
+    );
+    wait_ready(&relay).await;
+    let eval = |key| {
+        let req = client()
+            .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
+            .header("x-api-key", "eval-key")
+            .body("{}");
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["value"].clone() }
+    };
+    assert_eq!(eval("color").await, "red");
+
+    // Admin auth matrix.
+    assert_eq!(admin_refresh(&relay, None).await.0, 401);
+    assert_eq!(admin_refresh(&relay, Some("wrong")).await.0, 401);
+    assert_eq!(admin_refresh(&relay, Some("eval-key")).await.0, 403);
+    assert_eq!(admin_refresh(&relay, Some("plain-admin")).await.0, 200);
+
+    // Polling is off: only the admin refresh can pick the change up.
+    write_atomic(
+        &relay.path("flags.yaml"),
+        "color: {enabled: true, rollout: 100, value: {on: blue, off: grey}}\n",
+    );
+    let (s, body) = admin_refresh(&relay, Some("hashed-admin")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["refreshed"], true);
+    assert_eq!(body["changed"], true);
+    assert_eq!(body["flags"], 1);
+    assert_eq!(body["retrievers"][0]["status"], "ok");
+    assert_eq!(eval("color").await, "blue");
+    let (_, body) = admin_refresh(&relay, Some("hashed-admin")).await;
+    assert_eq!(body["changed"], false);
+
+    // A broken source: 502 (so `curl --fail` fails), and nothing served changes.
+    write_atomic(
+        &relay.path("flags.yaml"),
+        "color: {enabled: true, rollout: 100, value: {on: green, off: 0}}\n",
+    );
+    let (s, body) = admin_refresh(&relay, Some("hashed-admin")).await;
+    assert_eq!(s, 502);
+    assert_eq!(body["refreshed"], false);
+    assert_eq!(body["retrievers"][0]["status"], "error");
+    assert!(
+        body["retrievers"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("color"),
+        "{body}"
+    );
+    assert_eq!(eval("color").await, "blue");
+
+    // Concurrent refreshes share runs instead of stacking.
+    write_atomic(
+        &relay.path("flags.yaml"),
+        "color: {enabled: true, rollout: 100, value: {on: teal, off: grey}}\n",
+    );
+    let calls = (0..8).map(|_| admin_refresh(&relay, Some("plain-admin")));
+    let results = futures_util::future::join_all(calls).await;
+    assert!(results.iter().all(|(s, _)| *s == 200));
+    assert_eq!(
+        results.iter().filter(|(_, b)| b["changed"] == true).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(eval("color").await, "teal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_and_http_sources_merge_in_order_and_fail_together() {
+    let source = http_source(r#"{"shared": {"enabled": true, "rollout": 100, "value": {"on": "from-http", "off": "x"}}, "http-only": {"enabled": true, "rollout": 100}}"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flags.yaml"), "shared: {enabled: true, rollout: 100, value: {on: from-file, off: x}}\nfile-only: {enabled: true, rollout: 100}\n").unwrap();
+    let cfg = format!(
+        "pollingInterval: 100\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\", timeout: 2000}}\n",
+        source.url
+    );
+    let relay = Relay::start_in(
+        dir,
+        Options {
+            config: &cfg,
+            ..Options::default()
+        },
+    );
+    wait_ready(&relay).await;
+    assert_eq!(
+        value(&relay, "shared").await,
+        "from-http",
+        "the later source wins"
+    );
+    assert_eq!(value(&relay, "file-only").await, true);
+    assert_eq!(value(&relay, "http-only").await, true);
+
+    // One source failing fails the whole refresh: the file's change is not served either.
+    source.set(500, "oops");
+    write_atomic(&relay.path("flags.yaml"), "file-only: {enabled: false}\n");
+    let c = client();
+    let info: Value = eventually(Duration::from_secs(5), "an http error in /info", || {
+        let req = c.get(relay.url("/info"));
+        async move {
+            let info: Value = req.send().await.ok()?.json().await.ok()?;
+            info["retrievers"][1]["lastError"]
+                .is_string()
+                .then_some(info)
+        }
+    })
+    .await;
+    assert!(
+        info["retrievers"][1]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{info}"
+    );
+    assert_eq!(info["retrievers"][1]["kind"], "http");
+    assert_eq!(info["retrievers"][1]["source"], source.url.as_str());
+    assert_eq!(value(&relay, "file-only").await, true);
+
+    source.set(200, r#"{"http-only": {"enabled": false}}"#);
+    eventually(Duration::from_secs(5), "the merged change", || async {
+        (value(&relay, "file-only").await == false).then_some(())
+    })
+    .await;
+    assert_eq!(value(&relay, "shared").await, "FLAG_NOT_FOUND");
+    assert_eq!(value(&relay, "http-only").await, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
+    let source = http_source(
+        r#"{"kept": {"enabled": true, "rollout": 100, "value": {"on": 42, "off": 0}}}"#,
+    )
+    .await;
+    let cfg = format!(
+        "pollingInterval: 0\npersistentFlagConfigurationFile: \"{{{{dir}}}}/state/flags.json\"\nretrievers:\n  - {{kind: http, url: \"{}\", timeout: 1000}}\n",
+        source.url
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let mut relay = Relay::start_in(
+        dir,
+        Options {
+            config: &cfg,
+            ..Options::default()
+        },
+    );
+    wait_ready(&relay).await;
+    assert_eq!(value(&relay, "kept").await, 42);
+    let saved = relay.path("state/flags.json");
+    eventually(Duration::from_secs(5), "the persisted file", || async {
+        saved.exists().then_some(())
+    })
+    .await;
+    relay.signal("TERM");
+    relay.wait_exit(Duration::from_secs(10)).unwrap();
+
+    // The upstream is down; the restarted relay serves what it saved.
+    source.set(503, "down");
+    let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
+    drop(relay);
+    let relay = Relay::start_in(
+        dir,
+        Options {
+            config: &cfg,
+            ..Options::default()
+        },
+    );
+    wait_ready(&relay).await;
+    assert_eq!(value(&relay, "kept").await, 42);
+    assert!(
+        relay
+            .logs()
+            .iter()
+            .any(|l| l.contains("persisted flag set")),
+        "{}",
+        relay.all_output()
+    );
+
+    // A corrupted saved file is refused whole: with the source down, the relay cannot start.
+    let mut text = std::fs::read_to_string(relay.path("state/flags.json")).unwrap();
+    text = text.replace("42", "43");
+    std::fs::write(relay.path("state/flags.json"), text).unwrap();
+    let dir = {
+        let mut relay = relay;
+        relay.signal("TERM");
+        relay.wait_exit(Duration::from_secs(10)).unwrap();
+        std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap())
+    };
+    let mut relay = Relay::start_in(
+        dir,
+        Options {
+            config: &cfg,
+            wait_listening: false,
+            ..Options::default()
+        },
+    );
+    let status = relay.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(!status.success());
+    assert!(
+        relay.all_output().contains("corrupt"),
+        "{}",
+        relay.all_output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_the_merged_bundle_or_nothing() {
+    let source = http_source(r#"{"b": {"enabled": true, "rollout": 30}}"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flags.yaml"),
+        "a: {enabled: true}\nb: {enabled: false}\n",
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("flagrelay.yaml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "retrievers:\n  - {{kind: file, path: \"{}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\"}}\n",
+            dir.path().display(),
+            source.url
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("bundle.json");
+    let bin = env!("CARGO_BIN_EXE_flagrelay");
+    let run = || {
+        std::process::Command::new(bin)
+            .args(["export", "--config"])
+            .arg(&cfg_path)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(bundle["b"]["rollout"], 30);
+    assert_eq!(bundle["a"]["enabled"], true);
+    // The bundle is a flag document a file retriever serves.
+    let v = std::process::Command::new(bin)
+        .arg("validate")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+
+    std::fs::remove_file(&out).unwrap();
+    source.set(500, "no");
+    let o = run();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("500"));
+    assert!(!out.exists(), "nothing is written when a source fails");
+}
