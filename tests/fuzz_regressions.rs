@@ -177,7 +177,6 @@ fn deeply_nested_ofrep_context_is_handled_without_stack_overflow() {
 /// jwt.ttl`) where overflow checks are on, and wraps in release builds, so every token issued
 /// is already expired. Fixed when the token is issued (or the ttl refused at load) and works.
 #[test]
-#[ignore = "defect: Auth::issue_token overflows on now + tokenTtl (src/http/auth.rs); not fixed yet"]
 fn huge_token_ttl_does_not_overflow() {
     let config = match parse_text(
         "flagrelay.yaml",

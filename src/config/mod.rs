@@ -306,6 +306,9 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The longest token lifetime accepted: one year.
+pub const TOKEN_TTL_MAX: u64 = 366 * 24 * 3600;
+
 /// A loaded configuration plus the notes about it that should be logged once logging is up.
 #[derive(Debug)]
 pub struct Loaded {
@@ -346,6 +349,13 @@ impl Config {
             return Err(invalid(
                 "auth.jwtSecret",
                 "must be at least 32 bytes long for HS256",
+            ));
+        }
+        // A token must expire, and within a span that cannot overflow a timestamp.
+        if !(1..=TOKEN_TTL_MAX).contains(&self.auth.token_ttl) {
+            return Err(invalid(
+                "auth.tokenTtl",
+                format!("must be between 1 and {TOKEN_TTL_MAX} seconds (one year)"),
             ));
         }
         if self.max_request_body_bytes == 0 {

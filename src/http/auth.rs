@@ -185,7 +185,7 @@ impl Auth {
             kid: key_id_of(&key.digest),
             env: key.env.as_deref().map(String::from),
             iat: now,
-            exp: now + jwt.ttl,
+            exp: now.saturating_add(jwt.ttl),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &jwt.encoding)
             .map_err(|_| Denied::Unauthenticated)?;
