@@ -19,7 +19,7 @@ run:
 	$(CARGO) run --release --locked
 
 # Everything that must pass before a change lands.
-test: test-rust no-ring
+test: test-rust test-clients docker-lint helm-lint no-ring
 
 test-rust:
 	$(CARGO) test --locked --all-targets
