@@ -130,10 +130,13 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     let main_listener = bind(&config.server.host, config.server.port).await?;
     let (main_app, monitor) = match config.server.monitoring_port {
         Some(port) => (
-            api,
-            Some((bind(&config.server.host, port).await?, monitoring)),
+            http::harden(api),
+            Some((
+                bind(&config.server.host, port).await?,
+                http::harden(monitoring),
+            )),
         ),
-        None => (api.merge(monitoring), None),
+        None => (http::harden(api.merge(monitoring)), None),
     };
     log_listening("api", &main_listener);
 
