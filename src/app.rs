@@ -146,10 +146,23 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         .duration()
         .unwrap_or(Duration::ZERO);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(run_server(main_listener, main_app, lifecycle.stopping()));
+    let limits = ConnLimits {
+        read_header_timeout: config
+            .server
+            .read_header_timeout
+            .duration()
+            .unwrap_or(Duration::from_secs(10)),
+        max_header_bytes: config.server.max_header_bytes,
+    };
+    servers.spawn(run_server(
+        main_listener,
+        main_app,
+        limits,
+        lifecycle.stopping(),
+    ));
     if let Some((listener, app)) = monitor {
         log_listening("monitoring", &listener);
-        servers.spawn(run_server(listener, app, lifecycle.stopping()));
+        servers.spawn(run_server(listener, app, limits, lifecycle.stopping()));
     }
 
     // Serve /health and /ready (503) while the first load runs.
@@ -215,16 +228,73 @@ fn log_listening(what: &str, l: &TcpListener) {
     }
 }
 
+/// Connection limits every listener applies.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    read_header_timeout: Duration,
+    max_header_bytes: usize,
+}
+
+/// Accept connections until `stop` turns true, then stop accepting and let open connections
+/// finish their in-flight requests (the caller bounds how long that may take).
+///
+/// hyper-util's server is used directly (rather than `axum::serve`) for the limits axum does
+/// not expose: a deadline for request headers (against slowloris, and to close idle
+/// keep-alive connections) and a cap on their size.
 async fn run_server(
     listener: TcpListener,
     app: axum::Router,
+    limits: ConnLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(limits.read_header_timeout));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, timeout, malformed request).
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it here, not across an await.
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 async fn shutdown_signal() {

@@ -532,3 +532,69 @@ fn validate_command_reports_every_error_with_location() {
         .unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[tokio::test]
+async fn slow_or_huge_request_heads_are_refused() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
+    let cfg = format!(
+        "{}server:\n  readHeaderTimeout: 300\n  maxHeaderBytes: 16384\n",
+        config(60_000)
+    );
+    let relay = Relay::start_in(
+        dir,
+        Options {
+            config: &cfg,
+            ..Options::default()
+        },
+    );
+    wait_ready(&relay).await;
+    let addr = relay.addr.unwrap();
+    tokio::task::spawn_blocking(move || {
+        // Slowloris: half a request head, then nothing. The relay hangs up after the deadline.
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"POST /ofrep/v1/evaluate/flags/on-flag HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(
+            n == 0 || answer.starts_with("HTTP/1.1 408"),
+            "unexpected answer {answer:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "connection held {:?}",
+            started.elapsed()
+        );
+
+        // A head larger than maxHeaderBytes: refused with 431, not read forever.
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let big = format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(64 * 1024)
+        );
+        let _ = s.write_all(big.as_bytes());
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
+
+        // A well-behaved client on a fresh connection is served as usual.
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut ok = String::new();
+        s.read_to_string(&mut ok).unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    })
+    .await
+    .unwrap();
+}

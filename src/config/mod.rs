@@ -71,6 +71,11 @@ pub struct ServerConfig {
     pub shutdown_grace_period: Millis,
     /// Open SSE streams allowed at once; more get 503 on the stream endpoints only.
     pub max_sse_clients: usize,
+    /// Time a client has to send a request's headers (a slowloris guard); also how long an
+    /// idle keep-alive connection stays open waiting for its next request.
+    pub read_header_timeout: Millis,
+    /// Largest request head (request line + headers) accepted; larger gets 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,8 @@ impl Default for ServerConfig {
             monitoring_port: None,
             shutdown_grace_period: Millis(10_000),
             max_sse_clients: 10_000,
+            read_header_timeout: Millis(10_000),
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -357,6 +364,15 @@ impl Config {
                 "auth.tokenTtl",
                 format!("must be between 1 and {TOKEN_TTL_MAX} seconds (one year)"),
             ));
+        }
+        if self.server.read_header_timeout.0 <= 0 {
+            return Err(invalid(
+                "server.readHeaderTimeout",
+                "must be greater than 0",
+            ));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(invalid("server.maxHeaderBytes", "must be at least 8192"));
         }
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));

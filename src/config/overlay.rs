@@ -190,7 +190,10 @@ pub fn apply_env(
                     .collect(),
             ),
             Shape::Text
-                if matches!(leaf, "pollingInterval" | "timeout" | "shutdownGracePeriod") =>
+                if matches!(
+                    leaf,
+                    "pollingInterval" | "timeout" | "shutdownGracePeriod" | "readHeaderTimeout"
+                ) =>
             {
                 parse_millis(&raw).map_err(|m| env_err(&var, &m))?.into()
             }
