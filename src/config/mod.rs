@@ -476,7 +476,7 @@ fn parse_tree(path: &Path, text: &str) -> Result<Value, ConfigError> {
     } else if text.trim().is_empty() {
         None
     } else {
-        serde_saphyr::from_str(&text)
+        serde_saphyr::from_str(text)
             .map_err(|e| syntax(e.to_string().lines().next().unwrap_or_default().to_owned()))?
     };
     match tree {

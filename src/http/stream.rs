@@ -90,17 +90,16 @@ pub struct StreamQuery {
     api_key: Option<String>,
 }
 
-fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<ClientSlot, Response> {
+fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<ClientSlot, ApiError> {
     s.auth
         .evaluation_caller(headers, q.api_key.as_deref())
-        .map_err(|d| ApiError::from(d).into_response())?;
+        .map_err(ApiError::from)?;
     if s.lifecycle.is_draining() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the relay is shutting down",
-        )
-        .into_response());
+        ));
     }
     s.clients.admit().ok_or_else(|| {
         ApiError::new(
@@ -108,7 +107,6 @@ fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<Client
             "too_many_streams",
             "too many open event streams; retry later",
         )
-        .into_response()
     })
 }
 
@@ -120,7 +118,7 @@ pub async fn ofrep_sse(
 ) -> Response {
     let slot = match admit(&s, &headers, &q) {
         Ok(slot) => slot,
-        Err(res) => return res,
+        Err(e) => return e.into_response(),
     };
     let changes = s.store.subscribe();
     let stop = s.lifecycle.stopping();
@@ -148,7 +146,7 @@ pub async fn sync_stream(
 ) -> Response {
     let slot = match admit(&s, &headers, &q) {
         Ok(slot) => slot,
-        Err(res) => return res,
+        Err(e) => return e.into_response(),
     };
     let mut changes = s.store.subscribe();
     let stop = s.lifecycle.stopping();
