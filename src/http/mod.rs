@@ -127,6 +127,7 @@ pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/v1/flags/stream", get(stream::sync_stream))
         .route("/client/auth", post(sync::client_auth))
         .route("/admin/v1/retriever/refresh", post(admin::refresh))
+        .route("/openapi.json", get(openapi::openapi))
         .layer(cors(cors_origins))
         .with_state(state)
 }
@@ -137,6 +138,7 @@ pub fn monitoring_router(state: AppState) -> Router {
         .route("/health", get(monitoring::health))
         .route("/ready", get(monitoring::ready))
         .route("/info", get(monitoring::info))
+        .route("/metrics", get(observe::metrics))
         .with_state(state)
 }
 
@@ -158,59 +160,28 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([header::ETAG])
 }
 
-/// Layers every router gets: a panic inside a handler answers 500 (and is logged) instead of
-/// dropping the connection, and the relay keeps serving.
+/// Layers every finished router gets: request metrics, logs and ids (outermost, so they see
+/// every answer), and a panic inside a handler answers 500 (and is logged) instead of dropping
+/// the connection, while the relay keeps serving.
 pub fn harden(router: Router) -> Router {
-    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        |panic: Box<dyn std::any::Any + Send>| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(panic = %what, "a handler panicked; answered 500");
-            axum::response::IntoResponse::into_response(error::ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            ))
-        },
-    ))
+    router
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(panic = %what, "a handler panicked; answered 500");
+                axum::response::IntoResponse::into_response(error::ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                ))
+            },
+        ))
+        .layer(observe::layer())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use tower::ServiceExt;
-
-    async fn boom() -> &'static str {
-        panic!("forced by a test")
-    }
-
-    #[tokio::test]
-    async fn a_panicking_handler_answers_500_and_serving_goes_on() {
-        let app = harden(
-            Router::new()
-                .route("/boom", get(boom))
-                .route("/fine", get(|| async { "ok" })),
-        );
-        let res = app
-            .clone()
-            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
-        assert!(
-            !String::from_utf8_lossy(&body).contains("forced"),
-            "panic text leaked"
-        );
-        let res = app
-            .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-    }
-}
+mod tests;

@@ -119,12 +119,15 @@ pub async fn evaluate_flag(
         )
         .into_response();
     };
+    let metrics = crate::metrics::global();
     let Some(entry) = snapshot.get(&key) else {
+        metrics.evaluation_unknown();
         let details = format!("flag {key:?} is not in the current flag set");
         return error(Some(key), ErrorCode::FlagNotFound, details).into_response();
     };
     let subject = ctx.subject(&caller, &s.settings);
     let outcome = entry.rules.evaluate(&subject);
+    metrics.evaluation(&snapshot, entry, outcome.reason);
     let mut out = String::with_capacity(96 + entry.key_json.len() + entry.metadata_json.len());
     write_success(&mut out, entry, outcome);
     json_body(out)
@@ -145,7 +148,14 @@ pub async fn evaluate_all(State(s): State<OfrepState>, headers: HeaderMap, body:
     };
     let snapshot = s.store.load();
     let subject = ctx.subject(&caller, &s.settings);
-    let body = render_bulk(snapshot.as_deref(), &subject, s.settings.change_stream);
+    let recorder = crate::metrics::global().recorder(snapshot.as_deref());
+    let body = render_bulk_with(
+        snapshot.as_deref(),
+        &subject,
+        s.settings.change_stream,
+        |i, reason| recorder.record(i, reason),
+    );
+    recorder.finish(snapshot.as_ref().map_or(0, |s| s.len()));
     let etag = format!("\"{}\"", short_hash(body.as_bytes()));
     let mut res = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -164,6 +174,16 @@ pub fn render_bulk(
     subject: &Subject<'_>,
     change_stream: bool,
 ) -> String {
+    render_bulk_with(snapshot, subject, change_stream, |_, _| {})
+}
+
+/// [`render_bulk`], telling `seen` each flag's position and reason (for metrics).
+pub fn render_bulk_with(
+    snapshot: Option<&Snapshot>,
+    subject: &Subject<'_>,
+    change_stream: bool,
+    mut seen: impl FnMut(usize, crate::evaluator::Reason),
+) -> String {
     let entries = snapshot.map_or(&[][..], |s| s.entries());
     let per_flag: usize = entries
         .iter()
@@ -177,7 +197,9 @@ pub fn render_bulk(
         if i > 0 {
             out.push(',');
         }
-        write_success(&mut out, entry, entry.rules.evaluate(subject));
+        let outcome = entry.rules.evaluate(subject);
+        seen(i, outcome.reason);
+        write_success(&mut out, entry, outcome);
     }
     out.push_str("],\"metadata\":{");
     if let Some(s) = snapshot {

@@ -189,6 +189,7 @@ impl Refresher {
             duration: started.elapsed(),
         };
         log_outcome(&report);
+        crate::metrics::global().refresh_finished(&report);
         report
     }
 
