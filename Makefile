@@ -2,7 +2,7 @@
 CARGO ?= cargo
 OUT   ?= out/bin
 
-.PHONY: build build-relayproxy-fips run test test-rust test-clients test-fips lint bench bench-load \
+.PHONY: build build-relayproxy-fips run test test-rust test-clients test-schemathesis test-fips lint bench bench-load \
         soak docker docker-fips docker-lint helm-lint deps fuzz-smoke no-ring
 
 build:
@@ -26,6 +26,9 @@ test-rust:
 
 test-clients:
 	bash scripts/test-clients.sh
+
+test-schemathesis:
+	bash scripts/schemathesis.sh
 
 test-fips:
 	bash scripts/test-fips.sh
