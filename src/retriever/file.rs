@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::{Document, Fetched, RetrieverError, Validators, format_for};
+use super::{Fetched, RetrieverError, Validators, format_for};
 use crate::config::RetrieverConfig;
 use crate::parse::Format;
 
@@ -65,16 +65,7 @@ impl FileRetriever {
                 limit: self.max_bytes,
             });
         }
-        if buf.is_empty() {
-            return Err(RetrieverError::Empty {
-                source_name: self.source.clone(),
-            });
-        }
-        Ok(Fetched::Changed(Document {
-            bytes: buf.into(),
-            format: self.format,
-            validators: Validators::default(),
-        }))
+        super::changed(&self.source, buf.into(), self.format, Validators::default())
     }
 }
 

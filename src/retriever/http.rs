@@ -25,7 +25,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{Document, Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
+use super::{Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
 use crate::config::RetrieverConfig;
 use crate::parse::Format;
 
@@ -213,16 +213,7 @@ impl HttpRetriever {
                 buf.len()
             )));
         }
-        if buf.is_empty() {
-            return Err(RetrieverError::Empty {
-                source_name: self.source.clone(),
-            });
-        }
-        Ok(Fetched::Changed(Document {
-            bytes: buf.freeze(),
-            format: self.format,
-            validators,
-        }))
+        super::changed(&self.source, buf.freeze(), self.format, validators)
     }
 
     fn too_large(&self) -> RetrieverError {

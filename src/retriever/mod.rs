@@ -128,6 +128,26 @@ impl Retriever {
     }
 }
 
+/// A fetched body as a [`Fetched::Changed`] document; an empty body is an error, because a
+/// truncated upload must not switch every flag off (a source with no flags says `{}`).
+pub(crate) fn changed(
+    source_name: &str,
+    bytes: bytes::Bytes,
+    format: Option<Format>,
+    validators: Validators,
+) -> Result<Fetched, RetrieverError> {
+    if bytes.is_empty() {
+        return Err(RetrieverError::Empty {
+            source_name: source_name.to_owned(),
+        });
+    }
+    Ok(Fetched::Changed(Document {
+        bytes,
+        format,
+        validators,
+    }))
+}
+
 /// The format for a document: declared, else implied by the source's name, else sniffed later.
 pub(crate) fn format_for(cfg: &RetrieverConfig, name: &str) -> Option<Format> {
     cfg.format.or_else(|| Format::from_name(name))

@@ -31,7 +31,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, GetOptions, ObjectStore, RetryConfig};
 use reqwest::Url;
 
-use super::{Document, Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
+use super::{Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
 use crate::config::RetrieverConfig;
 use crate::parse::Format;
 
@@ -214,16 +214,7 @@ impl S3Retriever {
             }
             buf.extend_from_slice(&chunk);
         }
-        if buf.is_empty() {
-            return Err(RetrieverError::Empty {
-                source_name: self.source.clone(),
-            });
-        }
-        Ok(Fetched::Changed(Document {
-            bytes: buf.freeze(),
-            format: self.format,
-            validators,
-        }))
+        super::changed(&self.source, buf.freeze(), self.format, validators)
     }
 
     fn too_large(&self) -> RetrieverError {
