@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use flagrelay::evaluator::{Rules, Subject};
 use serde_json::{Value, json};
-use support::relay::{Options, Relay, client, eventually, write_atomic};
+use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
 use support::sse::SseReader;
 
 const FLAGS: &str = "
@@ -46,15 +46,6 @@ fn start(config: &str) -> Relay {
             ..Options::default()
         },
     )
-}
-
-async fn wait_ready(relay: &Relay) {
-    let c = client();
-    eventually(Duration::from_secs(10), "ready", || {
-        let (c, url) = (c.clone(), relay.url("/ready"));
-        async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
-    })
-    .await;
 }
 
 async fn token(relay: &Relay, key: &str) -> String {

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::relay::{Options, Relay, client, eventually, write_atomic};
+use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
 
 const FLAGS: &str = r#"
 on-flag: {enabled: true, rollout: 100}
@@ -49,16 +49,6 @@ async fn eval(relay: &Relay, key: &str, body: Value) -> (u16, Value) {
         .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap())
-}
-
-async fn wait_ready(relay: &Relay) {
-    let c = client();
-    eventually(Duration::from_secs(10), "ready", || {
-        let c = c.clone();
-        let url = relay.url("/ready");
-        async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
-    })
-    .await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::Value;
-use support::relay::{Options, Relay, client, eventually, write_atomic};
+use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
 
 /// An HTTP flag source whose answer the test controls.
 #[derive(Clone)]
@@ -37,15 +37,6 @@ impl Source {
     fn set(&self, status: u16, body: &str) {
         *self.answer.lock().unwrap() = (status, body.to_owned());
     }
-}
-
-async fn wait_ready(relay: &Relay) {
-    let c = client();
-    eventually(Duration::from_secs(10), "ready", || {
-        let (c, url) = (c.clone(), relay.url("/ready"));
-        async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
-    })
-    .await;
 }
 
 async fn value(relay: &Relay, key: &str) -> Value {

@@ -212,3 +212,13 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Wait until `/ready` answers 200.
+pub async fn wait_ready(relay: &Relay) {
+    let c = client();
+    eventually(Duration::from_secs(10), "/ready to answer 200", || {
+        let (c, url) = (c.clone(), relay.url("/ready"));
+        async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
+    })
+    .await;
+}
