@@ -13,7 +13,11 @@ fn lockfile_matches_the_pinned_fips_module() {
     while let Some(line) = lines.next() {
         if line.trim() == "name = \"aws-lc-fips-sys\"" {
             let v = lines.next().unwrap_or_default().trim();
-            versions.push(v.trim_start_matches("version = ").trim_matches('"').to_owned());
+            versions.push(
+                v.trim_start_matches("version = ")
+                    .trim_matches('"')
+                    .to_owned(),
+            );
         }
     }
     assert_eq!(
