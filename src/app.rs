@@ -110,6 +110,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         config.auth.jwt_secret.as_ref(),
         config.auth.token_ttl,
     )?);
+    ignore_file_size_signal();
     let relay = Relay::build(config)?;
     let config = &relay.config;
     let state = AppState::new(
@@ -290,6 +291,21 @@ async fn run_server(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the process. Saving
+/// the persisted snapshot must fail with EFBIG instead (logged; serving goes on), so install a
+/// handler: tokio keeps it for the life of the process, and the signal then only interrupts
+/// the write.
+fn ignore_file_size_signal() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        let kind = tokio::signal::unix::SignalKind::from_raw(SIGXFSZ);
+        if let Err(e) = tokio::signal::unix::signal(kind) {
+            tracing::warn!(error = %e, "cannot handle SIGXFSZ; a save past the file-size limit would stop the relay");
+        }
+    }
 }
 
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {

@@ -835,13 +835,12 @@ async fn a_full_disk_fails_the_save_keeps_the_old_file_and_serving_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: SIGXFSZ kills the relay when a save passes RLIMIT_FSIZE (see the test)"]
 async fn a_file_size_limit_fails_the_save_and_serving_goes_on() {
     // RLIMIT_FSIZE (`prlimit --fsize`, systemd's LimitFSIZE=, `ulimit -f`) on the relay: a
     // write past the limit makes the kernel send SIGXFSZ, whose default action terminates
     // the process; only when the signal is ignored or handled does write() fail with EFBIG.
-    // The relay leaves SIGXFSZ at its default, so the save kills it instead of failing with
-    // a log line.
+    // The relay handles SIGXFSZ (src/app.rs), so the save fails with a log line instead of
+    // killing it (this test found that defect).
     file_size_limit_case(false).await;
 }
 
