@@ -105,3 +105,28 @@ fn jitter_stays_within_ten_percent_and_varies() {
     let distinct = draws.iter().collect::<std::collections::HashSet<_>>().len();
     assert!(distinct > 100, "only {distinct} distinct waits");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_forced_refresh_restarts_the_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    std::fs::write(&p, "a: {}\n").unwrap();
+    let r = refresher(&[&p]);
+    let runs = |r: &Refresher| r.requested.load(Ordering::SeqCst);
+    tokio::spawn(r.clone().poll(Duration::from_millis(1000), false));
+    // Let the poller start its first wait at t=0.
+    tokio::task::yield_now().await;
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    r.refresh_forced().await;
+    assert_eq!(runs(&r), 1);
+    // t≈1200: the old schedule would have polled at 1000; the restarted one waits until 1600.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        runs(&r),
+        1,
+        "the poll interval did not restart after the forced refresh"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(runs(&r), 2, "no poll at the restarted interval");
+}
