@@ -1,0 +1,138 @@
+//! The OFREP hot path without the network: parse the request body, find the flag, evaluate,
+//! and serialize the answer, for one flag and for a bulk request over 1,000 flags.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use flagrelay::http::auth::Caller;
+use flagrelay::http::ofrep::{EvalSettings, parse_context, render_bulk};
+use flagrelay::parse::parse_document;
+use flagrelay::snapshot::{Snapshot, short_hash};
+
+fn snapshot(n: usize) -> Snapshot {
+    let text = common::document(n, common::Fmt::Json, 0);
+    let doc = parse_document("bench.json", text.as_bytes(), None).expect("generated doc is valid");
+    let flags: BTreeMap<_, _> = doc.flags.into_iter().collect();
+    Snapshot::build(flags, None)
+}
+
+/// 10,000 request bodies as an OpenFeature provider sends them, rotating the targeting key.
+fn bodies() -> Vec<Vec<u8>> {
+    (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"context":{{"targetingKey":"user-{i}","tenantId":"tenant-{}","env":"production","plan":"pro","country":"DE","appVersion":"4.2.1"}}}}"#,
+                i % 50
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let settings = EvalSettings {
+        default_env: None,
+        max_body_bytes: 1 << 20,
+        change_stream: true,
+    };
+    let caller = Caller::Anonymous;
+    let bodies = bodies();
+
+    let mut g = c.benchmark_group("ofrep");
+    g.bench_function("parse_context", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            let ctx = parse_context(black_box(&bodies[i])).unwrap();
+            black_box(ctx.subject(&caller, &settings).user.len())
+        })
+    });
+
+    // Single flag: parse + look up + evaluate + serialize. The handler writes the answer with
+    // the private `ofrep::write_success`; until that is public this renders it through
+    // `render_bulk` over a snapshot of the one flag, which adds the bulk envelope (~170 bytes
+    // and one integer format), so this is an upper bound of the single-flag serialization.
+    let big = snapshot(1_000);
+    let key = "flag-000042";
+    let one = {
+        let mut m = BTreeMap::new();
+        m.insert(key.to_string(), big.get(key).unwrap().def.clone());
+        Snapshot::build(m, None)
+    };
+    g.bench_function("single_parse_eval_serialize", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            let ctx = parse_context(black_box(&bodies[i])).unwrap();
+            let subject = ctx.subject(&caller, &settings);
+            let entry = big.get(black_box(key)).unwrap();
+            black_box(entry.rules.evaluate(&subject));
+            black_box(render_bulk(Some(&one), &subject, false))
+        })
+    });
+    g.bench_function("single_parse_eval", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            let ctx = parse_context(black_box(&bodies[i])).unwrap();
+            let subject = ctx.subject(&caller, &settings);
+            let entry = big.get(black_box(key)).unwrap();
+            black_box(entry.rules.evaluate(&subject))
+        })
+    });
+
+    // Bulk over 1,000 flags: what `evaluate_all` does (parse, render every flag, ETag hash).
+    let body_len = render_bulk(
+        Some(&big),
+        &parse_context(&bodies[0])
+            .unwrap()
+            .subject(&caller, &settings),
+        true,
+    )
+    .len();
+    g.throughput(Throughput::Bytes(body_len as u64));
+    g.bench_function("bulk_1000_parse_eval_serialize_etag", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            let ctx = parse_context(black_box(&bodies[i])).unwrap();
+            let subject = ctx.subject(&caller, &settings);
+            let body = render_bulk(Some(&big), &subject, true);
+            let etag = short_hash(body.as_bytes());
+            black_box((body, etag))
+        })
+    });
+    g.bench_function("bulk_1000_render_only", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            let ctx = parse_context(&bodies[i]).unwrap();
+            let subject = ctx.subject(&caller, &settings);
+            black_box(render_bulk(Some(&big), &subject, true))
+        })
+    });
+    g.bench_function("bulk_1000_etag_only", |b| {
+        let body = render_bulk(
+            Some(&big),
+            &parse_context(&bodies[0])
+                .unwrap()
+                .subject(&caller, &settings),
+            true,
+        );
+        b.iter(|| black_box(short_hash(black_box(body.as_bytes()))))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
