@@ -156,6 +156,8 @@ flipper() {
     sleep 1
   done
 }
+echo "t,rss_kb,fds,threads" >"$OUT/samples.csv"
+START=$(date +%s)
 flipper &
 FLIP_PID=$!
 PIDS+=("$FLIP_PID")
@@ -168,11 +170,13 @@ python3 scripts/soak/clients.py --port "$PORT" --seconds "$SECS" --sse-clients "
 CLIENTS_PID=$!
 PIDS+=("$CLIENTS_PID")
 
-echo "t,rss_kb,fds" >"$OUT/samples.csv"
-START=$(date +%s)
+# Every SAMPLE_SECS, and a last sample 2 s before the load ends (still under load).
 ALIVE=1
+next=$SAMPLE_SECS
 while :; do
-  sleep "$SAMPLE_SECS"
+  ((next > SECS - 2)) && next=$((SECS - 2))
+  now=$(($(date +%s) - START))
+  ((next > now)) && sleep $((next - now))
   t=$(($(date +%s) - START))
   if [ ! -e "/proc/$RELAY_PID" ] || grep -q '^State:.*Z' "/proc/$RELAY_PID/status" 2>/dev/null; then
     ALIVE=0
@@ -181,11 +185,13 @@ while :; do
   fi
   rss=$(status_kb "$RELAY_PID" VmRSS)
   n=$(fds "$RELAY_PID")
-  echo "$t,$rss,$n" >>"$OUT/samples.csv"
-  if ((t % 60 < SAMPLE_SECS)); then
-    printf '  %4ds  RSS %6s kB  fds %4s\n' "$t" "$rss" "$n"
+  threads=$(status_kb "$RELAY_PID" Threads)
+  echo "$t,$rss,$n,$threads" >>"$OUT/samples.csv"
+  if ((t % 60 < SAMPLE_SECS || t >= SECS - 2)); then
+    printf '  %4ds  RSS %6s kB  fds %4s  threads %3s\n' "$t" "$rss" "$n" "$threads"
   fi
-  ((t >= SECS)) && break
+  ((t >= SECS - 2)) && break
+  next=$((next + SAMPLE_SECS))
 done
 
 echo "== load done; waiting for the clients"

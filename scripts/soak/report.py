@@ -90,7 +90,8 @@ print(f"refreshes failed         {refresh_failed}; saves failed {persist_failed}
 print(f"RSS                      idle before load {int(facts['rss_idle_before'])} kB; "
       f"at {warm['t']:.0f} s {int(warm['rss_kb'])} kB -> at {end['t']:.0f} s {int(end['rss_kb'])} kB: "
       f"{growth:+.1f} % (limit {a.max_rss_growth:.0f} %); max {int(max(s['rss_kb'] for s in samples))} kB; "
-      f"idle after load {int(facts['rss_idle_after'])} kB")
+      f"idle after load {int(facts['rss_idle_after'])} kB; threads {int(warm.get('threads', 0))} -> "
+      f"{int(end.get('threads', 0))}")
 print(f"open descriptors         idle before load {fd_idle_before}, idle after load {fd_idle_after}; "
       f"under load at {warm['t']:.0f} s {int(warm['fds'])}, at {end['t']:.0f} s {int(end['fds'])}, "
       f"max {int(max(s['fds'] for s in samples))}")
