@@ -14,9 +14,10 @@
 //!
 //! - HTTP requests by route template, method and status, and a latency histogram by route
 //!   template: [`Metrics::record_request`], from the `http::observe` layer. Routes are
-//!   registered at construction ([`Metrics::new`]); a request resolves its route to a slot
-//!   with one lookup in an immutable map. Paths no route matched count under
-//!   `route="__unmatched__"`, so scanners cannot create series.
+//!   registered at construction ([`Metrics::new`]); a request resolves its path to a route slot
+//!   ([`Metrics::route_for_path`]: a few comparisons against immutable tables, no lock, no
+//!   allocation). Paths no route matches count under `route="__unmatched__"`, so scanners
+//!   cannot create series.
 //! - Evaluations by flag and reason: [`Metrics::evaluation`] (single), [`Metrics::recorder`]
 //!   (bulk, per flag) and [`Metrics::evaluation_unknown`] (`flag="__unknown__"`,
 //!   `reason="ERROR"`). Per-flag counters live in a table built once per flag set and
@@ -230,6 +231,86 @@ impl RouteStats {
     }
 }
 
+/// A route template with parameters, for matching request paths.
+#[derive(Debug)]
+struct Pattern {
+    /// The literal text before the first parameter (ends with `/`).
+    prefix: Box<str>,
+    /// `/prefix/{*rest}`: matches when the path extends the prefix.
+    catch_all_only: bool,
+    /// The segments after the first one, for the general case.
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Literal(Box<str>),
+    /// `{name}`: one non-empty segment.
+    Param,
+    /// `{*name}`: the non-empty rest of the path, slashes included.
+    CatchAll,
+}
+
+impl Pattern {
+    fn parse(template: &str) -> Pattern {
+        let brace = template.find('{').unwrap_or(template.len());
+        let prefix = &template[..brace];
+        let rest = &template[brace..];
+        let catch_all_only = prefix.ends_with('/')
+            && rest.starts_with("{*")
+            && rest.ends_with('}')
+            && rest.matches('{').count() == 1;
+        let segments = template
+            .split('/')
+            .map(|s| {
+                if s.starts_with("{*") && s.ends_with('}') {
+                    Segment::CatchAll
+                } else if s.starts_with('{') && s.ends_with('}') {
+                    Segment::Param
+                } else {
+                    Segment::Literal(s.into())
+                }
+            })
+            .collect();
+        Pattern {
+            prefix: prefix.into(),
+            catch_all_only,
+            segments,
+        }
+    }
+
+    #[inline]
+    fn matches(&self, path: &str) -> bool {
+        if !path.starts_with(&*self.prefix) {
+            return false;
+        }
+        if self.catch_all_only {
+            return path.len() > self.prefix.len();
+        }
+        let mut rest = Some(path);
+        for seg in &self.segments {
+            let Some(r) = rest else { return false };
+            if let Segment::CatchAll = seg {
+                return !r.is_empty();
+            }
+            let (head, tail) = match r.split_once('/') {
+                Some((h, t)) => (h, Some(t)),
+                None => (r, None),
+            };
+            let ok = match seg {
+                Segment::Literal(l) => head == &**l,
+                Segment::Param => !head.is_empty(),
+                Segment::CatchAll => unreachable!(),
+            };
+            if !ok {
+                return false;
+            }
+            rest = tail;
+        }
+        rest.is_none()
+    }
+}
+
 /// A route resolved once per request, so recording is an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteId(usize);
@@ -370,6 +451,10 @@ pub struct Metrics {
     /// Registered templates, then [`UNMATCHED_ROUTE`] last.
     routes: Box<[RouteStats]>,
     route_ids: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// The templates without parameters, and those with, tried in that order (as axum prefers
+    /// a static route to a parameter).
+    exact: Vec<(Box<str>, usize)>,
+    patterns: Vec<(usize, Pattern)>,
     flags: ArcSwap<FlagTable>,
     /// Serializes rebuilding `flags` (once per flag-set change; never taken to record).
     flags_rebuild: Mutex<()>,
@@ -394,16 +479,23 @@ pub struct Scrape<'a> {
 }
 
 impl Metrics {
-    /// A registry that knows these route templates (axum's `MatchedPath` form, e.g.
+    /// A registry that knows these route templates (as axum's router writes them, e.g.
     /// `/ofrep/v1/evaluate/flags/{*key}`); duplicates are merged.
     pub fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Metrics {
         let mut stats: Vec<RouteStats> = Vec::new();
         let mut ids = HashMap::default();
+        let mut patterns = Vec::new();
+        let mut exact = Vec::new();
         for r in routes {
             if r == UNMATCHED_ROUTE || ids.contains_key(r) {
                 continue;
             }
             ids.insert(Box::from(r), stats.len());
+            if r.contains('{') {
+                patterns.push((stats.len(), Pattern::parse(r)));
+            } else {
+                exact.push((Box::from(r), stats.len()));
+            }
             stats.push(RouteStats::new(r));
         }
         stats.push(RouteStats::new(UNMATCHED_ROUTE));
@@ -411,6 +503,8 @@ impl Metrics {
             enabled: AtomicBool::new(true),
             routes: stats.into(),
             route_ids: ids,
+            exact,
+            patterns,
             flags: ArcSwap::from_pointee(FlagTable::empty()),
             flags_rebuild: Mutex::new(()),
             unknown_flag: AtomicU64::new(0),
@@ -448,6 +542,26 @@ impl Metrics {
                 .and_then(|t| self.route_ids.get(t).copied())
                 .unwrap_or(unmatched),
         )
+    }
+
+    /// The slot of the route a request path matches, the way axum's router matches it: a
+    /// template without parameters equal to the path, else the first template with parameters
+    /// that matches (`{name}`: one non-empty segment; `{*name}`: a non-empty rest). Else
+    /// [`UNMATCHED_ROUTE`]. A test checks that this agrees with axum's `MatchedPath`.
+    #[inline]
+    pub fn route_for_path(&self, path: &str) -> RouteId {
+        // A dozen templates: comparing lengths first beats hashing the path.
+        for (t, i) in &self.exact {
+            if t.len() == path.len() && **t == *path {
+                return RouteId(*i);
+            }
+        }
+        for (i, p) in &self.patterns {
+            if p.matches(path) {
+                return RouteId(*i);
+            }
+        }
+        RouteId(self.routes.len() - 1)
     }
 
     /// The label of a route slot.
@@ -945,9 +1059,12 @@ mod tests {
     #[test]
     fn requests_by_route_method_status() {
         let m = metrics();
-        let ofrep = m.route(Some("/ofrep/v1/evaluate/flags/{*key}"));
-        let unmatched = m.route(None);
-        assert_eq!(m.route(Some("/not/registered")), unmatched);
+        let ofrep = m.route_for_path("/ofrep/v1/evaluate/flags/a/b");
+        let unmatched = m.route_for_path("/nope");
+        assert_eq!(m.route_label(ofrep), "/ofrep/v1/evaluate/flags/{*key}");
+        assert_eq!(m.route_for_path("/ofrep/v1/evaluate/flags/"), unmatched);
+        assert_eq!(m.route_for_path("/health/"), unmatched);
+        assert_ne!(m.route_for_path("/health"), unmatched);
         assert_eq!(m.route_label(unmatched), UNMATCHED_ROUTE);
         let post = method_index(&axum::http::Method::POST);
         m.record_request(ofrep, post, 200, Duration::from_micros(50));
@@ -1194,7 +1311,7 @@ mod tests {
         let a = snap("x: {enabled: true}\n");
         m.evaluation(&a, a.get("x").unwrap(), Reason::Static);
         m.evaluation_unknown();
-        m.record_request(m.route(None), 0, 200, Duration::ZERO);
+        m.record_request(m.route_for_path("/"), 0, 200, Duration::ZERO);
         let s = samples(&m.render(&scrape(Some(&a))));
         assert!(
             !s.keys()
@@ -1227,7 +1344,7 @@ mod tests {
     fn concurrent_recording_loses_nothing() {
         let m = Arc::new(metrics());
         let a = Arc::new(snap("a: {enabled: true, rollout: 100}\n"));
-        let route = m.route(Some("/health"));
+        let route = m.route_for_path("/health");
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (m, a) = (m.clone(), a.clone());

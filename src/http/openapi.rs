@@ -986,9 +986,10 @@ mod tests {
         let metrics = Arc::new(crate::metrics::Metrics::new(
             ROUTES.iter().map(|r| r.template),
         ));
-        let app = http::api_router(state.clone(), &[])
-            .merge(http::monitoring_router(state))
-            .layer(super::super::observe::ObserveLayer::new(metrics.clone()));
+        let app = tower::Layer::layer(
+            &super::super::observe::ObserveLayer::new(metrics.clone()),
+            http::api_router(state.clone(), &[]).merge(http::monitoring_router(state)),
+        );
         for r in ROUTES {
             let uri = r.template.replace("{*key}", "some/key");
             let req = Request::builder()
