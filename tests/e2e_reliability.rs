@@ -101,20 +101,25 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// One client on one keep-alive connection, alternating single and bulk evaluations until the
-/// relay refuses connections after SIGTERM (or a bound is reached).
+/// One client on one keep-alive connection (HTTP/1.1, or HTTP/2 without TLS when `h2`),
+/// alternating single and bulk evaluations until the relay refuses connections after SIGTERM
+/// (or a bound is reached).
 async fn load_client(
     id: usize,
+    h2: bool,
     base: String,
     term_sent: Arc<AtomicBool>,
     total_ok: Arc<AtomicU64>,
 ) -> Tally {
     let c = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
-        .http1_only()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap();
+        .timeout(Duration::from_secs(15));
+    let c = if h2 {
+        c.http2_prior_knowledge()
+    } else {
+        c.http1_only()
+    };
+    let c = c.build().unwrap();
     let keys = ["color", "on-flag", "half"];
     let mut t = Tally::default();
     let started = Instant::now();
@@ -348,6 +353,7 @@ async fn sigterm_under_load_loses_no_accepted_request() {
         .map(|id| {
             tokio::spawn(load_client(
                 id,
+                id % 4 == 3,
                 base.clone(),
                 term_sent.clone(),
                 total_ok.clone(),
