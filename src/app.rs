@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::http::{self, AppState, Auth, EvalSettings};
+use crate::http::{self, AppState, Auth, EvalSettings, Lifecycle};
 use crate::persist;
 use crate::refresh::{RefreshOptions, Refresher};
 use crate::retriever::{Retriever, RetrieverError};
@@ -111,6 +111,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         config.auth.token_ttl,
     )?);
     ignore_file_size_signal();
+    // Installed before anything slow, so a SIGTERM during the first load drains too.
+    let mut signals = Signals::install();
     let relay = Relay::build(config)?;
     let config = &relay.config;
     let state = AppState::new(
@@ -167,9 +169,20 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     }
 
     // Serve /health and /ready (503) while the first load runs.
-    if let Err(e) = relay.first_load().await {
-        lifecycle.begin_shutdown();
-        return Err(e);
+    let first = tokio::select! {
+        loaded = relay.first_load() => Some(loaded),
+        () = signals.recv() => None,
+    };
+    match first {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            lifecycle.begin_shutdown();
+            return Err(e);
+        }
+        None => {
+            drain(&lifecycle, None, servers, grace).await;
+            return Ok(());
+        }
     }
     let poller = config.polling_interval.duration().map(|every| {
         tokio::spawn(
@@ -181,7 +194,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     });
 
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = signals.recv() => {}
         Some(done) = servers.join_next() => {
             // A server stopped on its own: that is an error (e.g. the socket failed).
             if let Ok(Err(e)) = done {
@@ -189,6 +202,17 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             }
         }
     }
+    drain(&lifecycle, poller, servers, grace).await;
+    Ok(())
+}
+
+/// Stop accepting, fail readiness, end streams, and give in-flight requests up to `grace`.
+async fn drain(
+    lifecycle: &Lifecycle,
+    poller: Option<tokio::task::JoinHandle<()>>,
+    mut servers: tokio::task::JoinSet<std::io::Result<()>>,
+    grace: Duration,
+) {
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"
@@ -205,7 +229,6 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         Ok(()) => tracing::info!("stopped"),
         Err(_) => tracing::warn!("grace period over; closing remaining connections"),
     }
-    Ok(())
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
@@ -313,23 +336,48 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT, registered at once (not on first poll) so no signal is missed.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "signal received"),
-        () = term => tracing::info!(signal = "SIGTERM", "signal received"),
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.int) => tracing::info!(signal = "SIGINT", "signal received"),
+                () = next(&mut self.term) => tracing::info!(signal = "SIGTERM", "signal received"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!(signal = "SIGINT", "signal received");
+        }
     }
 }

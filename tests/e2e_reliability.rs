@@ -1703,11 +1703,9 @@ authorizedKeys:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: SIGTERM during the first load kills the relay by the signal's default action (status 15, no drain) instead of a clean exit 0"]
 async fn sigterm_during_the_first_load_exits_cleanly() {
-    // The SIGTERM/SIGINT handlers are installed only when `shutdown_signal()` is first polled,
-    // after `first_load()` returns (src/app.rs, `serve`), so until then the signal's default
-    // action applies.
+    // The SIGTERM/SIGINT handlers must be installed before the first load starts (this test
+    // found them installed only after it, when the signal's default action still applied).
     // A source that never answers keeps the first load running (up to its 20 s timeout),
     // while /health and /ready are already served.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
