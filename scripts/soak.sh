@@ -109,6 +109,7 @@ while IFS='=' read -r name _; do
 done < <(env | grep '^FLAGRELAY_' || true)
 
 echo "== start the relay"
+: >"$OUT/relay.log"
 # Its log goes to relay.log, except the warn line of every rejected request (the load sends
 # bad requests on purpose), which is only counted.
 "${clean_env[@]}" "$RELAY" --config "$OUT/flagrelay.yaml" --host 127.0.0.1 --port 0 \
@@ -120,7 +121,7 @@ PIDS+=("$RELAY_PID")
 PORT=
 for ((i = 0; i < 300; i++)); do
   PORT=$(sed -n 's/.*"msg":"listening","addr":"127\.0\.0\.1:\([0-9]*\)","server":"api".*/\1/p' \
-    "$OUT/relay.log" | head -1)
+    "$OUT/relay.log" 2>/dev/null | head -1 || true)
   [ -n "$PORT" ] && curl -fsS -o /dev/null "http://127.0.0.1:$PORT/ready" 2>/dev/null && break
   [ -e "/proc/$RELAY_PID" ] || { echo "soak: the relay exited at start" >&2; cat "$OUT/relay.log" >&2; exit 1; }
   sleep 0.1

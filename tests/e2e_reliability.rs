@@ -1739,3 +1739,67 @@ async fn sigterm_during_the_first_load_exits_cleanly() {
     );
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
 }
+
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "defect: every flag change spawns another save while one hangs (one more blocked thread and flag set per change, up to the blocking pool's 512)"]
+async fn a_hung_disk_does_not_pile_up_saves() {
+    // A save that never finishes, as on a hung network volume: a FIFO at the relay's temp path
+    // makes the save's open() block until someone reads it (nobody does). Flag changes keep
+    // coming; serving must go on, and the stuck save must not be joined by one more blocked
+    // thread (holding one more flag set) per change.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("flags.yaml"), FLAGS_RED).unwrap();
+    let cfg = "pollingInterval: 0\npersistentFlagConfigurationFile: \"{{dir}}/state/flags.json\"\n\
+               authorizedKeys: {admin: [admin-key]}\n\
+               retrievers:\n  - {kind: file, path: \"{{dir}}/flags.yaml\"}\n";
+    let relay = Proc::start(dir.path(), cfg, &[]);
+    let base = relay.url("");
+    wait_ready(relay.url("/ready")).await;
+    let saved = dir.path().join("state/flags.json");
+    eventually(Duration::from_secs(10), "the first save", || {
+        let saved = saved.clone();
+        async move { saved.exists().then_some(()) }
+    })
+    .await;
+    let tmp = dir
+        .path()
+        .join(format!("state/.flags.json.tmp-{}", relay.pid));
+    assert!(Command::new("mkfifo").arg(&tmp).status().unwrap().success());
+    // Let the blocking pool settle to what steady serving needs.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = threads_of(relay.pid);
+
+    const CHANGES: usize = 40;
+    for i in 0..CHANGES {
+        write_atomic(
+            &dir.path().join("flags.yaml"),
+            &flags_with(&format!("c{i}")),
+        );
+        let r = client()
+            .post(relay.url("/admin/v1/retriever/refresh"))
+            .header("x-api-key", "admin-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_serving(&base, &format!("c{}", CHANGES - 1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = threads_of(relay.pid);
+    println!("threads: {before} before, {after} after {CHANGES} changes with the save stuck");
+    assert!(
+        after < before + 5,
+        "{} more threads after {CHANGES} changes: a blocked save per change",
+        after - before
+    );
+}
