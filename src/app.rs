@@ -286,6 +286,9 @@ async fn run_server(
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32)
         .keep_alive_interval(Some(limits.read_header_timeout));
+    // Around the whole router (not per route, as `Router::layer` would): one layer call per
+    // request, and it sees every answer, the fallback's and the panic handler's included.
+    let app = tower::Layer::layer(&crate::http::observe::layer(), app);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {

@@ -70,6 +70,9 @@ pub struct Settings {
     /// Refuse to start unless FIPS 140-3 mode is active.
     #[arg(long, global = true)]
     pub fips_strict: bool,
+    /// Serve without recording metrics (benchmarks compare the two).
+    #[arg(long, global = true, hide = true)]
+    pub no_metrics: bool,
 }
 
 impl Settings {
@@ -112,6 +115,9 @@ impl Settings {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crypto::install_default_provider();
+    if cli.settings.no_metrics {
+        crate::metrics::global().set_enabled(false);
+    }
     match cli.command {
         Some(Command::Validate { ref files }) => validate(files),
         Some(Command::Export { ref out }) => {

@@ -160,27 +160,25 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([header::ETAG])
 }
 
-/// Layers every finished router gets: request metrics, logs and ids (outermost, so they see
-/// every answer), and a panic inside a handler answers 500 (and is logged) instead of dropping
-/// the connection, while the relay keeps serving.
+/// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,
+/// and the relay keeps serving. (Request metrics, logs and ids wrap the whole router in
+/// `app::run_server`, outside this, so they see every answer.)
 pub fn harden(router: Router) -> Router {
-    router
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(panic = %what, "a handler panicked; answered 500");
-                axum::response::IntoResponse::into_response(error::ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                ))
-            },
-        ))
-        .layer(observe::layer())
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |panic: Box<dyn std::any::Any + Send>| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(panic = %what, "a handler panicked; answered 500");
+            axum::response::IntoResponse::into_response(error::ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ))
+        },
+    ))
 }
 
 #[cfg(test)]
