@@ -92,6 +92,13 @@ print(f"RSS                      idle before load {int(facts['rss_idle_before'])
       f"{growth:+.1f} % (limit {a.max_rss_growth:.0f} %); max {int(max(s['rss_kb'] for s in samples))} kB; "
       f"idle after load {int(facts['rss_idle_after'])} kB; threads {int(warm.get('threads', 0))} -> "
       f"{int(end.get('threads', 0))}")
+# Informational: each new thread of the blocking pool can bring its own malloc arena, so RSS
+# steps up with the thread count; growth at a constant thread count tells the two apart.
+same = [x for x in under_load if x.get("threads") == end.get("threads")]
+if same and same[0] is not end and same[0]["rss_kb"]:
+    g = (end["rss_kb"] - same[0]["rss_kb"]) / same[0]["rss_kb"] * 100
+    label = f"  at {int(end.get('threads', 0))} threads".ljust(25)
+    print(f"{label}from {same[0]['t']:.0f} s to {end['t']:.0f} s: {g:+.1f} % (informational)")
 print(f"open descriptors         idle before load {fd_idle_before}, idle after load {fd_idle_after}; "
       f"under load at {warm['t']:.0f} s {int(warm['fds'])}, at {end['t']:.0f} s {int(end['fds'])}, "
       f"max {int(max(s['fds'] for s in samples))}")
