@@ -1750,7 +1750,6 @@ fn threads_of(pid: u32) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: every flag change spawns another save while one hangs (one more blocked thread and flag set per change, up to the blocking pool's 512)"]
 async fn a_hung_disk_does_not_pile_up_saves() {
     // A save that never finishes, as on a hung network volume: a FIFO at the relay's temp path
     // makes the save's open() block until someone reads it (nobody does). Flag changes keep

@@ -85,6 +85,14 @@ pub struct Refresher {
     /// Woken by a forced refresh so the poll timer starts over.
     poll_reset: Notify,
     last_refresh: Mutex<Option<SystemTime>>,
+    /// At most one save runs at a time; changes meanwhile keep only the newest set to save.
+    saves: Arc<Mutex<SaveQueue>>,
+}
+
+#[derive(Default)]
+struct SaveQueue {
+    running: bool,
+    pending: Option<Arc<Snapshot>>,
 }
 
 impl Refresher {
@@ -107,6 +115,7 @@ impl Refresher {
             running: tokio::sync::Mutex::new(None),
             poll_reset: Notify::new(),
             last_refresh: Mutex::new(None),
+            saves: Arc::new(Mutex::new(SaveQueue::default())),
         })
     }
 
@@ -250,13 +259,37 @@ impl Refresher {
         let Some(path) = self.options.persist_to.clone() else {
             return;
         };
-        // Disk I/O off the reactor; a failure is logged and serving goes on.
-        tokio::task::spawn_blocking(move || match persist::save(&path, &snapshot) {
-            Ok(()) => {
-                tracing::debug!(path = %path.display(), etag = %snapshot.etag, "persisted flag set")
+        {
+            let mut q = lock(&self.saves);
+            if q.running {
+                // A save is under way (maybe stuck on a hung volume): keep only the newest set
+                // for it to write next, instead of one more blocked thread per change.
+                q.pending = Some(snapshot);
+                return;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "could not persist the flag set; serving continues")
+            q.running = true;
+        }
+        let saves = self.saves.clone();
+        // Disk I/O off the reactor; a failure is logged and serving goes on.
+        tokio::task::spawn_blocking(move || {
+            let mut next = snapshot;
+            loop {
+                match persist::save(&path, &next) {
+                    Ok(()) => {
+                        tracing::debug!(path = %path.display(), etag = %next.etag, "persisted flag set")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not persist the flag set; serving continues")
+                    }
+                }
+                let mut q = lock(&saves);
+                match q.pending.take() {
+                    Some(newer) => next = newer,
+                    None => {
+                        q.running = false;
+                        return;
+                    }
+                }
             }
         });
     }
