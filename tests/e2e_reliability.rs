@@ -1,10 +1,13 @@
 //! Reliability end to end, through the real binary (issue 8, items 4, 5 and 7):
 //!
-//! - graceful drain: SIGTERM under load loses no accepted request, an in-flight request
-//!   finishes, SSE streams end cleanly, the process exits 0 within the grace period;
+//! - graceful drain: SIGTERM under load (HTTP/1.1 and h2c) loses no accepted request, an
+//!   in-flight request finishes, SSE streams end cleanly, the process exits 0 within the grace
+//!   period (and exits at its end when a request would hold it longer); SIGTERM during the
+//!   first load exits 0 too;
 //! - persisted snapshot faults: a target that cannot be written (for root too), a full disk
 //!   (ENOSPC from /dev/full) and a file-size limit make saving fail with a log line while
-//!   serving goes on; a truncated or corrupted saved file is refused at start, never served;
+//!   serving goes on; a hung save does not pile up more saves; a truncated or corrupted saved
+//!   file is refused at start, never served;
 //! - secrets: one run with every kind of credential, every endpoint hit with right and wrong
 //!   ones and both flag sources failing, leaves none of them in any output line.
 
