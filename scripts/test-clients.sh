@@ -5,7 +5,8 @@
 # node --test). Each suite starts its own relays on free ports with temporary configs and flag
 # files (tests/clients/fixtures/flags.yaml) and stops them at the end.
 #
-#   FLAGRELAY_BIN=path   use this binary instead of building target/release/flagrelay
+#   FLAGRELAY_BIN=path   use this binary instead of building target/debug/flagrelay
+#                        (the debug build: `make test` has just built it for cargo test)
 #   CLIENTS=python|node  run one suite only
 #
 # Last line: "test-clients: N passed, M failed[, K skipped]"; exit 1 on any failure.
@@ -16,8 +17,8 @@ root=$PWD
 bash scripts/install-deps.sh clients || { echo "test-clients: installing dependencies failed" >&2; exit 1; }
 
 if [ -z "${FLAGRELAY_BIN:-}" ]; then
-  cargo build --release --locked || { echo "test-clients: cargo build failed" >&2; exit 1; }
-  FLAGRELAY_BIN=$root/target/release/flagrelay
+  cargo build --locked || { echo "test-clients: cargo build failed" >&2; exit 1; }
+  FLAGRELAY_BIN=$root/target/debug/flagrelay
 fi
 case "$FLAGRELAY_BIN" in /*) ;; *) FLAGRELAY_BIN=$root/$FLAGRELAY_BIN ;; esac
 [ -x "$FLAGRELAY_BIN" ] || { echo "test-clients: no relay binary at $FLAGRELAY_BIN" >&2; exit 1; }
