@@ -205,3 +205,53 @@ fn huge_token_ttl_does_not_overflow() {
         "the token issued must be valid"
     );
 }
+
+/// bearer_token (CI's fuzz smoke, 2026-11-21): a token correctly signed with the relay's secret
+/// whose claims carried a non-UTF-8 byte inside an unknown member was accepted, because serde
+/// skips unknown members without validating them. RFC 7519 §7.2 says such a token is invalid.
+#[test]
+fn signed_token_with_non_utf8_claims_is_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+
+    const SECRET: &str = "fuzz-regression-secret-0123456789abcdef";
+    let keys = flagrelay::config::AuthorizedKeys {
+        evaluation: vec![flagrelay::config::EvaluationKey {
+            key: flagrelay::config::Secret("eval-plain".into()),
+            env: None,
+        }],
+        admin: vec![],
+    };
+    let auth = Auth::new(&keys, Some(&flagrelay::config::Secret(SECRET.into())), 60).unwrap();
+    let signing = EncodingKey::from_secret(SECRET.as_bytes());
+    let kid = flagrelay::http::auth::key_id("eval-plain");
+    let token = |header: &[u8], claims: &[u8]| {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &signing, Algorithm::HS256).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            format!("Bearer {input}.{sig}").parse().unwrap(),
+        );
+        auth.evaluation_caller(&headers, None)
+    };
+    let good_header = br#"{"alg":"HS256","typ":"JWT"}"#.as_slice();
+    let claims = |extra: &[u8]| {
+        let mut c = format!(r#"{{"kid":"{kid}","iat":0,"exp":4102444801,"note":""#).into_bytes();
+        c.extend_from_slice(extra);
+        c.extend_from_slice(br#""}"#);
+        c
+    };
+    // The same token with valid UTF-8 is accepted, so the refusals below are about the byte.
+    assert_eq!(
+        token(good_header, &claims(b"ok")),
+        Ok(Caller::Evaluation { env: None })
+    );
+    assert!(token(good_header, &claims(b"87`S3849\xb4b7")).is_err());
+    assert!(token(br#"{"alg":"HS256","x":"\xb4"}"#, &claims(b"ok")).is_err());
+}
