@@ -45,9 +45,11 @@ bench:
 	$(CARGO) bench --locked
 
 bench-load:
+	bash scripts/install-deps.sh bench
 	bash scripts/bench-load.sh
 
 soak:
+	bash scripts/install-deps.sh bench
 	bash scripts/soak.sh
 
 docker:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The load generator for `make bench-load` (scripts/bench-load.sh): wrk from Debian.
+# python3, curl and taskset (util-linux) are expected on the machine already.
+set -euo pipefail
+if ! command -v wrk >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq wrk >/dev/null
+fi
+wrk --version 2>&1 | head -1 || true
