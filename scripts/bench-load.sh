@@ -247,6 +247,7 @@ before=$(grep -c '"refresh succeeded"' "$OUT/refresh-relay.log" || true)
     if ((k % 2)); then src=b; else src=a; fi
     cp "$OUT/flags-100k-$src.$REFRESH_FORMAT" "$LIVE.tmp"
     mv -f "$LIVE.tmp" "$LIVE"
+    echo "$(date -u +%H:%M:%S.%3N) $src" >>"$OUT/swaps.log"
   done
 ) &
 SWAPPER=$!

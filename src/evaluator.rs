@@ -51,6 +51,14 @@ pub struct Outcome {
     pub reason: Reason,
 }
 
+impl Outcome {
+    /// One byte that tells outcomes apart (the bulk answer's ETag is computed over these).
+    #[inline]
+    pub const fn code(self) -> u8 {
+        (self.reason as u8) << 1 | self.on as u8
+    }
+}
+
 type StrSet = HashSet<Box<str>, FnvBuildHasher>;
 
 /// One flag's rule chain, ready to evaluate.

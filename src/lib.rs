@@ -14,7 +14,8 @@
 //! - [`http`]: OFREP, admin, monitoring endpoints.
 //!
 //! Around them: [`config`] (file, environment, flags), [`persist`] (the saved snapshot),
-//! [`app`] (startup and shutdown), [`cli`], [`crypto`] (the one crypto module), [`logging`].
+//! [`app`] (startup and shutdown), [`cli`], [`crypto`] (the one crypto module), [`logging`],
+//! [`tuning`] (glibc malloc, background priority).
 
 pub mod app;
 pub mod cli;
@@ -29,3 +30,4 @@ pub mod persist;
 pub mod refresh;
 pub mod retriever;
 pub mod snapshot;
+pub mod tuning;

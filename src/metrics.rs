@@ -632,6 +632,9 @@ impl Metrics {
     /// Build the per-flag table for `snapshot` now instead of on its first evaluation. Optional:
     /// the table follows the flag set by itself.
     pub fn flag_set_loaded(&self, snapshot: &Snapshot) {
+        if !self.enabled() {
+            return;
+        }
         drop(self.table_for(snapshot));
     }
 
@@ -1228,6 +1231,7 @@ mod tests {
         let report = |ok: bool, changed: bool| RefreshReport {
             ok,
             changed,
+            built: changed,
             flags: 3,
             etag: Some("e".into()),
             retrievers: vec![

@@ -193,10 +193,11 @@ impl SnapshotStore {
         self.current.load_full()
     }
 
-    /// Serve `next` from now on, and tell the streams.
-    pub fn swap(&self, next: Arc<Snapshot>) {
-        self.current.store(Some(next.clone()));
+    /// Serve `next` from now on, and tell the streams. Returns the set it replaced.
+    pub fn swap(&self, next: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        let old = self.current.swap(Some(next.clone()));
         self.changes.send_replace(Some(next));
+        old
     }
 
     /// A receiver that wakes on every swap.

@@ -23,9 +23,19 @@ async fn good_documents_swap_in_and_bad_ones_keep_the_last_good_set() {
     assert!(first.ok && first.changed, "{first:?}");
     let etag = r.store().load().unwrap().etag.clone();
 
-    // Unchanged: no swap.
+    assert!(first.built);
+
+    // Unchanged: no swap, and no build either.
     let again = r.refresh().await;
-    assert!(again.ok && !again.changed);
+    assert!(again.ok && !again.changed && !again.built, "{again:?}");
+    // Rewritten with the same bytes: still nothing to build.
+    std::fs::write(&p, "a: {enabled: true, rollout: 100}\n").unwrap();
+    let again = r.refresh().await;
+    assert!(again.ok && !again.changed && !again.built, "{again:?}");
+    // Different bytes, same flags (a comment): built, same etag, so no swap.
+    std::fs::write(&p, "# note\na: {enabled: true, rollout: 100}\n").unwrap();
+    let again = r.refresh().await;
+    assert!(again.ok && !again.changed && again.built, "{again:?}");
 
     // Broken, truncated and empty documents never replace the good set.
     for bad in ["a: {enabled: tru", "a: {enabled: true, rolout: 1}\n", ""] {
