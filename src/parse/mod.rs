@@ -259,11 +259,11 @@ fn raw_from_json(source: &str, text: &str) -> Result<Vec<RawFlag>, DocumentError
             DocumentError::one(source, position, e.to_string())
         })?;
     // serde_json has no spans: find each key's line by scanning forward for its quoted form.
-    let mut cursor = 0usize;
+    let mut finder = KeyFinder::default();
     Ok(pairs
         .into_iter()
         .map(|(key, value)| {
-            let position = find_json_key(text, &key, &mut cursor);
+            let position = finder.find(text, &key);
             RawFlag {
                 key,
                 position,
@@ -273,22 +273,53 @@ fn raw_from_json(source: &str, text: &str) -> Result<Vec<RawFlag>, DocumentError
         .collect())
 }
 
-fn find_json_key(text: &str, key: &str, cursor: &mut usize) -> Option<Position> {
-    let quoted = serde_json::to_string(key).ok()?;
-    let mut from = *cursor;
-    while let Some(rel) = text.get(from..)?.find(&quoted) {
-        let at = from + rel;
-        let after = text[at + quoted.len()..].trim_start();
-        if after.starts_with(':') {
-            *cursor = at + quoted.len();
-            let before = &text[..at];
-            let line = before.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
-            return Some(Position { line, column });
+/// Finds top-level keys of a JSON document in order, in one pass over the text: lines are
+/// counted only between one key and the next (counting from the start for every key made a
+/// 100,000-flag document take minutes). A key written with escapes serde_json would not use is
+/// not found and has no position; after a few such misses the finder stops looking, since
+/// each miss scans the rest of the document.
+#[derive(Default)]
+struct KeyFinder {
+    /// Byte offset searched from, and the line (0-based) and line start at that offset.
+    cursor: usize,
+    line: u64,
+    line_start: usize,
+    misses: u32,
+}
+
+impl KeyFinder {
+    const MAX_MISSES: u32 = 8;
+
+    fn find(&mut self, text: &str, key: &str) -> Option<Position> {
+        if self.misses >= Self::MAX_MISSES {
+            return None;
         }
-        from = at + quoted.len();
+        let quoted = serde_json::to_string(key).ok()?;
+        let mut from = self.cursor;
+        while let Some(rel) = text.get(from..).and_then(|t| t.find(&quoted)) {
+            let at = from + rel;
+            let after = text[at + quoted.len()..].trim_start();
+            if after.starts_with(':') {
+                let skipped = &text[self.cursor..at];
+                for (i, b) in skipped.bytes().enumerate() {
+                    if b == b'\n' {
+                        self.line += 1;
+                        self.line_start = self.cursor + i + 1;
+                    }
+                }
+                // A key holds no raw newline: the next search starts after it.
+                self.cursor = at + quoted.len();
+                let column = text[self.line_start..at].chars().count() as u64 + 1;
+                return Some(Position {
+                    line: self.line + 1,
+                    column,
+                });
+            }
+            from = at + quoted.len();
+        }
+        self.misses += 1;
+        None
     }
-    None
 }
 
 /// The top level of a JSON document: a map from key to anything, kept in order.

@@ -170,3 +170,26 @@ fn format_from_name() {
     );
     assert_eq!(Format::from_name("flags"), None);
 }
+
+/// Positions of JSON keys are found in one pass (they were counted from the start for every
+/// key, which made 100,000 flags take minutes): each bad flag still gets its own line, a
+/// duplicate its second occurrence (the speed is measured in benches/parse.rs, not here).
+#[test]
+fn json_key_positions_in_one_pass() {
+    let mut text = String::from("{\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("  \"f{i}\": {{\"enabled\": true}},\n"));
+    }
+    text.push_str("  \"f7\": {\"enabled\": true},\n");
+    text.push_str("  \"last\": {\"users\": \"bob\"}\n}\n");
+    let e = parse_json(&text).unwrap_err();
+    let at = |key: &str| {
+        e.errors
+            .iter()
+            .find(|x| x.key.as_deref() == Some(key))
+            .and_then(|x| x.position)
+            .map(|p| (p.line, p.column))
+    };
+    assert_eq!(at("f7"), Some((20_002, 3)), "{e}");
+    assert_eq!(at("last"), Some((20_003, 3)), "{e}");
+}
