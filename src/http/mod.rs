@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod monitoring;
 pub mod observe;
@@ -18,9 +19,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use admin::AdminState;
 pub use auth::Auth;
@@ -128,7 +127,7 @@ pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/client/auth", post(sync::client_auth))
         .route("/admin/v1/retriever/refresh", post(admin::refresh))
         .route("/openapi.json", get(openapi::openapi))
-        .layer(cors(cors_origins))
+        .layer(cors::layer(cors_origins))
         .with_state(state)
 }
 
@@ -140,24 +139,6 @@ pub fn monitoring_router(state: AppState) -> Router {
         .route("/info", get(monitoring::info))
         .route("/metrics", get(observe::metrics))
         .with_state(state)
-}
-
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-            header::IF_NONE_MATCH,
-        ])
-        .expose_headers([header::ETAG])
 }
 
 /// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,
