@@ -62,8 +62,12 @@ struct Slot {
 #[derive(Default)]
 struct SlotState {
     validators: Validators,
-    /// Hash of the bytes of `doc`, so an unchanged document is not parsed again.
+    /// Hash of the bytes last parsed without error, so an unchanged document is not parsed
+    /// again.
     bytes_hash: Option<String>,
+    /// The document those bytes parsed to, kept only when there are several sources (a change
+    /// in one is merged with the others' last documents). With one source the snapshot is all
+    /// that is needed: keeping the parsed copy too doubled the memory of a large flag set.
     doc: Option<Arc<FlagDoc>>,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
@@ -89,10 +93,10 @@ pub struct Refresher {
     last_refresh: Mutex<Option<SystemTime>>,
     /// At most one save runs at a time; changes meanwhile keep only the newest set to save.
     saves: Arc<Mutex<SaveQueue>>,
-    /// The parsed documents the last built snapshot came from, and its etag. When a refresh
-    /// finds every source unchanged (the same parsed documents), building again would give the
-    /// same set: for 100,000 flags that is a second of CPU on every poll, so it is skipped.
-    built_from: Mutex<Option<(Vec<Arc<FlagDoc>>, String)>>,
+    /// The byte hashes of the documents the last built snapshot came from, and its etag. When a
+    /// refresh finds every source unchanged, building again would give the same set: for
+    /// 100,000 flags that is a second of CPU on every poll, so it is skipped.
+    built_from: Mutex<Option<(Vec<String>, String)>>,
 }
 
 #[derive(Default)]
@@ -159,12 +163,14 @@ impl Refresher {
         let now = SystemTime::now();
         let mut statuses = Vec::with_capacity(self.slots.len());
         let mut docs = Vec::with_capacity(self.slots.len());
+        let mut hashes = Vec::with_capacity(self.slots.len());
         for (slot, result) in self.slots.iter().zip(fetched) {
             let mut st = lock(&slot.state);
             let error = match result {
-                Ok(doc) => {
+                Ok(SlotDoc { hash, doc }) => {
                     st.last_success = Some(now);
                     st.last_error = None;
+                    hashes.push(hash);
                     docs.push(doc);
                     None
                 }
@@ -186,19 +192,23 @@ impl Refresher {
         if ok {
             *lock(&self.last_refresh) = Some(now);
             let unchanged = current.as_ref().is_some_and(|c| {
-                lock(&self.built_from).as_ref().is_some_and(|(from, etag)| {
-                    *etag == c.etag
-                        && from.len() == docs.len()
-                        && from.iter().zip(&docs).all(|(a, b)| Arc::ptr_eq(a, b))
-                })
+                lock(&self.built_from)
+                    .as_ref()
+                    .is_some_and(|(from, etag)| *etag == c.etag && *from == hashes)
             });
-            if !unchanged {
+            // Every document, or None when one unchanged source kept no parsed copy and the set
+            // being served did not come from it (it cannot happen after a build, since a single
+            // source's unchanged bytes are what the served set was built from).
+            let inputs: Option<Vec<Arc<FlagDoc>>> = docs.into_iter().collect();
+            if !unchanged && inputs.is_none() {
+                self.forget_documents();
+            }
+            if let (false, Some(inputs)) = (unchanged, inputs) {
                 built = true;
                 let salt = self.options.salt.clone();
-                let inputs = docs.clone();
                 let next = tokio::task::spawn_blocking(move || {
                     crate::tuning::background_priority();
-                    let next = merge_and_build(&inputs, salt.as_deref());
+                    let next = merge_and_build(inputs, salt.as_deref());
                     // Before the swap, so no request builds the per-flag metrics table.
                     crate::metrics::global().flag_set_loaded(&next);
                     // Parsing and building freed far more than they kept; give it back.
@@ -207,7 +217,7 @@ impl Refresher {
                 })
                 .await
                 .expect("building a snapshot does not panic");
-                *lock(&self.built_from) = Some((docs, next.etag.clone()));
+                *lock(&self.built_from) = Some((hashes, next.etag.clone()));
                 if current.as_ref().is_none_or(|c| c.etag != next.etag) {
                     let next = Arc::new(next);
                     retire(self.store.swap(next.clone()));
@@ -231,15 +241,25 @@ impl Refresher {
         report
     }
 
+    /// Make every source parse again on the next refresh (so a build has all documents).
+    fn forget_documents(&self) {
+        for slot in &self.slots {
+            let mut st = lock(&slot.state);
+            st.bytes_hash = None;
+            st.validators = Validators::default();
+        }
+    }
+
     /// Fetch one source and parse it if its bytes changed. On success the slot remembers the
-    /// parsed document; on failure it keeps the last good one (for the next merge).
-    async fn fetch_slot(&self, slot: &Slot) -> Result<Arc<FlagDoc>, String> {
-        let (since, cached) = {
+    /// bytes' hash (and, with several sources, the parsed document); on failure it keeps what
+    /// it had (for the next merge).
+    async fn fetch_slot(&self, slot: &Slot) -> Result<SlotDoc, String> {
+        let (since, cached, last_hash) = {
             let st = lock(&slot.state);
-            (st.validators.clone(), st.doc.clone())
+            (st.validators.clone(), st.doc.clone(), st.bytes_hash.clone())
         };
-        // Without a good document cached there is nothing a 304 could refer to.
-        let since = if cached.is_some() {
+        // Without a good document parsed there is nothing a 304 could refer to.
+        let since = if last_hash.is_some() {
             since
         } else {
             Validators::default()
@@ -249,40 +269,43 @@ impl Refresher {
             .fetch(&since)
             .await
             .map_err(|e| e.to_string())?;
-        let doc = match fetched {
-            Fetched::NotModified => cached.ok_or_else(|| {
-                format!(
-                    "{}: answered \"not modified\" to an unconditional request",
-                    slot.retriever.source()
-                )
-            })?,
+        match fetched {
+            Fetched::NotModified => {
+                let hash = last_hash.ok_or_else(|| {
+                    format!(
+                        "{}: answered \"not modified\" to an unconditional request",
+                        slot.retriever.source()
+                    )
+                })?;
+                Ok(SlotDoc { hash, doc: cached })
+            }
             Fetched::Changed(doc) => {
                 let hash = short_hash(&doc.bytes);
-                let unchanged = lock(&slot.state).bytes_hash.as_deref() == Some(hash.as_str());
-                let parsed = match cached {
-                    Some(c) if unchanged => c,
-                    _ => {
-                        let source = slot.retriever.source().to_owned();
-                        let (bytes, format) = (doc.bytes.clone(), doc.format);
-                        // Large documents take a while to parse: keep it off the reactor.
-                        let parsed = tokio::task::spawn_blocking(move || {
-                            crate::tuning::background_priority();
-                            parse::parse_document(&source, &bytes, format)
-                        })
-                        .await
-                        .map_err(|e| format!("parser failed: {e}"))?
-                        .map_err(|e| e.to_string())?;
-                        Arc::new(parsed)
-                    }
-                };
+                if last_hash.as_deref() == Some(hash.as_str()) {
+                    lock(&slot.state).validators = doc.validators;
+                    return Ok(SlotDoc { hash, doc: cached });
+                }
+                let source = slot.retriever.source().to_owned();
+                let (bytes, format) = (doc.bytes.clone(), doc.format);
+                // Large documents take a while to parse: keep it off the reactor.
+                let parsed = tokio::task::spawn_blocking(move || {
+                    crate::tuning::background_priority();
+                    parse::parse_document(&source, &bytes, format)
+                })
+                .await
+                .map_err(|e| format!("parser failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+                let parsed = Arc::new(parsed);
                 let mut st = lock(&slot.state);
                 st.validators = doc.validators;
-                st.bytes_hash = Some(hash);
-                st.doc = Some(parsed.clone());
-                parsed
+                st.bytes_hash = Some(hash.clone());
+                st.doc = (self.slots.len() > 1).then(|| parsed.clone());
+                Ok(SlotDoc {
+                    hash,
+                    doc: Some(parsed),
+                })
             }
-        };
-        Ok(doc)
+        }
     }
 
     fn persist(&self, snapshot: Arc<Snapshot>) {
@@ -377,11 +400,21 @@ fn retire(old: Option<Arc<Snapshot>>) {
     });
 }
 
-fn merge_and_build(docs: &[Arc<FlagDoc>], salt: Option<&str>) -> Snapshot {
+/// What a source gave this refresh: the hash of its bytes, and its parsed document unless it
+/// was unchanged and not kept (see `SlotState::doc`).
+struct SlotDoc {
+    hash: String,
+    doc: Option<Arc<FlagDoc>>,
+}
+
+/// Merge in configured order (later sources win) and build. A document nobody else holds (the
+/// one source's fresh parse) is moved in rather than copied.
+fn merge_and_build(docs: Vec<Arc<FlagDoc>>, salt: Option<&str>) -> Snapshot {
     let mut merged: BTreeMap<String, FlagDef> = BTreeMap::new();
     for doc in docs {
-        for (k, v) in &doc.flags {
-            merged.insert(k.clone(), v.clone());
+        match Arc::try_unwrap(doc) {
+            Ok(owned) => merged.extend(owned.flags),
+            Err(shared) => merged.extend(shared.flags.iter().cloned()),
         }
     }
     Snapshot::build(merged, salt)
