@@ -70,12 +70,46 @@ async fn later_sources_override_earlier_ones_and_any_failure_fails_all() {
         .collect();
     assert_eq!(rollouts, vec![("a", 1), ("b", 2), ("c", 2)]);
 
+    // A change in one source is merged with the other's kept document, which is not re-read
+    // into a new parse.
+    std::fs::write(&p1, "a: {rollout: 5}\nb: {rollout: 1}\n").unwrap();
+    let kept = lock(&r.slots[1].state)
+        .doc
+        .clone()
+        .expect("kept with two sources");
+    let rep = r.refresh().await;
+    assert!(rep.ok && rep.changed && rep.built, "{rep:?}");
+    assert!(Arc::ptr_eq(
+        &kept,
+        lock(&r.slots[1].state).doc.as_ref().unwrap()
+    ));
+    let s = r.store().load().unwrap();
+    assert_eq!(s.get("a").unwrap().def.rollout, 5);
+    assert_eq!(s.get("b").unwrap().def.rollout, 2);
+
     std::fs::remove_file(&p2).unwrap();
     std::fs::write(&p1, "a: {rollout: 9}\n").unwrap();
     let rep = r.refresh().await;
     assert!(!rep.ok);
     assert_eq!(rep.errors().count(), 1);
-    assert_eq!(r.store().load().unwrap().get("a").unwrap().def.rollout, 1);
+    assert_eq!(r.store().load().unwrap().get("a").unwrap().def.rollout, 5);
+}
+
+#[tokio::test]
+async fn one_source_keeps_no_parsed_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    std::fs::write(&p, "a: {enabled: true}\n").unwrap();
+    let r = refresher(&[&p]);
+    assert!(r.refresh().await.built);
+    assert!(lock(&r.slots[0].state).doc.is_none());
+    // Unchanged: nothing to build, and nothing missing for it.
+    let rep = r.refresh().await;
+    assert!(rep.ok && !rep.built && !rep.changed, "{rep:?}");
+    std::fs::write(&p, "a: {enabled: false}\n").unwrap();
+    let rep = r.refresh().await;
+    assert!(rep.ok && rep.built && rep.changed, "{rep:?}");
+    assert!(!r.store().load().unwrap().get("a").unwrap().def.enabled);
 }
 
 #[tokio::test]
