@@ -53,3 +53,33 @@ pub fn background_priority() {
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    #[test]
+    fn background_priority_lowers_only_the_calling_thread() {
+        let nice_of_this_thread = || {
+            // SAFETY: as in background_priority; getpriority only reads.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::getpriority(libc::PRIO_PROCESS, tid)
+            }
+        };
+        let before = nice_of_this_thread();
+        let (in_thread_before, after) = std::thread::spawn(move || {
+            let before = nice_of_this_thread();
+            super::background_priority();
+            super::background_priority();
+            (before, nice_of_this_thread())
+        })
+        .join()
+        .unwrap();
+        // Lowering only: a thread already nicer than 10 (tests run under `nice`) stays so.
+        assert_eq!(
+            after,
+            10.max(in_thread_before),
+            "the thread runs at nice 10"
+        );
+        assert_eq!(nice_of_this_thread(), before, "other threads keep theirs");
+    }
+}
