@@ -1799,8 +1799,12 @@ async fn a_hung_disk_does_not_pile_up_saves() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = threads_of(relay.pid);
     println!("threads: {before} before, {after} after {CHANGES} changes with the save stuck");
+    // A blocked save per change would add CHANGES threads. tokio's blocking pool itself varies
+    // by a few threads with timing (a task spawned just before the previous one's thread is
+    // idle again gets a new thread; seen +7 on a loaded machine), so the bar is well under
+    // CHANGES but not tight.
     assert!(
-        after < before + 5,
+        after < before + CHANGES / 4,
         "{} more threads after {CHANGES} changes: a blocked save per change",
         after - before
     );

@@ -386,17 +386,19 @@ impl Refresher {
 /// Merge documents in order (a later one overrides an earlier one on the same key) and build.
 /// Frees a replaced flag set away from requests. Freeing 100,000 flags takes tens of
 /// milliseconds, and whichever holder lets go last pays for it: a request in flight at the swap
-/// would. So a blocking thread waits (up to 2 s) until its reference is the only one left,
-/// frees the set there and hands the pages back to the OS.
+/// would. So a task waits (up to 2 s, without holding a thread) until its reference is the only
+/// one left, then frees the set on a blocking thread and hands the pages back to the OS.
 fn retire(old: Option<Arc<Snapshot>>) {
     let Some(old) = old else { return };
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let deadline = Instant::now() + Duration::from_secs(2);
         while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        drop(old);
-        crate::tuning::release_free_pages();
+        tokio::task::spawn_blocking(move || {
+            drop(old);
+            crate::tuning::release_free_pages();
+        });
     });
 }
 
