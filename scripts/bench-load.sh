@@ -75,23 +75,8 @@ RESULTS=$OUT/results.txt
 rm -f "$OUT"/*.log
 
 # Every server this script starts, by pid; all stopped on exit.
-PIDS=()
-stop_pid() {
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    [ -e "/proc/$pid" ] || return 0
-    # A reaped-but-not-yet-gone or zombie process counts as stopped.
-    grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  kill -9 "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/pids.sh
+source scripts/lib/pids.sh
 
 # The relay must see no FLAGRELAY_ settings of the caller's shell.
 clean_env=(env)

@@ -57,22 +57,8 @@ for tool in wrk python3 curl awk; do
 done
 
 # Every process this script starts, by pid; all stopped on exit.
-PIDS=()
-stop_pid() {
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    [ -e "/proc/$pid" ] || return 0
-    grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  kill -9 "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/pids.sh
+source scripts/lib/pids.sh
 
 echo "== build (release)"
 if [ "${SOAK_SKIP_BUILD:-0}" != 1 ]; then
