@@ -105,17 +105,26 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     if config.fips.strict && !fips140 {
         return Err(StartError::FipsRequired);
     }
-    let auth = Arc::new(Auth::new(
-        &config.authorized_keys,
-        config.auth.jwt_secret.as_ref(),
-        config.auth.token_ttl,
-    )?);
+    let auth = Arc::new(
+        Auth::new(
+            &config.authorized_keys,
+            config.auth.jwt_secret.as_ref(),
+            config.auth.token_ttl,
+        )?
+        .with_ticket_ttl(
+            config
+                .streams
+                .ticket_ttl
+                .duration()
+                .unwrap_or(Duration::from_secs(600)),
+        ),
+    );
     ignore_file_size_signal();
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
     let relay = Relay::build(config)?;
     let config = &relay.config;
-    let state = AppState::new(
+    let mut state = AppState::new(
         relay.refresher.clone(),
         auth,
         EvalSettings {
@@ -126,6 +135,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         config.server.max_sse_clients,
         fips140,
     );
+    state.inactivity_delay_sec = config.streams.inactivity_delay_sec;
     let lifecycle = state.lifecycle.clone();
 
     let api = http::api_router(state.clone(), &config.cors.allowed_origins);

@@ -6,6 +6,7 @@
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,9 @@ pub struct Snapshot {
     salt: Option<String>,
     /// The sync API body, rendered on first use.
     sync_json: OnceLock<Arc<str>>,
+    /// The change id streams announce (`id:`): set once, when the store swaps this set in;
+    /// see [`SnapshotStore::swap`].
+    change_id: AtomicU64,
 }
 
 impl Snapshot {
@@ -76,7 +80,15 @@ impl Snapshot {
             index,
             salt: salt.filter(|s| !s.is_empty()).map(String::from),
             sync_json: OnceLock::new(),
+            change_id: AtomicU64::new(0),
         }
+    }
+
+    /// The id of the change that brought this set in: it only grows from one served set to the
+    /// next, also across restarts (it is at least the swap's Unix time in milliseconds), so a
+    /// stream client's `Last-Event-ID` tells whether it missed a change. 0 before the swap.
+    pub fn change_id(&self) -> u64 {
+        self.change_id.load(Ordering::Acquire)
     }
 
     pub fn empty() -> Snapshot {
@@ -195,6 +207,13 @@ impl SnapshotStore {
 
     /// Serve `next` from now on, and tell the streams. Returns the set it replaced.
     pub fn swap(&self, next: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let after = self.current.load().as_ref().map_or(0, |c| c.change_id());
+        // Before publishing, so every reader of `next` sees its id.
+        next.change_id
+            .store(now_ms.max(after.saturating_add(1)), Ordering::Release);
         let old = self.current.swap(Some(next.clone()));
         self.changes.send_replace(Some(next));
         old

@@ -37,6 +37,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub max_request_body_bytes: usize,
     pub fips: FipsConfig,
+    pub streams: StreamsConfig,
 }
 
 impl Default for Config {
@@ -57,6 +58,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
+            streams: StreamsConfig::default(),
         }
     }
 }
@@ -290,6 +292,26 @@ pub struct FipsConfig {
     pub strict: bool,
 }
 
+/// Change streams for browsers (`http-api.md`, stream tickets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct StreamsConfig {
+    /// How long a stream ticket in a bulk answer's `eventStreams` URL stays valid (at most;
+    /// at least half of it).
+    pub ticket_ttl: Millis,
+    /// The `inactivityDelaySec` hint announced in `eventStreams`.
+    pub inactivity_delay_sec: u64,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            ticket_ttl: Millis(600_000),
+            inactivity_delay_sec: 120,
+        }
+    }
+}
+
 /// What went wrong with the configuration. Messages name the key or variable at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -373,6 +395,9 @@ impl Config {
         }
         if self.server.max_header_bytes < 8192 {
             return Err(invalid("server.maxHeaderBytes", "must be at least 8192"));
+        }
+        if !(2_000..=86_400_000).contains(&self.streams.ticket_ttl.0) {
+            return Err(invalid("streams.ticketTtl", "must be between 2s and 24h"));
         }
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));

@@ -88,12 +88,25 @@ impl Drop for ClientSlot {
 pub struct StreamQuery {
     #[serde(rename = "apiKey")]
     api_key: Option<String>,
+    /// A stream ticket from a bulk answer's `eventStreams` (OFREP stream only).
+    ticket: Option<String>,
 }
 
-fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<ClientSlot, ApiError> {
-    s.auth
-        .evaluation_caller(headers, q.api_key.as_deref())
-        .map_err(ApiError::from)?;
+/// How long a client should wait before reconnecting (`retry:`): soon, but not in a tight loop
+/// when the relay is restarting.
+const RETRY_HINT: Duration = Duration::from_secs(3);
+
+fn admit(
+    s: &StreamState,
+    headers: &HeaderMap,
+    q: &StreamQuery,
+    tickets: bool,
+) -> Result<ClientSlot, ApiError> {
+    match q.ticket.as_deref() {
+        Some(ticket) if tickets && !s.auth.evaluation_open() => s.auth.ticket_caller(ticket),
+        _ => s.auth.evaluation_caller(headers, q.api_key.as_deref()),
+    }
+    .map_err(ApiError::from)?;
     if s.lifecycle.is_draining() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -110,32 +123,45 @@ fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<Client
     })
 }
 
-/// `GET /ofrep/v1/sse`: one `refetchEvaluation` message per flag-set change.
+/// `GET /ofrep/v1/sse`: one `refetchEvaluation` message per flag-set change, each with an
+/// `id:` that only grows. A reconnecting client (its `Last-Event-ID` is not the id of the set
+/// served now) missed something, so it is told to re-fetch at once.
 pub async fn ofrep_sse(
     State(s): State<StreamState>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q) {
+    let slot = match admit(&s, &headers, &q, true) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
     let changes = s.store.subscribe();
     let stop = s.lifecycle.stopping();
-    let events = follow(changes, stop, slot, |_, next| {
-        let data = json!({
-            "type": "refetchEvaluation",
-            "etag": next.etag,
-            "lastModified": next.loaded_at_unix(),
-        });
-        Some(
-            Event::default()
-                .event("message")
-                .id(next.etag.clone())
-                .data(data.to_string()),
-        )
+    let mut opening = vec![Event::default().retry(RETRY_HINT)];
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if let (Some(seen), Some(now)) = (last_seen, s.store.load())
+        && seen != now.change_id().to_string()
+    {
+        opening.push(refetch_event(&now));
+    }
+    let events = follow(changes, stop, slot, |_, next| Some(refetch_event(next)));
+    let opening = futures_util::stream::iter(opening.into_iter().map(Ok::<_, Infallible>));
+    sse(futures_util::StreamExt::chain(opening, events))
+}
+
+fn refetch_event(snapshot: &Snapshot) -> Event {
+    let data = json!({
+        "type": "refetchEvaluation",
+        "etag": snapshot.etag,
+        "lastModified": snapshot.loaded_at_unix(),
     });
-    sse(events)
+    Event::default()
+        .event("message")
+        .id(snapshot.change_id().to_string())
+        .data(data.to_string())
 }
 
 /// `GET /v1/flags/stream`: a `snapshot` event, then one `change` event per change.
@@ -144,7 +170,7 @@ pub async fn sync_stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q) {
+    let slot = match admit(&s, &headers, &q, false) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
