@@ -15,7 +15,7 @@
 //!
 //! Around them: [`config`] (file, environment, flags), [`persist`] (the saved snapshot),
 //! [`app`] (startup and shutdown), [`cli`], [`crypto`] (the one crypto module), [`logging`],
-//! [`tuning`] (glibc malloc, background priority).
+//! [`tuning`] (glibc malloc, background priority), [`notify`] (change notifications).
 
 pub mod app;
 pub mod cli;
@@ -25,6 +25,7 @@ pub mod evaluator;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod parse;
 pub mod persist;
 pub mod refresh;

@@ -263,6 +263,26 @@ fn redirect_policy(has_headers: bool) -> reqwest::redirect::Policy {
     })
 }
 
+/// A client for the relay's other outbound HTTP(S) (notifiers): the TLS setup of an http
+/// source (the installed aws-lc-rs provider, the platform's roots plus `ca_cert_path`), and no
+/// redirects (a receiver that moved is a configuration error to see, not to follow).
+pub(crate) fn outbound_client(
+    url: &Url,
+    ca_cert_path: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let cfg = RetrieverConfig {
+        ca_cert_path: ca_cert_path.map(Into::into),
+        ..RetrieverConfig::file("")
+    };
+    let tls = tls_config(&cfg, url)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(concat!("flagrelay/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))
+}
+
 /// The rustls client configuration: the installed provider (aws-lc-rs, FIPS in a FIPS build),
 /// the platform's roots plus `caCertPath`, and the client certificate for mTLS.
 fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
