@@ -39,6 +39,8 @@ pub struct Config {
     pub fips: FipsConfig,
     /// Where changes of the served flag set are announced (`notify`).
     pub notifiers: Vec<NotifierConfig>,
+    /// OpenTelemetry traces (`telemetry`).
+    pub tracing: TracingConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
             notifiers: Vec::new(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -293,6 +296,28 @@ pub struct FipsConfig {
     pub strict: bool,
 }
 
+/// `tracing:`: trace export. The standard `OTEL_*` variables apply too.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TracingConfig {
+    pub otlp: OtlpConfig,
+}
+
+/// `tracing.otlp`: OTLP/HTTP (protobuf) export of spans.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct OtlpConfig {
+    /// The collector's base URL (`/v1/traces` is added), as `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// Export is on when this or that variable (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+    pub endpoint: Option<String>,
+    /// Sent with every export (e.g. an API key of the collector); as `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Share of new traces sampled, 0..1, under a parent-based sampler (a request's
+    /// `traceparent` decides for its own trace). Unset: `OTEL_TRACES_SAMPLER`/`_ARG`, else all.
+    pub sample_ratio: Option<f64>,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
 /// What a notifier does with a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -477,6 +502,24 @@ impl Config {
             if r.timeout.0 <= 0 {
                 return Err(invalid(at("timeout"), "must be greater than 0"));
             }
+        }
+        if let Some(ep) = &self.tracing.otlp.endpoint {
+            let ok = reqwest::Url::parse(ep)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !ok {
+                return Err(invalid(
+                    "tracing.otlp.endpoint",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(r) = self.tracing.otlp.sample_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(invalid(
+                "tracing.otlp.sampleRatio",
+                "must be between 0 and 1",
+            ));
         }
         for (i, n) in self.notifiers.iter().enumerate() {
             let at = |field: &str| format!("notifiers[{i}].{field}");
