@@ -246,6 +246,15 @@ impl SnapshotStore {
     }
 }
 
+/// A snapshot of a YAML flag document, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn of_yaml(text: &str) -> Snapshot {
+    let flags = crate::parse::parse_document("t", text.as_bytes(), None)
+        .unwrap()
+        .flags;
+    Snapshot::build(flags.into_iter().collect(), None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

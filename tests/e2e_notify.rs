@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use http_source::{Reply, Request, Server};
 use serde_json::Value;
-use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::relay::{
+    Options, Relay, client, eventually, get_json, get_text, wait_ready, write_atomic,
+};
 
 const SECRET: &str = "whsec-0123456789-do-not-log";
 
@@ -97,14 +99,7 @@ async fn one_signed_delivery_per_change_with_the_diff() {
     assert_eq!(v["updated"]["a"]["before"]["rollout"], 10);
     assert_eq!(v["updated"]["a"]["after"]["rollout"], 20);
     assert_eq!(v["deleted"], serde_json::json!(["b"]));
-    let info: Value = client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = get_json(&relay, "/info").await;
     assert_eq!(v["etag"], info["etag"]);
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
 
@@ -123,14 +118,7 @@ async fn one_signed_delivery_per_change_with_the_diff() {
         2
     );
     assert!(!relay.all_output().contains(SECRET));
-    let metrics = client()
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&relay, "/metrics").await;
     assert!(
         metrics.contains("flagrelay_notifier_deliveries_total{notifier=\"0\",kind=\"webhook\"} 2"),
         "{metrics}"
@@ -209,14 +197,7 @@ async fn a_hung_receiver_delays_nothing_and_a_full_queue_merges() {
     }
     // The hung receiver holds the first change; of the five after it, the queue of two kept
     // merging the oldest: three merges.
-    let metrics = c
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&relay, "/metrics").await;
     assert!(
         metrics.contains("flagrelay_notifier_coalesced_total{notifier=\"0\",kind=\"webhook\"} 3"),
         "{metrics}"

@@ -288,17 +288,10 @@ pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
 mod tests {
     use super::*;
 
-    fn snap(text: &str) -> Snapshot {
-        let flags = crate::parse::parse_document("t", text.as_bytes(), None)
-            .unwrap()
-            .flags;
-        Snapshot::build(flags.into_iter().collect(), None)
-    }
-
     #[test]
     fn diff_lists_added_updated_deleted() {
-        let a = snap("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
-        let b = snap("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
+        let a = crate::snapshot::of_yaml("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
+        let b = crate::snapshot::of_yaml("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
         let v: serde_json::Value = serde_json::from_str(&change_json(&a, &b)).unwrap();
         assert_eq!(v["previousEtag"], a.etag.as_str());
         assert_eq!(v["etag"], b.etag.as_str());

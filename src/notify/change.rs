@@ -146,17 +146,10 @@ impl ChangeSet {
 mod tests {
     use super::*;
 
-    fn snap(text: &str) -> Snapshot {
-        let flags = crate::parse::parse_document("t", text.as_bytes(), None)
-            .unwrap()
-            .flags;
-        Snapshot::build(flags.into_iter().collect(), None)
-    }
-
     #[test]
     fn lists_added_updated_with_before_and_deleted() {
-        let a = snap("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
-        let b = snap("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
+        let a = crate::snapshot::of_yaml("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
+        let b = crate::snapshot::of_yaml("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
         let c = ChangeSet::between(&a, &b, Some(7));
         let v = c.to_json();
         assert_eq!(v["added"]["d"]["enabled"], true);
@@ -173,9 +166,9 @@ mod tests {
 
     #[test]
     fn merging_spans_both_and_drops_what_came_back() {
-        let a = snap("x: {rollout: 1}\ny: {rollout: 1}\n");
-        let b = snap("x: {rollout: 2}\nz: {enabled: true}\n");
-        let c = snap("x: {rollout: 1}\ny: {rollout: 5}\nz: {enabled: true}\n");
+        let a = crate::snapshot::of_yaml("x: {rollout: 1}\ny: {rollout: 1}\n");
+        let b = crate::snapshot::of_yaml("x: {rollout: 2}\nz: {enabled: true}\n");
+        let c = crate::snapshot::of_yaml("x: {rollout: 1}\ny: {rollout: 5}\nz: {enabled: true}\n");
         let merged = ChangeSet::between(&a, &b, Some(1)).merge(ChangeSet::between(&b, &c, Some(2)));
         // x went 1 → 2 → 1: no change. y: 1 → gone → 5: updated. z: added.
         assert_eq!(merged, {
@@ -194,11 +187,11 @@ mod tests {
 
     #[test]
     fn slack_text_is_cut_with_a_count() {
-        let a = snap("{}");
+        let a = crate::snapshot::of_yaml("{}");
         let many: String = (0..200)
             .map(|i| format!("flag-{i:03}: {{enabled: true}}\n"))
             .collect();
-        let b = snap(&many);
+        let b = crate::snapshot::of_yaml(&many);
         let v = ChangeSet::between(&a, &b, None).to_slack(500);
         let text = v["text"].as_str().unwrap();
         assert!(text.len() < 560, "{}", text.len());

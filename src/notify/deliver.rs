@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use tokio::sync::Notify;
 
 use super::change::ChangeSet;
@@ -102,15 +102,7 @@ impl Worker {
             (kind, Some(url)) => {
                 let url = reqwest::Url::parse(url.expose())
                     .map_err(|_| err("url is not a valid URL".into()))?;
-                let mut headers = HeaderMap::new();
-                for (name, value) in &cfg.headers {
-                    let name = HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|_| err(format!("header name {name:?} is not valid")))?;
-                    let mut value = HeaderValue::from_str(value.expose())
-                        .map_err(|_| err(format!("header {name} has a value that is not valid")))?;
-                    value.set_sensitive(true);
-                    headers.append(name, value);
-                }
+                let headers = crate::retriever::sensitive_headers(&cfg.headers).map_err(err)?;
                 let client = crate::retriever::outbound_client(&url, cfg.ca_cert_path.as_deref())
                     .map_err(err)?;
                 Target::Http(Box::new(HttpTarget {

@@ -1,13 +1,6 @@
 use super::*;
 use crate::config::{Millis, NotifierKind};
 
-fn snap(text: &str) -> Snapshot {
-    let flags = crate::parse::parse_document("t", text.as_bytes(), None)
-        .unwrap()
-        .flags;
-    Snapshot::build(flags.into_iter().collect(), None)
-}
-
 fn log_notifier(queue_size: usize) -> NotifierConfig {
     NotifierConfig {
         kind: NotifierKind::Log,
@@ -28,7 +21,9 @@ fn a_full_queue_merges_its_two_oldest_changes() {
         deliver::Worker::new(0, &log_notifier(2), families.for_notifier(0, "log")).unwrap();
     let q = worker.queue();
     let sets: Vec<Snapshot> = (0..4)
-        .map(|i| snap(&format!("a: {{rollout: {i}}}\nk{i}: {{enabled: true}}\n")))
+        .map(|i| {
+            crate::snapshot::of_yaml(&format!("a: {{rollout: {i}}}\nk{i}: {{enabled: true}}\n"))
+        })
         .collect();
     for w in sets.windows(2) {
         q.push(ChangeSet::between(&w[0], &w[1], None));

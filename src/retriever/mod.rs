@@ -9,7 +9,7 @@
 mod file;
 mod http;
 
-pub(crate) use http::outbound_client;
+pub(crate) use http::{outbound_client, sensitive_headers};
 mod s3;
 
 use std::time::Duration;
