@@ -32,6 +32,8 @@ pub enum StartError {
         "fips.strict is set but FIPS 140-3 mode is not active (this build does not use the AWS-LC FIPS module; build with --features fips)"
     )]
     FipsRequired,
+    #[error(transparent)]
+    Notifier(#[from] crate::notify::NotifierError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -193,6 +195,11 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             drain(&lifecycle, None, servers, grace).await;
             return Ok(());
         }
+    }
+    // After the first load, so the set loaded at start is not announced as a change.
+    if !config.notifiers.is_empty() {
+        let notifiers = crate::notify::Notifiers::start(&config.notifiers)?;
+        tokio::spawn(notifiers.follow(relay.store.subscribe()));
     }
     let poller = config.polling_interval.duration().map(|every| {
         tokio::spawn(

@@ -120,14 +120,15 @@ pub fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Validate { ref files }) => validate(files),
-        Some(Command::Export { ref out }) => {
-            with_config(&cli.settings, |config| export(config, out))
-        }
+        Some(Command::Export { ref out }) => with_config(&cli.settings, |config, logs| {
+            logs.install(None);
+            export(config, out)
+        }),
         Some(Command::Serve) | None => with_config(&cli.settings, serve),
     }
 }
 
-fn with_config(settings: &Settings, run: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+fn with_config(settings: &Settings, run: impl FnOnce(Config, Logs) -> ExitCode) -> ExitCode {
     let loaded = match Config::load(
         settings.config.as_deref(),
         std::env::vars(),
@@ -141,11 +142,29 @@ fn with_config(settings: &Settings, run: impl FnOnce(Config) -> ExitCode) -> Exi
     };
     let config = loaded.config;
     logging::crypto_mode_line(config.log_format, crypto::fips_active());
-    logging::init(&config.log_level, config.log_format);
-    for w in loaded.warnings {
-        tracing::warn!("{w}");
+    let logs = Logs {
+        level: config.log_level.clone(),
+        format: config.log_format,
+        warnings: loaded.warnings,
+    };
+    run(config, logs)
+}
+
+/// Logging, installed by the command once it knows whether spans are exported too (the trace
+/// exporter needs the runtime, which only `serve` starts).
+struct Logs {
+    level: String,
+    format: crate::config::LogFormat,
+    warnings: Vec<String>,
+}
+
+impl Logs {
+    fn install(self, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
+        logging::init(&self.level, self.format, tracer);
+        for w in self.warnings {
+            tracing::warn!("{w}");
+        }
     }
-    run(config)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -155,9 +174,32 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, logs: Logs) -> ExitCode {
     let fips = crypto::fips_active();
-    match runtime().block_on(app::serve(config, fips)) {
+    let runtime = runtime();
+    let telemetry = {
+        let _in_runtime = runtime.enter();
+        crate::telemetry::start(&config.tracing.otlp)
+    };
+    let telemetry = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            logs.install(None);
+            eprintln!("flagrelay: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (telemetry, tracer) = telemetry.map_or((None, None), |(t, tr)| (Some(t), Some(tr)));
+    logs.install(tracer);
+    if telemetry.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    let result = runtime.block_on(app::serve(config, fips));
+    if let Some(t) = telemetry {
+        let _in_runtime = runtime.enter();
+        t.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "flagrelay cannot run");

@@ -142,6 +142,42 @@ impl Snapshot {
     }
 }
 
+/// One key that differs between two flag sets: its entry before and after (`None` where the
+/// set does not have it). Equal entries are skipped.
+pub type Difference<'a> = (&'a str, Option<&'a Entry>, Option<&'a Entry>);
+
+/// The keys added, changed or removed from `prev` to `next`, in key order: both entry lists are
+/// sorted, so one walk over the two finds them.
+pub fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Difference<'a>> {
+    let (a, b) = (prev.entries(), next.entries());
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.key == y.key => {
+                if x.def != y.def {
+                    out.push((&*y.key, Some(x), Some(y)));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.key < y.key => {
+                out.push((&*x.key, Some(x), None));
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.push((&*x.key, Some(x), None));
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push((&*y.key, None, Some(y)));
+                j += 1;
+            }
+            (None, None) => return out,
+        }
+    }
+}
+
 fn metadata_json(def: &FlagDef) -> String {
     let mut meta = serde_json::Map::new();
     if let Some(d) = &def.description {
@@ -227,6 +263,15 @@ impl SnapshotStore {
     pub fn subscribers(&self) -> usize {
         self.changes.receiver_count()
     }
+}
+
+/// A snapshot of a YAML flag document, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn of_yaml(text: &str) -> Snapshot {
+    let flags = crate::parse::parse_document("t", text.as_bytes(), None)
+        .unwrap()
+        .flags;
+    Snapshot::build(flags.into_iter().collect(), None)
 }
 
 #[cfg(test)]

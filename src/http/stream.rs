@@ -289,31 +289,15 @@ pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
     let mut added: BTreeMap<&str, &FlagDef> = BTreeMap::new();
     let mut updated: BTreeMap<&str, &FlagDef> = BTreeMap::new();
     let mut deleted: Vec<&str> = Vec::new();
-    // Both entry lists are sorted by key: walk them together.
-    let (a, b) = (prev.entries(), next.entries());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.key == y.key => {
-                if x.def != y.def {
-                    updated.insert(&y.key, &y.def);
-                }
-                i += 1;
-                j += 1;
+    for (key, before, after) in crate::snapshot::differences(prev, next) {
+        match (before, after) {
+            (None, Some(y)) => {
+                added.insert(key, &y.def);
             }
-            (Some(x), Some(y)) if x.key < y.key => {
-                deleted.push(&x.key);
-                i += 1;
+            (Some(_), Some(y)) => {
+                updated.insert(key, &y.def);
             }
-            (Some(x), None) => {
-                deleted.push(&x.key);
-                i += 1;
-            }
-            (_, Some(y)) => {
-                added.insert(&y.key, &y.def);
-                j += 1;
-            }
-            (None, None) => break,
+            _ => deleted.push(key),
         }
     }
     json!({
@@ -330,17 +314,10 @@ pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
 mod tests {
     use super::*;
 
-    fn snap(text: &str) -> Snapshot {
-        let flags = crate::parse::parse_document("t", text.as_bytes(), None)
-            .unwrap()
-            .flags;
-        Snapshot::build(flags.into_iter().collect(), None)
-    }
-
     #[test]
     fn diff_lists_added_updated_deleted() {
-        let a = snap("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
-        let b = snap("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
+        let a = crate::snapshot::of_yaml("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
+        let b = crate::snapshot::of_yaml("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
         let v: serde_json::Value = serde_json::from_str(&change_json(&a, &b)).unwrap();
         assert_eq!(v["previousEtag"], a.etag.as_str());
         assert_eq!(v["etag"], b.etag.as_str());

@@ -158,8 +158,33 @@ impl Refresher {
     }
 
     async fn run(&self) -> RefreshReport {
+        use tracing::Instrument;
+        // Spans only for trace export (a text log would otherwise prefix every line with them).
+        let span = if crate::telemetry::enabled() {
+            tracing::info_span!("refresh", otel.name = "refresh", sources = self.slots.len())
+        } else {
+            tracing::Span::none()
+        };
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(&self) -> RefreshReport {
+        use tracing::Instrument;
         let started = Instant::now();
-        let fetched = join_all(self.slots.iter().map(|s| self.fetch_slot(s))).await;
+        let fetched = join_all(self.slots.iter().map(|s| {
+            let span = if crate::telemetry::enabled() {
+                tracing::info_span!(
+                    "fetch",
+                    otel.name = format!("fetch {}", s.retriever.kind().as_str()),
+                    retriever.kind = s.retriever.kind().as_str(),
+                    retriever.source = s.retriever.source(),
+                )
+            } else {
+                tracing::Span::none()
+            };
+            self.fetch_slot(s).instrument(span)
+        }))
+        .await;
         let now = SystemTime::now();
         let mut statuses = Vec::with_capacity(self.slots.len());
         let mut docs = Vec::with_capacity(self.slots.len());

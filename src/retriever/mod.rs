@@ -8,6 +8,8 @@
 
 mod file;
 mod http;
+
+pub(crate) use http::{outbound_client, sensitive_headers};
 mod s3;
 
 use std::time::Duration;
@@ -162,6 +164,18 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     url.set_query(None);
     url.set_fragment(None);
     url.to_string()
+}
+
+/// What went wrong with an outbound request, without its URL (which may hold a secret).
+pub(crate) fn request_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        format!("timed out: {}", error_chain(&e))
+    } else if e.is_connect() {
+        format!("cannot connect: {}", error_chain(&e))
+    } else {
+        format!("request failed: {}", error_chain(&e))
+    }
 }
 
 /// An error and its causes, `a: b: c`, skipping a cause whose text the message already holds

@@ -222,3 +222,27 @@ pub async fn wait_ready(relay: &Relay) {
     })
     .await;
 }
+
+/// GET `path` on the relay and parse the JSON answer.
+pub async fn get_json(relay: &Relay, path: &str) -> serde_json::Value {
+    client()
+        .get(relay.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// GET `path` on the relay as text (e.g. `/metrics`).
+pub async fn get_text(relay: &Relay, path: &str) -> String {
+    client()
+        .get(relay.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
