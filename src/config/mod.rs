@@ -4,12 +4,16 @@
 //! value fails the same way wherever it came from, and the error names the key
 //! (`server.port: invalid type…`). Keys follow `shared/spec/config.md`.
 
+mod checks;
 mod duration;
 mod overlay;
+mod report;
+pub(crate) mod schema;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,7 +23,7 @@ pub use overlay::{ENV_PREFIX, Override};
 use crate::parse::Format;
 
 /// The whole configuration of one relay process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -61,7 +65,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ServerConfig {
     pub host: String,
@@ -92,7 +96,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
@@ -100,7 +104,7 @@ pub enum LogFormat {
 }
 
 /// Which kind of source a retriever reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RetrieverKind {
     File,
@@ -120,7 +124,7 @@ impl RetrieverKind {
 
 /// One entry of `retrievers`. Flat, because serde cannot combine an internally tagged enum with
 /// `deny_unknown_fields`; [`Config::validate`] checks that each kind has what it needs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetrieverConfig {
     pub kind: RetrieverKind,
@@ -210,7 +214,7 @@ impl Secret {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthorizedKeys {
     pub evaluation: Vec<EvaluationKey>,
@@ -253,7 +257,7 @@ impl<'de> Deserialize<'de> for EvaluationKey {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
@@ -270,7 +274,7 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
@@ -284,7 +288,7 @@ impl Default for CorsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FipsConfig {
     pub strict: bool,
@@ -302,6 +306,8 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    #[error("command-line flag --set {key}: {message}")]
+    Flag { key: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -336,14 +342,11 @@ impl Config {
             None => Value::Object(Default::default()),
         };
         let mut warnings = Vec::new();
-        overlay::apply_env(&mut tree, env, &mut warnings)?;
+        let origins = overlay::apply_env(&mut tree, env, &mut warnings)?;
         for o in overrides {
             overlay::set(&mut tree, &o.path, o.value.clone());
         }
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
-            let key = e.path().to_string();
-            invalid(key, e.into_inner().to_string())
-        })?;
+        let config = report::deserialize(tree, &origins)?;
         config.validate()?;
         Ok(Loaded { config, warnings })
     }
@@ -414,6 +417,7 @@ impl Config {
             if r.timeout.0 <= 0 {
                 return Err(invalid(at("timeout"), "must be greater than 0"));
             }
+            checks::retriever(i, r)?;
         }
         for (i, k) in self.authorized_keys.evaluation.iter().enumerate() {
             if k.key.expose().is_empty() {
@@ -457,10 +461,7 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
 /// `name` decides the format the same way a file name does (`.json` is JSON, else YAML).
 pub fn parse_text(name: &str, text: &str) -> Result<Config, ConfigError> {
     let tree = parse_tree(Path::new(name), text)?;
-    let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
-        let key = e.path().to_string();
-        invalid(key, e.into_inner().to_string())
-    })?;
+    let config = report::deserialize(tree, &[])?;
     config.validate()?;
     Ok(config)
 }
