@@ -110,6 +110,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         config.auth.jwt_secret.as_ref(),
         config.auth.token_ttl,
     )?);
+    crate::config::log_access(&config.authorized_keys);
     ignore_file_size_signal();
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();

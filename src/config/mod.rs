@@ -8,6 +8,7 @@ mod checks;
 mod duration;
 mod overlay;
 mod report;
+pub(crate) use report::log_access;
 pub(crate) mod schema;
 
 use std::fmt;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use serde_path_to_error::Segment;
 
 use super::schema;
-use super::{Config, ConfigError, invalid};
+use super::{AuthorizedKeys, Config, ConfigError, invalid};
 
 /// Deserialize `tree`; `origins` pairs key paths with the variables that set them.
 pub(super) fn deserialize(
@@ -28,6 +28,27 @@ pub(super) fn deserialize(
         }
         invalid(key, message)
     })
+}
+
+/// One line at start saying whether evaluation needs a key: an operator must be able to see
+/// from the log that a relay is open, not find out from its traffic.
+pub(crate) fn log_access(keys: &AuthorizedKeys) {
+    let admin_keys = keys.admin.len();
+    if keys.evaluation.is_empty() {
+        tracing::warn!(
+            evaluation = "open",
+            admin_keys,
+            "evaluation is open: no authorizedKeys.evaluation configured, so OFREP, the sync API \
+             and the streams answer without a key"
+        );
+    } else {
+        tracing::info!(
+            evaluation = "key required",
+            evaluation_keys = keys.evaluation.len(),
+            admin_keys,
+            "evaluation requires one of the configured keys"
+        );
+    }
 }
 
 /// Whether the schema at `path` (as far as it resolves) holds a credential.
