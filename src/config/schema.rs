@@ -104,9 +104,8 @@ pub(crate) fn variants(node: &Value) -> Vec<&Value> {
             }
         }
     }
-    if out.is_empty() && node.get("type") != Some(&Value::from("null")) {
-        out.push(node);
-    } else if node.get("properties").is_some() {
+    let null_only = node.get("type") == Some(&Value::from("null"));
+    if (out.is_empty() && !null_only) || node.get("properties").is_some() {
         out.push(node);
     }
     out
