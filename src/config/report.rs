@@ -56,6 +56,7 @@ fn holds_secret(path: &serde_path_to_error::Path) -> bool {
     let mut node = schema::root();
     for segment in path.iter() {
         let next = match segment {
+            Segment::Map { key } if schema::secret_name(key) => return true,
             Segment::Map { key } => schema::variants(node).into_iter().find_map(|v| {
                 v.get("properties")
                     .and_then(|p| p.get(key.as_str()))

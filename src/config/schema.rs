@@ -138,6 +138,9 @@ pub(crate) fn holds_secret(node: &Value) -> bool {
         let under = |key: &str| node.get(key);
         let mut children: Vec<&Value> = Vec::new();
         if let Some(Value::Object(props)) = under("properties") {
+            if props.keys().any(|k| secret_name(k)) {
+                return true;
+            }
             children.extend(props.values());
         }
         for key in ["anyOf", "oneOf", "allOf"] {
@@ -150,6 +153,15 @@ pub(crate) fn holds_secret(node: &Value) -> bool {
         children.into_iter().any(|c| walk(c, depth + 1))
     }
     walk(node, 0)
+}
+
+/// A key whose name says it holds a credential, whatever its type: a safety net for a field
+/// added as a plain `String` that should have been a [`Secret`].
+pub(crate) fn secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["password", "secret", "apikey", "credential", "privatekey"]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 /// One step of a resolved key path.

@@ -231,5 +231,6 @@ fn credentials_are_marked_in_the_schema() {
     assert!(secret(&["authorizedKeys", "evaluation", "0"]));
     assert!(secret(&["retrievers", "0", "headers", "authorization"]));
     assert!(!secret(&["server", "port"]));
+    assert!(secret_name("password") && secret_name("webhookSecret") && !secret_name("tokenTtl"));
     assert!(!secret(&["retrievers", "0", "url"]));
 }
