@@ -134,7 +134,7 @@ pub(crate) fn convert(node: &Value, raw: &str) -> Result<Value, String> {
         return Ok(Value::Array(list));
     }
     if !schema::settable_whole(node) {
-        return Err("is a map: set the keys under it (e.g. FLAGRELAY_SERVER_PORT)".into());
+        return Err("is a map: set each key under it with its own variable or --set".into());
     }
     scalar(node, raw)
 }

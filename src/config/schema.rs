@@ -116,7 +116,11 @@ pub(crate) fn is_type(node: &Value, name: &str) -> bool {
     match node.get("type") {
         Some(Value::String(t)) => t == name,
         Some(Value::Array(ts)) => ts.iter().any(|t| t == name),
-        _ => name == "string" && node.get("enum").is_some_and(|e| e[0].is_string()),
+        _ => {
+            name == "string"
+                && (node.get("enum").is_some_and(|e| e[0].is_string())
+                    || node.get("const").is_some_and(Value::is_string))
+        }
     }
 }
 

@@ -56,6 +56,9 @@ fn candidates(node: &Value) -> Vec<(String, Value)> {
     let has = |t: &str| base_alts.iter().any(|v| is_type(v, t));
     let mut out: Vec<(String, Value)> = Vec::new();
     for v in &base_alts {
+        if let Some(Value::String(tag)) = v.get("const") {
+            out.push((tag.clone(), Value::from(tag.as_str())));
+        }
         if let Some(Value::Array(values)) = v.get("enum") {
             for e in values.iter().rev() {
                 if let Some(s) = e.as_str() {

@@ -142,7 +142,12 @@ fn errors_name_the_key() {
 
 #[test]
 fn foreign_flagrelay_variables_are_skipped_with_a_warning() {
-    let loaded = Config::load(None, env(&[("FLAGRELAY_BIN", "/x")]), &[]).unwrap();
+    let loaded = Config::load(
+        None,
+        env(&[("FLAGRELAY_BIN", "/x"), ("FLAGRELAY_CONFIG", "f.yaml")]),
+        &[],
+    )
+    .unwrap();
     assert_eq!(loaded.warnings.len(), 1);
     assert!(loaded.warnings[0].contains("FLAGRELAY_BIN"));
 }
