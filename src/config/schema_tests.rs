@@ -164,6 +164,10 @@ fn every_key_is_set_by_its_environment_variable_and_by_set() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!(
+        "{} keys set through their variable, a file and --set",
+        keys.len()
+    );
 }
 
 #[test]
