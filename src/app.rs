@@ -121,6 +121,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
                 .unwrap_or(Duration::from_secs(600)),
         ),
     );
+    crate::config::log_access(&config.authorized_keys);
     ignore_file_size_signal();
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();

@@ -70,13 +70,26 @@ pub struct Settings {
     /// Refuse to start unless FIPS 140-3 mode is active.
     #[arg(long, global = true)]
     pub fips_strict: bool,
+    /// Set any configuration key: `--set server.maxSseClients=500`,
+    /// `--set retrievers[0].url=https://…` (repeatable; the same keys and value syntax as the
+    /// FLAGRELAY_ environment variables; applied after the named flags).
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    pub set: Vec<String>,
     /// Serve without recording metrics (benchmarks compare the two).
     #[arg(long, global = true, hide = true)]
     pub no_metrics: bool,
 }
 
 impl Settings {
-    fn overrides(&self) -> Vec<Override> {
+    fn overrides(&self) -> Result<Vec<Override>, crate::config::ConfigError> {
+        let mut o = self.named_overrides();
+        for assignment in &self.set {
+            o.push(Override::from_assignment(assignment)?);
+        }
+        Ok(o)
+    }
+
+    fn named_overrides(&self) -> Vec<Override> {
         let mut o = Vec::new();
         let mut put = |path: &str, v: Option<serde_json::Value>| {
             if let Some(v) = v {
@@ -129,11 +142,10 @@ pub fn main() -> ExitCode {
 }
 
 fn with_config(settings: &Settings, run: impl FnOnce(Config, Logs) -> ExitCode) -> ExitCode {
-    let loaded = match Config::load(
-        settings.config.as_deref(),
-        std::env::vars(),
-        &settings.overrides(),
-    ) {
+    let loaded = match settings
+        .overrides()
+        .and_then(|o| Config::load(settings.config.as_deref(), std::env::vars(), &o))
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("flagrelay: configuration error: {e}");
@@ -204,7 +216,11 @@ fn serve(config: Config, logs: Logs) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "flagrelay cannot run");
             eprintln!("flagrelay: {e}");
-            let code = if matches!(e, app::StartError::Config(_)) {
+            // A retriever that cannot be built is a bad setting too (certificate files).
+            let code = if matches!(
+                e,
+                app::StartError::Config(_) | app::StartError::Retriever(_)
+            ) {
                 2
             } else {
                 1
@@ -292,5 +308,67 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     } else {
         eprintln!("{bad} of {} files invalid", files.len());
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+    use crate::config::schema::{self, MapKeys};
+
+    /// Flags that are not configuration keys.
+    const NOT_KEYS: &[&str] = &["config", "set", "no-metrics", "help", "version"];
+
+    #[test]
+    fn every_named_flag_sets_a_key_of_the_schema() {
+        let command = Cli::command();
+        let named: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !NOT_KEYS.contains(l))
+            .map(String::from)
+            .collect();
+        let mut argv = vec!["flagrelay".to_string()];
+        for long in &named {
+            argv.push(format!("--{long}"));
+            let takes_value = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .is_some_and(|a| a.get_action().takes_values());
+            if takes_value {
+                argv.push(
+                    match long.as_str() {
+                        "log-format" => "text",
+                        "log-level" => "debug",
+                        "polling-interval" => "5s",
+                        "port" | "monitoring-port" => "1234",
+                        _ => "value",
+                    }
+                    .into(),
+                );
+            }
+        }
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let overrides = cli.settings.overrides().unwrap();
+        assert_eq!(
+            overrides.len(),
+            named.len(),
+            "each named flag maps to one key: {named:?}"
+        );
+        for o in &overrides {
+            let key = o.key();
+            let segments: Vec<&str> = key
+                .split(['.', '[', ']'])
+                .filter(|s| !s.is_empty())
+                .collect();
+            let (path, _) = schema::resolve(&segments, MapKeys::Flag)
+                .unwrap_or_else(|e| panic!("flag path {key} is not a key: {e:?}"));
+            assert_eq!(schema::display(&path), key, "canonical spelling");
+        }
+        let loaded = crate::config::Config::load(None, Vec::new(), &overrides).unwrap();
+        assert_eq!(loaded.config.server.port, 1234);
+        assert_eq!(loaded.config.log_level, "debug");
     }
 }

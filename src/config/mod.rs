@@ -4,12 +4,17 @@
 //! value fails the same way wherever it came from, and the error names the key
 //! (`server.port: invalid type…`). Keys follow `shared/spec/config.md`.
 
+mod checks;
 mod duration;
 mod overlay;
+mod report;
+pub(crate) use report::log_access;
+pub(crate) mod schema;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,7 +24,7 @@ pub use overlay::{ENV_PREFIX, Override};
 use crate::parse::Format;
 
 /// The whole configuration of one relay process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -69,7 +74,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ServerConfig {
     pub host: String,
@@ -100,7 +105,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
@@ -108,7 +113,7 @@ pub enum LogFormat {
 }
 
 /// Which kind of source a retriever reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RetrieverKind {
     File,
@@ -128,7 +133,7 @@ impl RetrieverKind {
 
 /// One entry of `retrievers`. Flat, because serde cannot combine an internally tagged enum with
 /// `deny_unknown_fields`; [`Config::validate`] checks that each kind has what it needs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetrieverConfig {
     pub kind: RetrieverKind,
@@ -218,7 +223,7 @@ impl Secret {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthorizedKeys {
     pub evaluation: Vec<EvaluationKey>,
@@ -261,7 +266,7 @@ impl<'de> Deserialize<'de> for EvaluationKey {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
@@ -278,7 +283,7 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
@@ -292,14 +297,14 @@ impl Default for CorsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FipsConfig {
     pub strict: bool,
 }
 
 /// Change streams for browsers (`http-api.md`, stream tickets).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct StreamsConfig {
     /// How long a stream ticket in a bulk answer's `eventStreams` URL stays valid (at most;
@@ -319,14 +324,14 @@ impl Default for StreamsConfig {
 }
 
 /// `tracing:`: trace export. The standard `OTEL_*` variables apply too.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct TracingConfig {
     pub otlp: OtlpConfig,
 }
 
 /// `tracing.otlp`: OTLP/HTTP (protobuf) export of spans.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct OtlpConfig {
     /// The collector's base URL (`/v1/traces` is added), as `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -341,7 +346,7 @@ pub struct OtlpConfig {
 }
 
 /// What a notifier does with a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifierKind {
     /// POST the change as JSON, signed with `secret` when set.
@@ -363,7 +368,7 @@ impl NotifierKind {
 }
 
 /// One entry of `notifiers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NotifierConfig {
     pub kind: NotifierKind,
@@ -412,6 +417,8 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    #[error("command-line flag --set {key}: {message}")]
+    Flag { key: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -446,14 +453,11 @@ impl Config {
             None => Value::Object(Default::default()),
         };
         let mut warnings = Vec::new();
-        overlay::apply_env(&mut tree, env, &mut warnings)?;
+        let origins = overlay::apply_env(&mut tree, env, &mut warnings)?;
         for o in overrides {
             overlay::set(&mut tree, &o.path, o.value.clone());
         }
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
-            let key = e.path().to_string();
-            invalid(key, e.into_inner().to_string())
-        })?;
+        let config = report::deserialize(tree, &origins)?;
         config.validate()?;
         Ok(Loaded { config, warnings })
     }
@@ -527,6 +531,7 @@ impl Config {
             if r.timeout.0 <= 0 {
                 return Err(invalid(at("timeout"), "must be greater than 0"));
             }
+            checks::retriever(i, r)?;
         }
         if let Some(ep) = &self.tracing.otlp.endpoint {
             let ok = reqwest::Url::parse(ep)
@@ -625,10 +630,7 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
 /// `name` decides the format the same way a file name does (`.json` is JSON, else YAML).
 pub fn parse_text(name: &str, text: &str) -> Result<Config, ConfigError> {
     let tree = parse_tree(Path::new(name), text)?;
-    let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
-        let key = e.path().to_string();
-        invalid(key, e.into_inner().to_string())
-    })?;
+    let config = report::deserialize(tree, &[])?;
     config.validate()?;
     Ok(config)
 }

@@ -16,7 +16,9 @@ use serde_json::Value;
 pub use model::{FlagDef, FlagValue};
 
 /// Document formats a retriever can hand us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Yaml,

@@ -3,3 +3,4 @@
 
 pub mod relay;
 pub mod sse;
+pub mod startup;
