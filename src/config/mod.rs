@@ -106,6 +106,7 @@ pub enum RetrieverKind {
     File,
     Http,
     S3,
+    Relay,
 }
 
 impl RetrieverKind {
@@ -114,6 +115,7 @@ impl RetrieverKind {
             RetrieverKind::File => "file",
             RetrieverKind::Http => "http",
             RetrieverKind::S3 => "s3",
+            RetrieverKind::Relay => "relay",
         }
     }
 }
@@ -159,6 +161,10 @@ pub struct RetrieverConfig {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub force_path_style: bool,
+    // relay
+    /// The evaluation key this relay presents to its upstream relay.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
 }
 
 fn default_timeout() -> Millis {
@@ -189,6 +195,7 @@ impl RetrieverConfig {
             region: None,
             endpoint: None,
             force_path_style: false,
+            api_key: None,
         }
     }
 }
@@ -406,6 +413,12 @@ impl Config {
                 RetrieverKind::S3 => {
                     need(r.bucket.is_some(), "bucket")?;
                     need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Relay => {
+                    need(r.url.is_some(), "url")?;
+                    if r.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
+                        return Err(invalid(at("apiKey"), "empty key"));
+                    }
                 }
             }
             if r.max_bytes == 0 {

@@ -106,6 +106,11 @@ impl HttpRetriever {
         &self.source
     }
 
+    /// The configured client (TLS, redirects), for a `relay` source's change stream.
+    pub(super) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// One request, its body streamed and bounded; the whole of it within `timeout`.
     pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         match tokio::time::timeout(self.timeout, self.request(since)).await {

@@ -8,15 +8,17 @@
 
 mod file;
 mod http;
+mod relay;
 mod s3;
 
 use std::time::Duration;
 
 use crate::config::{RetrieverConfig, RetrieverKind};
-use crate::parse::Format;
+use crate::parse::{DocumentError, FlagDoc, Format};
 
 pub use file::FileRetriever;
 pub use http::HttpRetriever;
+pub use relay::RelayRetriever;
 pub use s3::S3Retriever;
 
 /// A document as a source served it.
@@ -88,6 +90,7 @@ pub enum Retriever {
     File(FileRetriever),
     Http(Box<HttpRetriever>),
     S3(S3Retriever),
+    Relay(Box<RelayRetriever>),
 }
 
 impl Retriever {
@@ -97,6 +100,7 @@ impl Retriever {
             RetrieverKind::File => Ok(Retriever::File(FileRetriever::new(cfg))),
             RetrieverKind::Http => Ok(Retriever::Http(Box::new(HttpRetriever::new(cfg)?))),
             RetrieverKind::S3 => Ok(Retriever::S3(S3Retriever::new(cfg)?)),
+            RetrieverKind::Relay => Ok(Retriever::Relay(Box::new(RelayRetriever::new(cfg)?))),
         }
     }
 
@@ -105,6 +109,7 @@ impl Retriever {
             Retriever::File(_) => RetrieverKind::File,
             Retriever::Http(_) => RetrieverKind::Http,
             Retriever::S3(_) => RetrieverKind::S3,
+            Retriever::Relay(_) => RetrieverKind::Relay,
         }
     }
 
@@ -114,6 +119,7 @@ impl Retriever {
             Retriever::File(r) => r.source(),
             Retriever::Http(r) => r.source(),
             Retriever::S3(r) => r.source(),
+            Retriever::Relay(r) => r.source(),
         }
     }
 
@@ -124,8 +130,41 @@ impl Retriever {
             Retriever::File(r) => r.fetch(since).await,
             Retriever::Http(r) => r.fetch(since).await,
             Retriever::S3(r) => r.fetch(since).await,
+            Retriever::Relay(r) => r.fetch(since).await,
         }
     }
+
+    /// For sources that push: notified when the source says its document may have changed,
+    /// so the poll loop refreshes at once instead of at its next tick.
+    pub fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        match self {
+            Retriever::Relay(r) => Some(r.changes()),
+            _ => None,
+        }
+    }
+}
+
+/// Parse a fetched document as its source's kind needs: another relay's sync answer carries
+/// its flags and its salt; every other source serves a flag document.
+pub(crate) fn parse_document(
+    kind: RetrieverKind,
+    source: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+) -> Result<FlagDoc, DocumentError> {
+    match kind {
+        RetrieverKind::Relay => relay::parse_sync_body(source, bytes),
+        _ => crate::parse::parse_document(source, bytes, format),
+    }
+}
+
+/// Resolves when any of `notifies` is notified; never when there are none.
+pub(crate) async fn any_changed(notifies: &[std::sync::Arc<tokio::sync::Notify>]) {
+    if notifies.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = notifies.iter().map(|n| Box::pin(n.notified()));
+    futures_util::future::select_all(waits).await;
 }
 
 /// A fetched body as a [`Fetched::Changed`] document; an empty body is an error, because a
