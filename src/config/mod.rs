@@ -107,6 +107,7 @@ pub enum RetrieverKind {
     Http,
     S3,
     Relay,
+    Sql,
 }
 
 impl RetrieverKind {
@@ -116,6 +117,7 @@ impl RetrieverKind {
             RetrieverKind::Http => "http",
             RetrieverKind::S3 => "s3",
             RetrieverKind::Relay => "relay",
+            RetrieverKind::Sql => "sql",
         }
     }
 }
@@ -165,6 +167,19 @@ pub struct RetrieverConfig {
     /// The evaluation key this relay presents to its upstream relay.
     #[serde(default)]
     pub api_key: Option<Secret>,
+    // sql
+    /// The table in GoFastr's schema (default `feature_flags`).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A `SELECT` returning GoFastr's columns, for other schemas (instead of `table`).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The database password, when not in `url` (else `PGPASSWORD`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// PostgreSQL: `LISTEN` on this channel and refresh on every notification.
+    #[serde(default)]
+    pub notify_channel: Option<String>,
 }
 
 fn default_timeout() -> Millis {
@@ -196,6 +211,10 @@ impl RetrieverConfig {
             endpoint: None,
             force_path_style: false,
             api_key: None,
+            table: None,
+            query: None,
+            password: None,
+            notify_channel: None,
         }
     }
 }
@@ -413,6 +432,11 @@ impl Config {
                 RetrieverKind::S3 => {
                     need(r.bucket.is_some(), "bucket")?;
                     need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Sql => {
+                    need(r.url.is_some(), "url")?;
+                    crate::retriever::check_sql_config(r)
+                        .map_err(|(key, m)| invalid(at(key), m))?;
                 }
                 RetrieverKind::Relay => {
                     need(r.url.is_some(), "url")?;

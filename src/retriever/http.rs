@@ -270,7 +270,7 @@ fn redirect_policy(has_headers: bool) -> reqwest::redirect::Policy {
 
 /// The rustls client configuration: the installed provider (aws-lc-rs, FIPS in a FIPS build),
 /// the platform's roots plus `caCertPath`, and the client certificate for mTLS.
-fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
+pub(super) fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

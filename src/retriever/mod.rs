@@ -10,6 +10,7 @@ mod file;
 mod http;
 mod relay;
 mod s3;
+mod sql;
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub use file::FileRetriever;
 pub use http::HttpRetriever;
 pub use relay::RelayRetriever;
 pub use s3::S3Retriever;
+pub use sql::SqlRetriever;
+pub(crate) use sql::check_config as check_sql_config;
 
 /// A document as a source served it.
 #[derive(Debug, Clone)]
@@ -91,6 +94,7 @@ pub enum Retriever {
     Http(Box<HttpRetriever>),
     S3(S3Retriever),
     Relay(Box<RelayRetriever>),
+    Sql(Box<SqlRetriever>),
 }
 
 impl Retriever {
@@ -101,6 +105,7 @@ impl Retriever {
             RetrieverKind::Http => Ok(Retriever::Http(Box::new(HttpRetriever::new(cfg)?))),
             RetrieverKind::S3 => Ok(Retriever::S3(S3Retriever::new(cfg)?)),
             RetrieverKind::Relay => Ok(Retriever::Relay(Box::new(RelayRetriever::new(cfg)?))),
+            RetrieverKind::Sql => Ok(Retriever::Sql(Box::new(SqlRetriever::new(cfg)?))),
         }
     }
 
@@ -110,6 +115,7 @@ impl Retriever {
             Retriever::Http(_) => RetrieverKind::Http,
             Retriever::S3(_) => RetrieverKind::S3,
             Retriever::Relay(_) => RetrieverKind::Relay,
+            Retriever::Sql(_) => RetrieverKind::Sql,
         }
     }
 
@@ -120,6 +126,7 @@ impl Retriever {
             Retriever::Http(r) => r.source(),
             Retriever::S3(r) => r.source(),
             Retriever::Relay(r) => r.source(),
+            Retriever::Sql(r) => r.source(),
         }
     }
 
@@ -131,6 +138,7 @@ impl Retriever {
             Retriever::Http(r) => r.fetch(since).await,
             Retriever::S3(r) => r.fetch(since).await,
             Retriever::Relay(r) => r.fetch(since).await,
+            Retriever::Sql(r) => r.fetch(since).await,
         }
     }
 
@@ -139,6 +147,7 @@ impl Retriever {
     pub fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         match self {
             Retriever::Relay(r) => Some(r.changes()),
+            Retriever::Sql(r) => r.changes(),
             _ => None,
         }
     }
