@@ -108,6 +108,8 @@ pub enum RetrieverKind {
     S3,
     Relay,
     Sql,
+    Azblob,
+    Gcs,
 }
 
 impl RetrieverKind {
@@ -118,6 +120,8 @@ impl RetrieverKind {
             RetrieverKind::S3 => "s3",
             RetrieverKind::Relay => "relay",
             RetrieverKind::Sql => "sql",
+            RetrieverKind::Azblob => "azblob",
+            RetrieverKind::Gcs => "gcs",
         }
     }
 }
@@ -180,6 +184,11 @@ pub struct RetrieverConfig {
     /// PostgreSQL: `LISTEN` on this channel and refresh on every notification.
     #[serde(default)]
     pub notify_channel: Option<String>,
+    // azblob
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 fn default_timeout() -> Millis {
@@ -215,6 +224,8 @@ impl RetrieverConfig {
             query: None,
             password: None,
             notify_channel: None,
+            account: None,
+            container: None,
         }
     }
 }
@@ -437,6 +448,14 @@ impl Config {
                     need(r.url.is_some(), "url")?;
                     crate::retriever::check_sql_config(r)
                         .map_err(|(key, m)| invalid(at(key), m))?;
+                }
+                RetrieverKind::Azblob => {
+                    need(r.container.is_some(), "container")?;
+                    need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Gcs => {
+                    need(r.bucket.is_some(), "bucket")?;
+                    need(r.item.is_some(), "item")?;
                 }
                 RetrieverKind::Relay => {
                     need(r.url.is_some(), "url")?;

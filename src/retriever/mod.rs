@@ -6,8 +6,11 @@
 //! last document it served (ETag, Last-Modified), so sources that support conditional requests
 //! can answer [`Fetched::NotModified`] and cost neither a transfer nor a parse.
 
+mod azblob;
 mod file;
+mod gcs;
 mod http;
+mod object;
 mod relay;
 mod s3;
 mod sql;
@@ -17,7 +20,9 @@ use std::time::Duration;
 use crate::config::{RetrieverConfig, RetrieverKind};
 use crate::parse::{DocumentError, FlagDoc, Format};
 
+pub use azblob::AzblobRetriever;
 pub use file::FileRetriever;
+pub use gcs::GcsRetriever;
 pub use http::HttpRetriever;
 pub use relay::RelayRetriever;
 pub use s3::S3Retriever;
@@ -95,6 +100,8 @@ pub enum Retriever {
     S3(S3Retriever),
     Relay(Box<RelayRetriever>),
     Sql(Box<SqlRetriever>),
+    Azblob(Box<AzblobRetriever>),
+    Gcs(Box<GcsRetriever>),
 }
 
 impl Retriever {
@@ -106,6 +113,8 @@ impl Retriever {
             RetrieverKind::S3 => Ok(Retriever::S3(S3Retriever::new(cfg)?)),
             RetrieverKind::Relay => Ok(Retriever::Relay(Box::new(RelayRetriever::new(cfg)?))),
             RetrieverKind::Sql => Ok(Retriever::Sql(Box::new(SqlRetriever::new(cfg)?))),
+            RetrieverKind::Azblob => Ok(Retriever::Azblob(Box::new(AzblobRetriever::new(cfg)?))),
+            RetrieverKind::Gcs => Ok(Retriever::Gcs(Box::new(GcsRetriever::new(cfg)?))),
         }
     }
 
@@ -116,6 +125,8 @@ impl Retriever {
             Retriever::S3(_) => RetrieverKind::S3,
             Retriever::Relay(_) => RetrieverKind::Relay,
             Retriever::Sql(_) => RetrieverKind::Sql,
+            Retriever::Azblob(_) => RetrieverKind::Azblob,
+            Retriever::Gcs(_) => RetrieverKind::Gcs,
         }
     }
 
@@ -127,6 +138,8 @@ impl Retriever {
             Retriever::S3(r) => r.source(),
             Retriever::Relay(r) => r.source(),
             Retriever::Sql(r) => r.source(),
+            Retriever::Azblob(r) => r.source(),
+            Retriever::Gcs(r) => r.source(),
         }
     }
 
@@ -139,6 +152,8 @@ impl Retriever {
             Retriever::S3(r) => r.fetch(since).await,
             Retriever::Relay(r) => r.fetch(since).await,
             Retriever::Sql(r) => r.fetch(since).await,
+            Retriever::Azblob(r) => r.fetch(since).await,
+            Retriever::Gcs(r) => r.fetch(since).await,
         }
     }
 
