@@ -501,3 +501,43 @@ async fn postgres_poll_and_listen_through_the_relay() {
         );
     }
 }
+
+/// `flagrelay validate --source` checks a table without serving it: 0 for a good one, 1 with
+/// the row's error for a bad one, 2 for a bad entry.
+#[test]
+fn validate_source_checks_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_db(dir.path(), &[("ok-flag", 1, 50, "[]", "[]", "[]")]);
+    let run = |entry: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flagrelay"))
+            .args(["validate", "--source", entry])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap(), text)
+    };
+    let (code, text) = run(&format!("{{kind: sql, url: '{url}'}}"));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("(table feature_flags): ok (1 flags)"),
+        "{text}"
+    );
+
+    let conn = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute(
+        "INSERT INTO feature_flags VALUES ('bad-flag', 1, 5, '[]', 'acme', '[]')",
+        [],
+    )
+    .unwrap();
+    let (code, text) = run(&format!("{{kind: sql, url: '{url}'}}"));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("row \"bad-flag\": column `tenants`"),
+        "{text}"
+    );
+
+    let (code, text) = run(&format!("{{kind: sql, url: '{url}', table: 'x;y'}}"));
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("`table`"), "{text}");
+}

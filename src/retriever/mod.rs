@@ -7,6 +7,7 @@
 //! can answer [`Fetched::NotModified`] and cost neither a transfer nor a parse.
 
 mod azblob;
+pub(crate) mod check;
 mod file;
 mod gcs;
 mod http;
