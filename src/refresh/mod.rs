@@ -423,10 +423,17 @@ struct SlotDoc {
 /// one source's fresh parse) is moved in rather than copied.
 fn merge_and_build(docs: Vec<Arc<FlagDoc>>, salt: Option<&str>) -> Snapshot {
     let mut merged: BTreeMap<String, FlagDef> = BTreeMap::new();
+    let configured = salt;
     let mut salt = salt.map(str::to_owned);
     for doc in docs {
         // An upstream relay's salt replaces the local one (later sources win, as for flags).
         if let Some(upstream) = &doc.salt {
+            if configured.is_some() && configured != upstream.as_deref() {
+                // Values not logged: a salt keeps cohorts unguessable.
+                tracing::warn!(
+                    "rolloutSalt differs from the upstream relay's; the upstream's is used"
+                );
+            }
             salt.clone_from(upstream);
         }
         match Arc::try_unwrap(doc) {
