@@ -170,18 +170,29 @@ struct Stream {
 impl Stream {
     async fn run(self) {
         let mut backoff = Duration::from_millis(250);
+        // Warn once per outage, not on every retry.
+        let mut failing = false;
         loop {
             if self.shared.strong_count() == 0 {
                 return;
             }
             match self.follow().await {
-                Ok(true) => backoff = Duration::from_millis(250),
+                Ok(true) => {
+                    backoff = Duration::from_millis(250);
+                    failing = false;
+                }
                 Ok(false) => return,
-                Err(e) => tracing::warn!(
-                    source = %self.source,
-                    error = %e,
-                    "upstream change stream unavailable; polling until it is back"
-                ),
+                Err(e) if failing => {
+                    tracing::debug!(source = %self.source, error = %e, "upstream change stream still unavailable")
+                }
+                Err(e) => {
+                    failing = true;
+                    tracing::warn!(
+                        source = %self.source,
+                        error = %e,
+                        "upstream change stream unavailable; polling until it is back"
+                    );
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);

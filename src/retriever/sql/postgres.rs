@@ -150,14 +150,25 @@ impl Postgres {
         drop(changed);
         runtime.spawn(async move {
             let mut backoff = Duration::from_millis(250);
+            // Warn once per outage, not on every retry.
+            let mut failing = false;
             while weak.strong_count() > 0 {
                 match listen_once(&config, &tls, &channel, &location, &weak).await {
-                    Ok(()) => backoff = Duration::from_millis(250),
-                    Err(e) => tracing::warn!(
-                        source = %location,
-                        error = %e,
-                        "LISTEN connection failed; polling until it is back"
-                    ),
+                    Ok(()) => {
+                        backoff = Duration::from_millis(250);
+                        failing = false;
+                    }
+                    Err(e) if failing => {
+                        tracing::debug!(source = %location, error = %e, "LISTEN still failing")
+                    }
+                    Err(e) => {
+                        failing = true;
+                        tracing::warn!(
+                            source = %location,
+                            error = %e,
+                            "LISTEN connection failed; polling until it is back"
+                        );
+                    }
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
