@@ -164,6 +164,18 @@ async fn sqlite_gofastr_table_becomes_flags() {
         "a wrong path creates no database"
     );
 
+    // A writer holding the database's lock: a lock timeout, not a hang.
+    let locker = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut c = cfg(&url);
+    c.timeout = Millis(500);
+    let e = fetch(&c).await.unwrap_err();
+    assert!(
+        e.contains("database is locked") || e.contains("timed out"),
+        "{e}"
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
+
     // A custom query with values and descriptions, and an older schema without envs.
     let mut c = cfg(&url);
     c.query = Some(
