@@ -221,6 +221,10 @@ impl Stream {
                 Ok(Ok(None)) => return Ok(true),
                 Ok(Ok(Some(chunk))) => chunk,
             };
+            // Keep-alives arrive even when nothing changes: stop here once the retriever is gone.
+            if self.shared.strong_count() == 0 {
+                return Ok(false);
+            }
             for (event, data) in parser.push(&chunk)? {
                 let Some(shared) = self.shared.upgrade() else {
                     return Ok(false);
