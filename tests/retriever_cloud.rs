@@ -207,6 +207,23 @@ async fn gcs_fetches_follow_changes_and_name_the_object() {
         .unwrap_err();
     assert!(matches!(e, RetrieverError::TooLarge { .. }), "{e}");
 
+    // A real service-account key: requests carry a JWT signed RS256 through aws-lc-rs.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let account = serde_json::json!({
+        "type": "service_account",
+        "client_email": "flagrelay@test-project.iam.gserviceaccount.com",
+        "private_key_id": "test-key-1",
+        "private_key": key.serialize_pem(),
+    })
+    .to_string();
+    let signed = GcsRetriever::with_builder(
+        &gcs_cfg(&gcs, "flags.yaml"),
+        GoogleCloudStorageBuilder::new().with_service_account_key(account),
+    )
+    .unwrap();
+    let doc3 = changed(signed.fetch(&Validators::default()).await.unwrap());
+    assert_eq!(&doc3.bytes[..], DOC_V2);
+
     // A service-account key that is not JSON: a setup error that does not quote it.
     let e = GcsRetriever::with_builder(
         &gcs_cfg(&gcs, "flags.yaml"),
