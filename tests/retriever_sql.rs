@@ -17,7 +17,7 @@ use flagrelay::parse::{FlagDef, parse_document};
 use flagrelay::refresh::{RefreshOptions, Refresher};
 use flagrelay::retriever::{Fetched, Retriever, Validators};
 use flagrelay::snapshot::SnapshotStore;
-use postgres::{PASSWORD, Postgres};
+use postgres::{CERT_USER, PASSWORD, Postgres};
 use serde_json::{Value, json};
 
 /// GoFastr's DDL, exactly.
@@ -375,6 +375,26 @@ async fn postgres_over_tls_reads_changes_and_fails_cleanly() {
         !e.contains("not-the-password-77") && !e.contains(PASSWORD),
         "{e}"
     );
+
+    // A client certificate instead of a password (mutual TLS; `cert` login for that role).
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {CERT_USER} LOGIN; GRANT SELECT ON feature_flags TO {CERT_USER}"
+        ))
+        .await
+        .unwrap();
+    let mut by_cert = cfg(&format!(
+        "postgres://{CERT_USER}@127.0.0.1:{}/postgres?sslmode=require",
+        pg.port
+    ));
+    by_cert.ca_cert_path = pg.ca_cert.clone();
+    let e = fetch(&by_cert).await.unwrap_err();
+    assert!(e.contains("certificate"), "no client certificate, no login: {e}");
+    let (cert, key) = pg.client_cert.clone().unwrap();
+    by_cert.client_cert_path = Some(cert);
+    by_cert.client_key_path = Some(key);
+    let doc = fetch(&by_cert).await.unwrap();
+    assert_eq!(doc.as_object().unwrap().len(), 2);
 
     // TLS is checked: without the CA the server's certificate is not trusted.
     let mut untrusted = pg_cfg(&pg, true);

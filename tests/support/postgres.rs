@@ -20,7 +20,13 @@ pub struct Postgres {
     pub port: u16,
     /// The CA certificate (PEM) the server's certificate is signed with, when TLS is on.
     pub ca_cert: Option<PathBuf>,
+    /// With TLS: a client certificate and key (PEM) for [`CERT_USER`], whom the server
+    /// authenticates by certificate alone.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
+
+/// The role that logs in with a client certificate (TLS only; created by the tests).
+pub const CERT_USER: &str = "certuser";
 
 impl Drop for Postgres {
     fn drop(&mut self) {
@@ -97,9 +103,15 @@ impl Postgres {
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PASSWORD).unwrap();
         let mut ca_cert = None;
+        let mut client_cert = None;
         let mut ssl_args: Vec<String> = Vec::new();
         if tls {
-            let (ca, cert, key) = certificates();
+            let (ca, cert, key, client, client_key) = certificates();
+            let (client_path, client_key_path) =
+                (dir.path().join("client.pem"), dir.path().join("client.key"));
+            std::fs::write(&client_path, client).unwrap();
+            std::fs::write(&client_key_path, client_key).unwrap();
+            client_cert = Some((client_path, client_key_path));
             let (ca_path, cert_path, key_path) = (
                 dir.path().join("ca.pem"),
                 dir.path().join("server.pem"),
@@ -117,6 +129,8 @@ impl Postgres {
                 format!("ssl_cert_file={}", cert_path.display()),
                 "-c".into(),
                 format!("ssl_key_file={}", key_path.display()),
+                "-c".into(),
+                format!("ssl_ca_file={}", ca_path.display()),
             ];
             ca_cert = Some(ca_path);
         }
@@ -140,6 +154,13 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            // Certificate-only login for CERT_USER, ahead of the password rules.
+            let hba = data.join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba).unwrap();
+            let first = format!("hostssl all {CERT_USER} 127.0.0.1/32 cert\n");
+            std::fs::write(&hba, first + &rules).unwrap();
+        }
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
         give_to_owner(&dir.path().join("postgres.log"));
@@ -160,6 +181,7 @@ impl Postgres {
             dir,
             port,
             ca_cert,
+            client_cert,
         };
         // Generous: the machine may be busy.
         let end = Instant::now() + Duration::from_secs(60);
@@ -204,9 +226,10 @@ impl Postgres {
     }
 }
 
-/// A CA, and a server certificate for 127.0.0.1 and localhost signed by it (PEM).
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+/// A CA; a server certificate for 127.0.0.1 and localhost and a client certificate for
+/// CERT_USER, both signed by it (PEM: ca, cert, key, client cert, client key).
+fn certificates() -> (String, String, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -215,5 +238,17 @@ fn certificates() -> (String, String, String) {
     let key = KeyPair::generate().unwrap();
     let params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, CERT_USER);
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    (
+        ca.pem(),
+        cert.pem(),
+        key.serialize_pem(),
+        client.pem(),
+        client_key.serialize_pem(),
+    )
 }
