@@ -232,6 +232,19 @@ async fn chained_relays_answer_alike_follow_changes_and_survive_upstream_restart
         "{error}"
     );
     assert!(!info.to_string().contains(UP_KEY));
+    let metrics = c
+        .get(downstream.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failure = format!(
+        "flagrelay_retriever_refreshes_total{{kind=\"relay\",source=\"http://127.0.0.1:{port}/v1/flags\",outcome=\"failure\"}}"
+    );
+    assert!(metrics.contains(&failure), "{metrics}");
+    assert!(!metrics.contains(UP_KEY));
 
     // It comes back with another set: the downstream picks it up without a poll or a refresh.
     let upstream = start_upstream(

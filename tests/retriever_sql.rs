@@ -389,7 +389,10 @@ async fn postgres_over_tls_reads_changes_and_fails_cleanly() {
     ));
     by_cert.ca_cert_path = pg.ca_cert.clone();
     let e = fetch(&by_cert).await.unwrap_err();
-    assert!(e.contains("certificate"), "no client certificate, no login: {e}");
+    assert!(
+        e.contains("certificate"),
+        "no client certificate, no login: {e}"
+    );
     let (cert, key) = pg.client_cert.clone().unwrap();
     by_cert.client_cert_path = Some(cert);
     by_cert.client_key_path = Some(key);
