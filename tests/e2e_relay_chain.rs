@@ -57,10 +57,14 @@ fn flags_doc(cases: &[Case], extra: &[(&str, Value)]) -> String {
 }
 
 fn start_upstream(flags: &str, port: Option<u16>) -> Relay {
+    start_upstream_salted(flags, port, SALT)
+}
+
+fn start_upstream_salted(flags: &str, port: Option<u16>, salt: &str) -> Relay {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("flags.json"), flags).unwrap();
     let config = format!(
-        "rolloutSalt: {SALT}\npollingInterval: 600000\n\
+        "rolloutSalt: {salt}\npollingInterval: 600000\n\
          authorizedKeys: {{evaluation: [{UP_KEY}], admin: [{ADMIN_KEY}]}}\n\
          retrievers: [{{kind: file, path: '{{{{dir}}}}/flags.json'}}]\n"
     );
@@ -269,6 +273,23 @@ async fn chained_relays_answer_alike_follow_changes_and_survive_upstream_restart
         eval(&c, &downstream, "chain-new", json!({})).await,
         Err(404)
     );
+
+    // It comes back once more with another salt and the same flags: the salt alone changes the
+    // answers, so the downstream must take it although the flags hash the same.
+    let flags = std::fs::read_to_string(upstream.path("flags.json")).unwrap();
+    drop(upstream);
+    let upstream = start_upstream_salted(&flags, Some(port), "another-salt");
+    wait_ready(&upstream).await;
+    eventually(Duration::from_secs(30), "the upstream's new salt", || {
+        let c = c.clone();
+        let url = downstream.url("/v1/flags");
+        async move {
+            let v: Value = c.get(url).send().await.ok()?.json().await.ok()?;
+            (v["salt"] == "another-salt").then_some(())
+        }
+    })
+    .await;
+    drop(upstream);
     assert!(
         !downstream.all_output().contains(UP_KEY),
         "the key never reaches a log"

@@ -218,7 +218,12 @@ impl Refresher {
                 .await
                 .expect("building a snapshot does not panic");
                 *lock(&self.built_from) = Some((hashes, next.etag.clone()));
-                if current.as_ref().is_none_or(|c| c.etag != next.etag) {
+                // The etag hashes the flags only; an upstream relay's new salt alone changes
+                // answers too.
+                if current
+                    .as_ref()
+                    .is_none_or(|c| c.etag != next.etag || c.salt() != next.salt())
+                {
                     let next = Arc::new(next);
                     retire(self.store.swap(next.clone()));
                     changed = true;
