@@ -27,10 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve flags over HTTP (the default).
     Serve,
-    /// Parse and check flag files; print every error with its location.
+    /// Parse and check flag files; print every error with its location. `--source ENTRY`
+    /// fetches one source once and checks it without serving it (ENTRY: a retriever entry in
+    /// YAML flow style, e.g. `{kind: sql, url: "sqlite:///var/lib/app.db"}`).
     Validate {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "sources")]
         files: Vec<PathBuf>,
+        #[arg(long = "source", value_name = "ENTRY")]
+        sources: Vec<String>,
     },
     /// Fetch every configured source once and write the merged flag set as one document
     /// (for air-gapped installs: serve it with a `file` retriever).
@@ -132,7 +136,19 @@ pub fn main() -> ExitCode {
         crate::metrics::global().set_enabled(false);
     }
     match cli.command {
-        Some(Command::Validate { ref files }) => validate(files),
+        Some(Command::Validate {
+            ref files,
+            ref sources,
+        }) if !sources.is_empty() => {
+            let files = validate_files(files);
+            let sources = validate_sources(sources);
+            if files != ExitCode::SUCCESS {
+                files
+            } else {
+                sources
+            }
+        }
+        Some(Command::Validate { ref files, .. }) => validate(files),
         Some(Command::Export { ref out }) => with_config(&cli.settings, |config, logs| {
             logs.install(None);
             export(config, out)
@@ -274,6 +290,41 @@ fn export(config: Config, out: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn validate_files(files: &[PathBuf]) -> ExitCode {
+    if files.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        validate(files)
+    }
+}
+
+/// `validate --source`: exit 2 for a bad entry, 1 for a source that failed, else 0.
+fn validate_sources(entries: &[String]) -> ExitCode {
+    use crate::retriever::check::{CheckError, check, parse_entry};
+    let mut code = 0u8;
+    let rt = runtime();
+    for entry in entries {
+        let result = match parse_entry(entry) {
+            Ok(cfg) => rt.block_on(check(&cfg)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((source, flags)) => println!("{source}: ok ({flags} flags)"),
+            Err(CheckError::Settings(e)) => {
+                eprintln!("--source: {e}");
+                code = 2;
+            }
+            Err(CheckError::Source(errors)) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                code = code.max(1);
+            }
+        }
+    }
+    ExitCode::from(code)
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {

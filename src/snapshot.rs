@@ -120,6 +120,11 @@ impl Snapshot {
             .map_or(0, |d| d.as_secs())
     }
 
+    /// The rollout salt the rules were compiled with.
+    pub fn salt(&self) -> Option<&str> {
+        self.salt.as_deref()
+    }
+
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
     pub fn sync_json(&self) -> Arc<str> {
         self.sync_json

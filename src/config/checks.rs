@@ -34,12 +34,18 @@ pub(super) fn retriever(i: usize, r: &RetrieverConfig) -> Result<(), ConfigError
                 }
             }
         }
-        RetrieverKind::S3 => {
+        RetrieverKind::Relay => {
+            if let Some(url) = &r.url {
+                http_url(url, &["http", "https"]).map_err(|m| invalid(at("url"), m))?;
+            }
+        }
+        RetrieverKind::S3 | RetrieverKind::Azblob | RetrieverKind::Gcs => {
             if let Some(endpoint) = &r.endpoint {
                 http_url(endpoint, &["http", "https"]).map_err(|m| invalid(at("endpoint"), m))?;
             }
         }
-        RetrieverKind::File => {}
+        // File paths are checked when read; SQL URLs by the sql retriever's own setup.
+        RetrieverKind::File | RetrieverKind::Sql => {}
     }
     Ok(())
 }

@@ -119,6 +119,10 @@ pub enum RetrieverKind {
     File,
     Http,
     S3,
+    Relay,
+    Sql,
+    Azblob,
+    Gcs,
 }
 
 impl RetrieverKind {
@@ -127,6 +131,10 @@ impl RetrieverKind {
             RetrieverKind::File => "file",
             RetrieverKind::Http => "http",
             RetrieverKind::S3 => "s3",
+            RetrieverKind::Relay => "relay",
+            RetrieverKind::Sql => "sql",
+            RetrieverKind::Azblob => "azblob",
+            RetrieverKind::Gcs => "gcs",
         }
     }
 }
@@ -172,6 +180,28 @@ pub struct RetrieverConfig {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub force_path_style: bool,
+    // relay
+    /// The evaluation key this relay presents to its upstream relay.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    // sql
+    /// The table in GoFastr's schema (default `feature_flags`).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A `SELECT` returning GoFastr's columns, for other schemas (instead of `table`).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The database password, when not in `url` (else `PGPASSWORD`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// PostgreSQL: `LISTEN` on this channel and refresh on every notification.
+    #[serde(default)]
+    pub notify_channel: Option<String>,
+    // azblob
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 fn default_timeout() -> Millis {
@@ -202,6 +232,13 @@ impl RetrieverConfig {
             region: None,
             endpoint: None,
             force_path_style: false,
+            api_key: None,
+            table: None,
+            query: None,
+            password: None,
+            notify_channel: None,
+            account: None,
+            container: None,
         }
     }
 }
@@ -523,6 +560,25 @@ impl Config {
                 RetrieverKind::S3 => {
                     need(r.bucket.is_some(), "bucket")?;
                     need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Sql => {
+                    need(r.url.is_some(), "url")?;
+                    crate::retriever::check_sql_config(r)
+                        .map_err(|(key, m)| invalid(at(key), m))?;
+                }
+                RetrieverKind::Azblob => {
+                    need(r.container.is_some(), "container")?;
+                    need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Gcs => {
+                    need(r.bucket.is_some(), "bucket")?;
+                    need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Relay => {
+                    need(r.url.is_some(), "url")?;
+                    if r.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
+                        return Err(invalid(at("apiKey"), "empty key"));
+                    }
                 }
             }
             if r.max_bytes == 0 {

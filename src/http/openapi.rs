@@ -614,7 +614,7 @@ pub const DOCUMENT: &str = r##"{
               "required": ["kind", "source", "status"],
               "additionalProperties": false,
               "properties": {
-                "kind": {"type": "string", "enum": ["file", "http", "s3"]},
+                "kind": {"type": "string", "enum": ["file", "http", "s3", "relay", "sql", "azblob", "gcs"]},
                 "source": {"type": "string"},
                 "status": {"type": "string", "enum": ["ok", "error"]},
                 "error": {"type": "string"}
@@ -639,7 +639,7 @@ pub const DOCUMENT: &str = r##"{
               "type": "object",
               "required": ["kind", "source", "lastSuccess", "lastError"],
               "properties": {
-                "kind": {"type": "string", "enum": ["file", "http", "s3"]},
+                "kind": {"type": "string", "enum": ["file", "http", "s3", "relay", "sql", "azblob", "gcs"]},
                 "source": {"type": "string"},
                 "lastSuccess": {"type": ["string", "null"]},
                 "lastError": {"type": ["string", "null"]}

@@ -44,6 +44,10 @@ impl Format {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagDoc {
     pub flags: Vec<(String, FlagDef)>,
+    /// The rollout salt the document dictates: only another relay's sync answer does
+    /// (`kind: relay`), `Some(None)` when that upstream has no salt; `None` for every other
+    /// source, which leaves the relay's own `rolloutSalt` in force.
+    pub salt: Option<Option<String>>,
 }
 
 /// Where in a document something is (1-based).
@@ -214,7 +218,7 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
         }
     }
     if errors.is_empty() {
-        Ok(FlagDoc { flags })
+        Ok(FlagDoc { flags, salt: None })
     } else {
         Err(DocumentError { errors })
     }

@@ -97,6 +97,11 @@ impl HttpRetriever {
         &self.source
     }
 
+    /// The configured client (TLS, redirects), for a `relay` source's change stream.
+    pub(super) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// One request, its body streamed and bounded; the whole of it within `timeout`.
     pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         match tokio::time::timeout(self.timeout, self.request(since)).await {
@@ -293,7 +298,7 @@ pub(crate) fn outbound_client(
 
 /// The rustls client configuration: the installed provider (aws-lc-rs, FIPS in a FIPS build),
 /// the platform's roots plus `caCertPath`, and the client certificate for mTLS.
-fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
+pub(super) fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

@@ -60,8 +60,12 @@ impl Relay {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagrelay"));
         cmd.arg("--config")
             .arg(&config_path)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(o.args)
+            .args(["--host", "127.0.0.1"]);
+        // A test that restarts a relay on the port it had passes `--port` itself.
+        if !o.args.contains(&"--port") {
+            cmd.args(["--port", "0"]);
+        }
+        cmd.args(o.args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
