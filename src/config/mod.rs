@@ -5,6 +5,7 @@
 //! (`server.port: invalid type…`). Keys follow `shared/spec/config.md`.
 
 mod duration;
+mod flagd;
 mod overlay;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::Millis;
+pub use flagd::FlagdConfig;
 pub use overlay::{ENV_PREFIX, Override};
 
 use crate::parse::Format;
@@ -37,6 +39,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub max_request_body_bytes: usize,
     pub fips: FipsConfig,
+    pub flagd: FlagdConfig,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
+            flagd: FlagdConfig::default(),
         }
     }
 }
@@ -377,6 +381,7 @@ impl Config {
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));
         }
+        self.flagd.validate(self.server.port)?;
         if self.retrievers.is_empty() {
             return Err(invalid("retrievers", "at least one retriever is required"));
         }

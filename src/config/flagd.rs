@@ -1,0 +1,48 @@
+//! `flagd.*`: the optional listener that speaks flagd's evaluation protocol (src/flagd/).
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct FlagdConfig {
+    /// Interface of the flagd listener; `server.host` when absent.
+    pub host: Option<String>,
+    /// The listener is off unless a port is set (flagd's own default is 8013).
+    pub port: Option<u16>,
+    /// Serve callers without a credential even when evaluation keys are configured (the Node
+    /// flagd provider cannot send metadata). Logged at start.
+    pub allow_unauthenticated: bool,
+    /// The environment of unauthenticated callers, which their context cannot override.
+    pub environment: Option<String>,
+}
+
+impl FlagdConfig {
+    pub(crate) fn validate(&self, server_port: u16) -> Result<(), ConfigError> {
+        if self.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err(invalid("flagd.host", "must not be empty"));
+        }
+        if let Some(port) = self.port
+            && port != 0
+            && port == server_port
+        {
+            return Err(invalid(
+                "flagd.port",
+                format!("{port} is already server.port; the flagd listener needs its own port"),
+            ));
+        }
+        if let Some(env) = &self.environment {
+            if env.is_empty() {
+                return Err(invalid("flagd.environment", "must not be empty"));
+            }
+            if !self.allow_unauthenticated {
+                return Err(invalid(
+                    "flagd.environment",
+                    "only applies to unauthenticated callers: set flagd.allowUnauthenticated: true, or bind the environment to an evaluation key",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
