@@ -66,7 +66,10 @@ fn code_name(c: tonic::Code) -> (&'static str, StatusCode) {
     use tonic::Code as C;
     match c {
         C::Ok => ("ok", StatusCode::OK),
-        C::Cancelled => ("canceled", StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)),
+        C::Cancelled => (
+            "canceled",
+            StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        ),
         C::Unknown => ("unknown", StatusCode::INTERNAL_SERVER_ERROR),
         C::InvalidArgument => ("invalid_argument", StatusCode::BAD_REQUEST),
         C::DeadlineExceeded => ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT),
@@ -129,7 +132,13 @@ async fn handle(
         return event_stream(&s, v, caller.is_ok(), &headers, body).await;
     }
     let Ok(caller) = caller else {
-        metrics::record(v, rpc, Protocol::Connect, tonic::Code::Unauthenticated, None);
+        metrics::record(
+            v,
+            rpc,
+            Protocol::Connect,
+            tonic::Code::Unauthenticated,
+            None,
+        );
         return error(
             tonic::Code::Unauthenticated,
             "a valid evaluation key is required in the x-api-key or authorization header",
@@ -147,15 +156,30 @@ async fn handle(
     let bytes = match axum::body::to_bytes(body, s.limit).await {
         Ok(b) => b,
         Err(_) => {
-            let msg = format!("request body is larger than {} bytes or was cut off", s.limit);
-            metrics::record(v, rpc, Protocol::Connect, tonic::Code::ResourceExhausted, None);
+            let msg = format!(
+                "request body is larger than {} bytes or was cut off",
+                s.limit
+            );
+            metrics::record(
+                v,
+                rpc,
+                Protocol::Connect,
+                tonic::Code::ResourceExhausted,
+                None,
+            );
             return error(tonic::Code::ResourceExhausted, &msg);
         }
     };
     let ctx = match ofrep::parse_context(&bytes) {
         Ok(c) => Ok(c),
         Err(e) if e.code == ofrep::ErrorCode::ParseError => {
-            metrics::record(v, rpc, Protocol::Connect, tonic::Code::InvalidArgument, None);
+            metrics::record(
+                v,
+                rpc,
+                Protocol::Connect,
+                tonic::Code::InvalidArgument,
+                None,
+            );
             return error(tonic::Code::InvalidArgument, &e.details);
         }
         Err(e) => Err(FlagdError::new(ErrorCode::InvalidContext, e.details)),
@@ -169,7 +193,13 @@ async fn handle(
     let key = match flag_key(&bytes) {
         Ok(k) => k,
         Err(msg) => {
-            metrics::record(v, rpc, Protocol::Connect, tonic::Code::InvalidArgument, None);
+            metrics::record(
+                v,
+                rpc,
+                Protocol::Connect,
+                tonic::Code::InvalidArgument,
+                None,
+            );
             return error(tonic::Code::InvalidArgument, &msg);
         }
     };
@@ -180,9 +210,11 @@ async fn handle(
         Rpc::ResolveFloat => Want::Float,
         _ => Want::Object,
     };
-    let res = s.flagd.unary(v, rpc, Protocol::Connect, &caller, &key, ctx, want, |a| {
-        answer_json(a, want)
-    });
+    let res = s
+        .flagd
+        .unary(v, rpc, Protocol::Connect, &caller, &key, ctx, want, |a| {
+            answer_json(a, want)
+        });
     match res {
         Ok(body) => json_response(body),
         Err(e) => flagd_error(&e),
@@ -275,7 +307,13 @@ async fn event_stream(
         stream_response(Body::from(envelope(END_STREAM, end.as_bytes())))
     };
     if !authenticated {
-        metrics::record(v, Rpc::EventStream, Protocol::Connect, tonic::Code::Unauthenticated, None);
+        metrics::record(
+            v,
+            Rpc::EventStream,
+            Protocol::Connect,
+            tonic::Code::Unauthenticated,
+            None,
+        );
         return end_with(
             tonic::Code::Unauthenticated,
             "a valid evaluation key is required in the x-api-key or authorization header",

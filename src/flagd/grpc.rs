@@ -44,9 +44,15 @@ macro_rules! eval_request {
 }
 
 eval_request!(
-    v1::ResolveBooleanRequest, v1::ResolveStringRequest, v1::ResolveFloatRequest,
-    v1::ResolveIntRequest, v1::ResolveObjectRequest, v2::ResolveBooleanRequest,
-    v2::ResolveStringRequest, v2::ResolveFloatRequest, v2::ResolveIntRequest,
+    v1::ResolveBooleanRequest,
+    v1::ResolveStringRequest,
+    v1::ResolveFloatRequest,
+    v1::ResolveIntRequest,
+    v1::ResolveObjectRequest,
+    v2::ResolveBooleanRequest,
+    v2::ResolveStringRequest,
+    v2::ResolveFloatRequest,
+    v2::ResolveIntRequest,
     v2::ResolveObjectRequest
 );
 
@@ -60,56 +66,80 @@ fn unary<Q: EvalRequest, T>(
     let caller = caller_of(&request)?;
     let (key, ctx) = request.get_ref().parts();
     state
-        .unary(v, rpc, Protocol::Grpc, &caller, key, context_of(ctx), want, build)
+        .unary(
+            v,
+            rpc,
+            Protocol::Grpc,
+            &caller,
+            key,
+            context_of(ctx),
+            want,
+            build,
+        )
         .map(Response::new)
         .map_err(|e| e.status())
 }
 
 #[tonic::async_trait]
 impl v1::service_server::Service for V1 {
-    async fn resolve_boolean(&self, r: Request<v1::ResolveBooleanRequest>) -> Result<Response<v1::ResolveBooleanResponse>, Status> {
+    async fn resolve_boolean(
+        &self,
+        r: Request<v1::ResolveBooleanRequest>,
+    ) -> Result<Response<v1::ResolveBooleanResponse>, Status> {
         let call = (Version::V1, Rpc::ResolveBoolean, Want::Bool);
         unary(&self.0, r, call, |a| v1::ResolveBooleanResponse {
             value: a.value.as_bool().unwrap_or_default(),
-                reason: a.reason.as_str().into(),
-                variant: a.variant.into(),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: a.variant.into(),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_string(&self, r: Request<v1::ResolveStringRequest>) -> Result<Response<v1::ResolveStringResponse>, Status> {
+    async fn resolve_string(
+        &self,
+        r: Request<v1::ResolveStringRequest>,
+    ) -> Result<Response<v1::ResolveStringResponse>, Status> {
         let call = (Version::V1, Rpc::ResolveString, Want::String);
         unary(&self.0, r, call, |a| v1::ResolveStringResponse {
             value: a.value.as_str().unwrap_or_default().into(),
-                reason: a.reason.as_str().into(),
-                variant: a.variant.into(),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: a.variant.into(),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_float(&self, r: Request<v1::ResolveFloatRequest>) -> Result<Response<v1::ResolveFloatResponse>, Status> {
+    async fn resolve_float(
+        &self,
+        r: Request<v1::ResolveFloatRequest>,
+    ) -> Result<Response<v1::ResolveFloatResponse>, Status> {
         let call = (Version::V1, Rpc::ResolveFloat, Want::Float);
         unary(&self.0, r, call, |a| v1::ResolveFloatResponse {
             value: a.value.as_f64().unwrap_or_default(),
-                reason: a.reason.as_str().into(),
-                variant: a.variant.into(),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: a.variant.into(),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_int(&self, r: Request<v1::ResolveIntRequest>) -> Result<Response<v1::ResolveIntResponse>, Status> {
+    async fn resolve_int(
+        &self,
+        r: Request<v1::ResolveIntRequest>,
+    ) -> Result<Response<v1::ResolveIntResponse>, Status> {
         let call = (Version::V1, Rpc::ResolveInt, Want::Int);
         unary(&self.0, r, call, |a| v1::ResolveIntResponse {
             value: a.value.as_i64().unwrap_or_default(),
-                reason: a.reason.as_str().into(),
-                variant: a.variant.into(),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: a.variant.into(),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_object(&self, r: Request<v1::ResolveObjectRequest>) -> Result<Response<v1::ResolveObjectResponse>, Status> {
+    async fn resolve_object(
+        &self,
+        r: Request<v1::ResolveObjectRequest>,
+    ) -> Result<Response<v1::ResolveObjectResponse>, Status> {
         let call = (Version::V1, Rpc::ResolveObject, Want::Object);
         unary(&self.0, r, call, |a| v1::ResolveObjectResponse {
             value: a.value.as_object().map(to_struct),
-                reason: a.reason.as_str().into(),
-                variant: a.variant.into(),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: a.variant.into(),
+            metadata: Some(metadata(a.entry)),
         })
     }
 
@@ -120,30 +150,37 @@ impl v1::service_server::Service for V1 {
         let caller = caller_of(&request)?;
         let msg = request.get_ref();
         self.0
-            .all(Protocol::Grpc, &caller, context_of(msg.context.as_ref()), |answers| {
-                let mut flags = std::collections::HashMap::new();
-                for a in answers {
-                    use v1::any_flag::Value as V;
-                    let value = match a.value {
-                        serde_json::Value::Bool(b) => V::BoolValue(*b),
-                        serde_json::Value::String(s) => V::StringValue(s.clone()),
-                        serde_json::Value::Number(n) => V::DoubleValue(n.as_f64().unwrap_or_default()),
-                        serde_json::Value::Object(m) => V::ObjectValue(to_struct(m)),
-                        _ => continue,
-                    };
-                    let flag = v1::AnyFlag {
-                        reason: a.reason.as_str().into(),
-                        variant: a.variant.into(),
-                        value: Some(value),
-                        metadata: Some(metadata(a.entry)),
-                    };
-                    flags.insert(a.entry.key.to_string(), flag);
-                }
-                v1::ResolveAllResponse {
-                    flags,
-                    metadata: Some(Default::default()),
-                }
-            })
+            .all(
+                Protocol::Grpc,
+                &caller,
+                context_of(msg.context.as_ref()),
+                |answers| {
+                    let mut flags = std::collections::HashMap::new();
+                    for a in answers {
+                        use v1::any_flag::Value as V;
+                        let value = match a.value {
+                            serde_json::Value::Bool(b) => V::BoolValue(*b),
+                            serde_json::Value::String(s) => V::StringValue(s.clone()),
+                            serde_json::Value::Number(n) => {
+                                V::DoubleValue(n.as_f64().unwrap_or_default())
+                            }
+                            serde_json::Value::Object(m) => V::ObjectValue(to_struct(m)),
+                            _ => continue,
+                        };
+                        let flag = v1::AnyFlag {
+                            reason: a.reason.as_str().into(),
+                            variant: a.variant.into(),
+                            value: Some(value),
+                            metadata: Some(metadata(a.entry)),
+                        };
+                        flags.insert(a.entry.key.to_string(), flag);
+                    }
+                    v1::ResolveAllResponse {
+                        flags,
+                        metadata: Some(Default::default()),
+                    }
+                },
+            )
             .map(Response::new)
             .map_err(|e| e.status())
     }
@@ -168,49 +205,64 @@ impl v1::service_server::Service for V1 {
 
 #[tonic::async_trait]
 impl v2::service_server::Service for V2 {
-    async fn resolve_boolean(&self, r: Request<v2::ResolveBooleanRequest>) -> Result<Response<v2::ResolveBooleanResponse>, Status> {
+    async fn resolve_boolean(
+        &self,
+        r: Request<v2::ResolveBooleanRequest>,
+    ) -> Result<Response<v2::ResolveBooleanResponse>, Status> {
         let call = (Version::V2, Rpc::ResolveBoolean, Want::Bool);
         unary(&self.0, r, call, |a| v2::ResolveBooleanResponse {
             value: a.value.as_bool(),
-                reason: a.reason.as_str().into(),
-                variant: Some(a.variant.into()),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: Some(a.variant.into()),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_string(&self, r: Request<v2::ResolveStringRequest>) -> Result<Response<v2::ResolveStringResponse>, Status> {
+    async fn resolve_string(
+        &self,
+        r: Request<v2::ResolveStringRequest>,
+    ) -> Result<Response<v2::ResolveStringResponse>, Status> {
         let call = (Version::V2, Rpc::ResolveString, Want::String);
         unary(&self.0, r, call, |a| v2::ResolveStringResponse {
             value: a.value.as_str().map(String::from),
-                reason: a.reason.as_str().into(),
-                variant: Some(a.variant.into()),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: Some(a.variant.into()),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_float(&self, r: Request<v2::ResolveFloatRequest>) -> Result<Response<v2::ResolveFloatResponse>, Status> {
+    async fn resolve_float(
+        &self,
+        r: Request<v2::ResolveFloatRequest>,
+    ) -> Result<Response<v2::ResolveFloatResponse>, Status> {
         let call = (Version::V2, Rpc::ResolveFloat, Want::Float);
         unary(&self.0, r, call, |a| v2::ResolveFloatResponse {
             value: a.value.as_f64(),
-                reason: a.reason.as_str().into(),
-                variant: Some(a.variant.into()),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: Some(a.variant.into()),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_int(&self, r: Request<v2::ResolveIntRequest>) -> Result<Response<v2::ResolveIntResponse>, Status> {
+    async fn resolve_int(
+        &self,
+        r: Request<v2::ResolveIntRequest>,
+    ) -> Result<Response<v2::ResolveIntResponse>, Status> {
         let call = (Version::V2, Rpc::ResolveInt, Want::Int);
         unary(&self.0, r, call, |a| v2::ResolveIntResponse {
             value: a.value.as_i64(),
-                reason: a.reason.as_str().into(),
-                variant: Some(a.variant.into()),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: Some(a.variant.into()),
+            metadata: Some(metadata(a.entry)),
         })
     }
-    async fn resolve_object(&self, r: Request<v2::ResolveObjectRequest>) -> Result<Response<v2::ResolveObjectResponse>, Status> {
+    async fn resolve_object(
+        &self,
+        r: Request<v2::ResolveObjectRequest>,
+    ) -> Result<Response<v2::ResolveObjectResponse>, Status> {
         let call = (Version::V2, Rpc::ResolveObject, Want::Object);
         unary(&self.0, r, call, |a| v2::ResolveObjectResponse {
             value: a.value.as_object().map(to_struct),
-                reason: a.reason.as_str().into(),
-                variant: Some(a.variant.into()),
-                metadata: Some(metadata(a.entry)),
+            reason: a.reason.as_str().into(),
+            variant: Some(a.variant.into()),
+            metadata: Some(metadata(a.entry)),
         })
     }
 

@@ -19,7 +19,7 @@ mod connect;
 mod events;
 mod grpc;
 pub(crate) mod metrics;
-mod proto;
+pub mod proto;
 mod resolve;
 mod server;
 
@@ -77,7 +77,9 @@ impl FlagdState {
             resolve::resolve(snapshot.as_deref(), key, want, &ctx, caller, &self.settings)
                 .map(|a| build(&a))
         });
-        let code = res.as_ref().map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
+        let code = res
+            .as_ref()
+            .map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
         metrics::record(v, rpc, p, code, Some(start.elapsed()));
         res
     }
@@ -99,7 +101,9 @@ impl FlagdState {
             });
             build(&answers)
         });
-        let code = res.as_ref().map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
+        let code = res
+            .as_ref()
+            .map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
         metrics::record(Version::V1, Rpc::ResolveAll, p, code, Some(start.elapsed()));
         res
     }
@@ -117,7 +121,9 @@ impl FlagdState {
                 tonic::Status::resource_exhausted("too many open event streams; retry later")
             })
         };
-        let code = admitted.as_ref().map_or_else(|e| e.code(), |_| tonic::Code::Ok);
+        let code = admitted
+            .as_ref()
+            .map_or_else(|e| e.code(), |_| tonic::Code::Ok);
         metrics::record(v, Rpc::EventStream, p, code, None);
         let slot = admitted?;
         Ok(events::follow(

@@ -278,7 +278,14 @@ mod tests {
         Struct {
             fields: pairs
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), PValue { kind: Some(v.clone()) }))
+                .map(|(k, v)| {
+                    (
+                        (*k).to_owned(),
+                        PValue {
+                            kind: Some(v.clone()),
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -304,7 +311,10 @@ mod tests {
         ]);
         let ctx = context_of(Some(&st)).unwrap();
         let subject = ctx.subject(&Caller::Anonymous, &settings);
-        assert_eq!((subject.user, subject.tenant, subject.env), ("u2", "t2", "e2"));
+        assert_eq!(
+            (subject.user, subject.tenant, subject.env),
+            ("u2", "t2", "e2")
+        );
         let none = context_of(None).unwrap();
         assert_eq!(none.subject(&Caller::Anonymous, &settings).env, "dflt");
         // A bound credential wins over the context.

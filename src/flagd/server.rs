@@ -62,14 +62,16 @@ pub async fn listen(
         source,
     })?;
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
-    let open = config.flagd.allow_unauthenticated.then(|| {
-        match config.flagd.environment.as_deref() {
-            Some(env) => Caller::Evaluation {
-                env: Some(Arc::from(env)),
-            },
-            None => Caller::Anonymous,
-        }
-    });
+    let open =
+        config
+            .flagd
+            .allow_unauthenticated
+            .then(|| match config.flagd.environment.as_deref() {
+                Some(env) => Caller::Evaluation {
+                    env: Some(Arc::from(env)),
+                },
+                None => Caller::Anonymous,
+            });
     if config.flagd.allow_unauthenticated {
         tracing::warn!(
             environment = config.flagd.environment.as_deref().unwrap_or(""),
@@ -243,9 +245,10 @@ mod tests {
 
     #[test]
     fn gate_requires_a_key_unless_opted_out() {
-        let keys: AuthorizedKeys =
-            serde_json::from_value(serde_json::json!({"evaluation": ["k1", {"key": "k2", "env": "staging"}]}))
-                .unwrap();
+        let keys: AuthorizedKeys = serde_json::from_value(
+            serde_json::json!({"evaluation": ["k1", {"key": "k2", "env": "staging"}]}),
+        )
+        .unwrap();
         let auth = Arc::new(Auth::new(&keys, None, 60).unwrap());
         let closed = Gate {
             auth: auth.clone(),
