@@ -46,9 +46,11 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * @param {{secured?: boolean}} opts secured: configure evaluation and admin keys (else evaluation is open)
+ * @param {{secured?: boolean, flagd?: string}} opts secured: configure evaluation and admin keys
+ *   (else evaluation is open); flagd: also serve the flagd protocol on `relay.flagdPort`, with
+ *   these extra `flagd:` settings (e.g. '' or ', allowUnauthenticated: true')
  */
-export async function startRelay({ secured = true } = {}) {
+export async function startRelay({ secured = true, flagd = undefined } = {}) {
   const bin = relayBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flagrelay-node-'));
   const flagsPath = path.join(dir, 'flags.yaml');
@@ -69,6 +71,8 @@ export async function startRelay({ secured = true } = {}) {
       `  admin: ["${KEYS.admin}"]`,
     );
   }
+  const flagdPort = flagd === undefined ? undefined : await freePort();
+  if (flagdPort !== undefined) lines.push(`flagd: {host: 127.0.0.1, port: ${flagdPort}${flagd}}`);
   const configPath = path.join(dir, 'config.yaml');
   fs.writeFileSync(configPath, lines.join('\n') + '\n');
 
@@ -87,6 +91,7 @@ export async function startRelay({ secured = true } = {}) {
   const relay = {
     baseUrl,
     port,
+    flagdPort,
     dir,
     flagsPath,
     logPath,
