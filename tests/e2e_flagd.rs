@@ -435,3 +435,25 @@ async fn event_stream_ready_change_limit_and_clean_close() {
     let end = next(&mut stream).await;
     assert!(matches!(end, Ok(None)), "{end:?}");
 }
+
+#[test]
+fn bad_flagd_settings_stop_the_relay_with_exit_code_2_naming_the_key() {
+    for (config, key) in [
+        (
+            "flagd: {port: 0, environment: staging}\n",
+            "flagd.environment",
+        ),
+        ("flagd: {port: nope}\n", "flagd.port"),
+    ] {
+        let mut relay = Relay::start_with(support::relay::Options {
+            config,
+            wait_listening: false,
+            ..support::relay::Options::default()
+        });
+        let status = relay
+            .wait_exit(Duration::from_secs(10))
+            .expect("relay exits");
+        assert_eq!(status.code(), Some(2), "{config}");
+        assert!(relay.stderr_text().contains(key), "{}", relay.stderr_text());
+    }
+}

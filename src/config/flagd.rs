@@ -46,3 +46,28 @@ impl FlagdConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, parse_text};
+
+    fn err(text: &str) -> String {
+        parse_text("c.yaml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn off_by_default_and_validated_with_the_key_named() {
+        assert!(Config::default().flagd.port.is_none());
+        let c = parse_text(
+            "c.yaml",
+            "flagd: {port: 8013, allowUnauthenticated: true, environment: prod}",
+        )
+        .unwrap();
+        assert_eq!(c.flagd.port, Some(8013));
+        assert!(err("flagd: {port: 8013, environment: prod}").contains("flagd.environment"));
+        assert!(err("flagd: {port: 1031}").contains("flagd.port"));
+        assert!(err("flagd: {port: 8013, host: ''}").contains("flagd.host"));
+        assert!(err("flagd: {port: 8013, bogus: 1}").contains("flagd"));
+        assert!(err("flagd: {port: 70000}").contains("flagd.port"));
+    }
+}
