@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end suite with real, unchanged OpenFeature clients against the relay binary on
-# loopback: Python (openfeature-sdk + openfeature-provider-ofrep, pytest) and Node
-# (@openfeature/server-sdk + ofrep-provider, @openfeature/web-sdk + ofrep-web-provider,
-# node --test). Each suite starts its own relays on free ports with temporary configs and flag
+# loopback: Python (openfeature-sdk + openfeature-provider-ofrep and -flagd, pytest) and Node
+# (@openfeature/server-sdk + ofrep-provider and flagd-provider, @openfeature/web-sdk +
+# ofrep-web-provider and flagd-web-provider, node --test). Each suite starts its own relays on free ports with temporary configs and flag
 # files (tests/clients/fixtures/flags.yaml) and stops them at the end.
 #
 #   FLAGRELAY_BIN=path   use this binary instead of building target/debug/flagrelay

@@ -180,6 +180,9 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         log_listening("monitoring", &listener);
         servers.spawn(run_server(listener, app, limits, lifecycle.stopping()));
     }
+    if let Some(flagd) = crate::flagd::listen(config, &state).await? {
+        servers.spawn(flagd);
+    }
 
     // Serve /health and /ready (503) while the first load runs.
     let first = tokio::select! {

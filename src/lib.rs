@@ -12,6 +12,7 @@
 //! - [`snapshot`]: the immutable flag set served, behind a lock-free `arc-swap` pointer.
 //! - [`evaluator`]: the rule chain, compiled once per flag at load time.
 //! - [`http`]: OFREP, admin, monitoring endpoints.
+//! - [`flagd`]: flagd's evaluation protocol (gRPC and Connect) on its own optional port.
 //!
 //! Around them: [`config`] (file, environment, flags), [`persist`] (the saved snapshot),
 //! [`app`] (startup and shutdown), [`cli`], [`crypto`] (the one crypto module), [`logging`],
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod evaluator;
+pub mod flagd;
 pub mod http;
 pub mod logging;
 pub mod metrics;

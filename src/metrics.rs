@@ -139,7 +139,7 @@ fn reason_index(r: Reason) -> usize {
 }
 
 /// Request latency buckets, in seconds (the relay answers in well under a millisecond).
-const LATENCY_BUCKETS: [f64; 16] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
@@ -155,7 +155,7 @@ const REFRESH_BUCKETS: [f64; 12] = [
 /// and the sum in nanoseconds. Recording is a search over ~16 bounds and two `fetch_add`s; the
 /// count is the sum of the slots, made cumulative at scrape time.
 #[derive(Debug)]
-struct Histogram {
+pub(crate) struct Histogram {
     bounds_ns: Box<[u64]>,
     bounds: &'static [f64],
     slots: Box<[AtomicU64]>,
@@ -163,7 +163,7 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds_ns: bounds.iter().map(|b| (b * 1e9).round() as u64).collect(),
             bounds,
@@ -173,7 +173,7 @@ impl Histogram {
     }
 
     #[inline]
-    fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         // `le` semantics: the first bucket whose bound is >= the value.
         let i = self.bounds_ns.partition_point(|&b| b < ns);
@@ -181,12 +181,12 @@ impl Histogram {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
-    fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum()
     }
 
     /// `name_bucket{labels,le=…}` lines, `_sum` and `_count`. `labels` is `k="v",` or empty.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0u64;
         for (i, slot) in self.slots.iter().enumerate() {
             cumulative += slot.load(Ordering::Relaxed);
@@ -914,13 +914,14 @@ impl Metrics {
         if prometheus_client::encoding::text::encode_registry(&mut more, &registry).is_ok()
             && !more.trim().is_empty()
         {
-            out.push_str(&more);
+            o.push_str(&more);
         }
+        crate::flagd::metrics::render(o);
         out
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }

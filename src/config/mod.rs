@@ -6,6 +6,7 @@
 
 mod checks;
 mod duration;
+mod flagd;
 mod overlay;
 mod report;
 pub(crate) use report::log_access;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::Millis;
+pub use flagd::FlagdConfig;
 pub use overlay::{ENV_PREFIX, Override};
 
 use crate::parse::Format;
@@ -47,6 +49,7 @@ pub struct Config {
     /// OpenTelemetry traces (`telemetry`).
     pub tracing: TracingConfig,
     pub streams: StreamsConfig,
+    pub flagd: FlagdConfig,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             notifiers: Vec::new(),
             tracing: TracingConfig::default(),
             streams: StreamsConfig::default(),
+            flagd: FlagdConfig::default(),
         }
     }
 }
@@ -531,6 +535,7 @@ impl Config {
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));
         }
+        self.flagd.validate(self.server.port)?;
         if self.retrievers.is_empty() {
             return Err(invalid("retrievers", "at least one retriever is required"));
         }

@@ -45,6 +45,11 @@ const CONTEXT: &[(&str, &str, &str)] = &[
         "FLAGRELAY_AUTHORIZEDKEYS_EVALUATION_0_KEY",
         "context-key",
     ),
+    (
+        "flagd.environment",
+        "FLAGRELAY_FLAGD_ALLOWUNAUTHENTICATED",
+        "true",
+    ),
     ("notifiers[0].", "FLAGRELAY_NOTIFIERS_0_KIND", "webhook"),
     (
         "notifiers[0].",

@@ -87,6 +87,7 @@ pub async fn info(State(s): State<MonitoringState>) -> Response {
         "lastModified": snap.as_ref().map(|s| rfc3339(s.loaded_at)),
         "lastRefresh": s.refresher.last_refresh().map(rfc3339),
         "retrievers": s.refresher.statuses(),
+        "flagd": crate::flagd::info(),
     }))
     .into_response()
 }

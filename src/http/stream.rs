@@ -58,7 +58,7 @@ impl StreamClients {
         self.open.load(Ordering::Relaxed)
     }
 
-    fn admit(self: &Arc<Self>) -> Option<ClientSlot> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<ClientSlot> {
         let mut n = self.open.load(Ordering::Relaxed);
         loop {
             if n >= self.max {
@@ -76,7 +76,7 @@ impl StreamClients {
 }
 
 /// Held by a stream for as long as it is open; frees its place when the client goes away.
-struct ClientSlot(Arc<StreamClients>);
+pub(crate) struct ClientSlot(Arc<StreamClients>);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {

@@ -45,18 +45,34 @@ def free_port() -> int:
 
 
 class Relay:
-    def __init__(self, secured: bool = True):
+    def __init__(
+        self,
+        secured: bool = True,
+        flagd: str | None = None,
+        salt: str | None = SALT,
+        flags_text: str | None = None,
+    ):
+        """`flagd`: also serve the flagd protocol, with these extra `flagd:` settings
+        (e.g. "" or ", allowUnauthenticated: true"); `flags_text` replaces the fixture flags."""
         self.dir = Path(tempfile.mkdtemp(prefix="flagrelay-py-"))
         self.flags_path = self.dir / "flags.yaml"
-        shutil.copyfile(FIXTURE_FLAGS, self.flags_path)
+        if flags_text is None:
+            shutil.copyfile(FIXTURE_FLAGS, self.flags_path)
+        else:
+            self.flags_path.write_text(flags_text)
         lines = [
             "server: {host: 127.0.0.1}",
             f"pollingInterval: {POLL_MS}",
             "logFormat: json",
-            f'rolloutSalt: "{SALT}"',
             "retrievers:",
             f"  - {{kind: file, path: {json.dumps(str(self.flags_path))}}}",
         ]
+        if salt:
+            lines.append(f"rolloutSalt: {json.dumps(salt)}")
+        self.flagd_port = None
+        if flagd is not None:
+            self.flagd_port = free_port()
+            lines.append(f"flagd: {{host: 127.0.0.1, port: {self.flagd_port}{flagd}}}")
         if secured:
             hashed = hashlib.sha256(KEYS["hashed"].encode()).hexdigest()
             lines += [

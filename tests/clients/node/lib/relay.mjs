@@ -46,10 +46,12 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * @param {{secured?: boolean, extra?: string[]}} opts secured: configure evaluation and admin keys
- *   (else evaluation is open); extra: more config lines
+ * @param {{secured?: boolean, flagd?: string, extra?: string[]}} opts secured: configure evaluation
+ *   and admin keys (else evaluation is open); flagd: also serve the flagd protocol on
+ *   `relay.flagdPort`, with these extra `flagd:` settings (e.g. '' or ', allowUnauthenticated:
+ *   true'); extra: more config lines
  */
-export async function startRelay({ secured = true, extra = [] } = {}) {
+export async function startRelay({ secured = true, flagd = undefined, extra = [] } = {}) {
   const bin = relayBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flagrelay-node-'));
   const flagsPath = path.join(dir, 'flags.yaml');
@@ -71,6 +73,8 @@ export async function startRelay({ secured = true, extra = [] } = {}) {
     );
   }
   lines.push(...extra);
+  const flagdPort = flagd === undefined ? undefined : await freePort();
+  if (flagdPort !== undefined) lines.push(`flagd: {host: 127.0.0.1, port: ${flagdPort}${flagd}}`);
   const configPath = path.join(dir, 'config.yaml');
   fs.writeFileSync(configPath, lines.join('\n') + '\n');
 
@@ -89,6 +93,7 @@ export async function startRelay({ secured = true, extra = [] } = {}) {
   const relay = {
     baseUrl,
     port,
+    flagdPort,
     dir,
     flagsPath,
     logPath,

@@ -1,0 +1,295 @@
+//! The flagd listener: one port for gRPC (HTTP/2 cleartext; TLS is terminated elsewhere) and
+//! the Connect protocol, told apart by content type as flagd's connect-go server does;
+//! authentication for both; the accept loop with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use super::grpc::{V1, V2};
+use super::metrics::{self, Protocol, Rpc, Version};
+use super::proto::{v1, v2};
+use super::{FlagdState, INFO};
+use crate::app::StartError;
+use crate::config::Config;
+use crate::http::AppState;
+use crate::http::auth::{Auth, Caller, Denied};
+
+/// Who may call: the relay's evaluation keys (with their environment binding, as OFREP), and
+/// with `flagd.allowUnauthenticated` also callers that present no credential.
+#[derive(Clone)]
+pub(crate) struct Gate {
+    auth: Arc<Auth>,
+    /// `Some` when unauthenticated callers are allowed: the caller they become.
+    open: Option<Caller>,
+}
+
+impl Gate {
+    pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+        let presented = headers.contains_key("x-api-key") || headers.contains_key("authorization");
+        match (self.auth.evaluation_caller(headers, None), &self.open) {
+            // A wrong credential is refused even where none would be let in.
+            (Err(_), Some(open)) if !presented => Ok(open.clone()),
+            (Ok(Caller::Anonymous), Some(open)) => Ok(open.clone()),
+            (r, _) => r,
+        }
+    }
+}
+
+/// Bind the flagd listener when `flagd.port` is set, and return the server to run (it ends
+/// after shutdown starts and its connections finish).
+pub async fn listen(
+    config: &Config,
+    app: &AppState,
+) -> Result<Option<impl Future<Output = std::io::Result<()>> + Send + 'static>, StartError> {
+    let Some(port) = config.flagd.port else {
+        return Ok(None);
+    };
+    let host = config.flagd.host.as_deref().unwrap_or(&config.server.host);
+    let addr = format!("{host}:{port}");
+    let listener = match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => TcpListener::bind(a).await,
+        Err(_) => TcpListener::bind(addr.as_str()).await,
+    }
+    .map_err(|source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+    let local = listener.local_addr().map_or(addr, |a| a.to_string());
+    let open =
+        config
+            .flagd
+            .allow_unauthenticated
+            .then(|| match config.flagd.environment.as_deref() {
+                Some(env) => Caller::Evaluation {
+                    env: Some(Arc::from(env)),
+                },
+                None => Caller::Anonymous,
+            });
+    if config.flagd.allow_unauthenticated {
+        tracing::warn!(
+            environment = config.flagd.environment.as_deref().unwrap_or(""),
+            "flagd.allowUnauthenticated: the flagd listener serves callers without a credential"
+        );
+    }
+    let gate = Gate {
+        auth: app.auth.clone(),
+        open,
+    };
+    let state = FlagdState::new(app);
+    let limit = config.max_request_body_bytes;
+    let router = router(state, gate, limit, &config.cors.allowed_origins);
+    tracing::info!(addr = %local, server = "flagd", "listening");
+    let _ = INFO.set(serde_json::json!({
+        "addr": local,
+        "protocols": ["grpc", "connect"],
+        "services": ["flagd.evaluation.v1.Service", "flagd.evaluation.v2.Service"],
+        "allowUnauthenticated": config.flagd.allow_unauthenticated,
+        "environment": config.flagd.environment,
+    }));
+    let limits = Limits {
+        read_header_timeout: config
+            .server
+            .read_header_timeout
+            .duration()
+            .unwrap_or(Duration::from_secs(10)),
+        max_header_bytes: config.server.max_header_bytes,
+    };
+    Ok(Some(serve(
+        listener,
+        router,
+        limits,
+        app.lifecycle.stopping(),
+    )))
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// gRPC requests go to tonic's services, the rest to the Connect handlers.
+pub(crate) fn router(
+    state: FlagdState,
+    gate: Gate,
+    max_message_bytes: usize,
+    cors_origins: &[String],
+) -> axum::Router {
+    let grpc = tonic::service::Routes::new(
+        v1::service_server::ServiceServer::new(V1(state.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        v2::service_server::ServiceServer::new(V2(state.clone()))
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .prepare()
+    .into_axum_router();
+    let connect = super::connect::router(state, gate.clone(), max_message_bytes, cors_origins);
+    let dispatch = tower::service_fn(move |mut req: Request| {
+        let (grpc, connect, gate) = (grpc.clone(), connect.clone(), gate.clone());
+        async move {
+            if !is_grpc(req.headers()) {
+                return connect.oneshot(req).await;
+            }
+            match gate.caller(req.headers()) {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                    grpc.oneshot(req).await
+                }
+                Err(_) => {
+                    if let Some((v, rpc)) = call_of(req.uri().path()) {
+                        let code = tonic::Code::Unauthenticated;
+                        metrics::record(v, rpc, Protocol::Grpc, code, None);
+                    }
+                    let status = tonic::Status::unauthenticated(
+                        "a valid evaluation key is required in the x-api-key or authorization metadata",
+                    );
+                    Ok::<Response, std::convert::Infallible>(status.into_http())
+                }
+            }
+        }
+    });
+    axum::Router::new().fallback_service(dispatch)
+}
+
+/// `/flagd.evaluation.v1.Service/ResolveBoolean` → (v1, ResolveBoolean).
+pub(crate) fn call_of(path: &str) -> Option<(Version, Rpc)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    Some((Version::from_service(service)?, Rpc::from_name(method)?))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    read_header_timeout: Duration,
+    max_header_bytes: usize,
+}
+
+/// Accept until shutdown starts, then let open connections finish (their event streams end
+/// at the same moment); the caller bounds how long that may take.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(limits.read_header_timeout));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, server = "flagd", "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Errors here are the client's (reset, garbage, timeout).
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it here, not across an await.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthorizedKeys;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn gate_requires_a_key_unless_opted_out() {
+        let keys: AuthorizedKeys = serde_json::from_value(
+            serde_json::json!({"evaluation": ["k1", {"key": "k2", "env": "staging"}]}),
+        )
+        .unwrap();
+        let auth = Arc::new(Auth::new(&keys, None, 60).unwrap());
+        let closed = Gate {
+            auth: auth.clone(),
+            open: None,
+        };
+        assert_eq!(closed.caller(&headers(&[])), Err(Denied::Unauthenticated));
+        assert_eq!(
+            closed.caller(&headers(&[("authorization", "Bearer k2")])),
+            Ok(Caller::Evaluation {
+                env: Some("staging".into())
+            })
+        );
+        let open = Gate {
+            auth,
+            open: Some(Caller::Evaluation {
+                env: Some("prod".into()),
+            }),
+        };
+        assert_eq!(
+            open.caller(&headers(&[])),
+            Ok(Caller::Evaluation {
+                env: Some("prod".into())
+            })
+        );
+        assert_eq!(
+            open.caller(&headers(&[("x-api-key", "wrong")])),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            open.caller(&headers(&[("x-api-key", "k1")])),
+            Ok(Caller::Evaluation { env: None })
+        );
+    }
+
+    #[test]
+    fn paths_name_the_call() {
+        assert_eq!(
+            call_of("/flagd.evaluation.v2.Service/ResolveFloat"),
+            Some((Version::V2, Rpc::ResolveFloat))
+        );
+        assert_eq!(call_of("/flagd.evaluation.v3.Service/ResolveFloat"), None);
+        assert_eq!(call_of("/"), None);
+    }
+}
