@@ -192,18 +192,21 @@ impl Auth {
         Ok((token, jwt.ttl))
     }
 
+    /// A configured key always authenticates as that key, whatever it looks like (a key such
+    /// as `admin.key.with-two-dots-0001` is shaped like a JWT); only a credential that is no
+    /// configured key is tried as a token.
     fn identify(&self, presented: &str) -> Option<Caller> {
-        if looks_like_jwt(presented)
-            && let Some(jwt) = &self.jwt
-        {
-            return self.verify_token(jwt, presented);
-        }
         let d = sha256(presented.as_bytes());
         if self.is_admin(&d) {
             return Some(Caller::Admin);
         }
-        self.find_eval(&d)
-            .map(|k| Caller::Evaluation { env: k.env.clone() })
+        if let Some(k) = self.find_eval(&d) {
+            return Some(Caller::Evaluation { env: k.env.clone() });
+        }
+        match &self.jwt {
+            Some(jwt) if looks_like_jwt(presented) => self.verify_token(jwt, presented),
+            _ => None,
+        }
     }
 
     fn verify_token(&self, jwt: &Jwt, token: &str) -> Option<Caller> {

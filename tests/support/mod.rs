@@ -1,5 +1,6 @@
 //! Shared pieces of the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod hardening;
 pub mod relay;
 pub mod sse;
