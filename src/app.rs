@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
+use crate::http::conn::{AcceptErrors, ConnBudget, MarkFirst, first_request_deadline};
 use crate::http::{self, AppState, Auth, EvalSettings, Lifecycle};
 use crate::persist;
 use crate::refresh::{RefreshOptions, Refresher};
@@ -156,7 +157,12 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             .duration()
             .unwrap_or(Duration::from_secs(10)),
         max_header_bytes: config.server.max_header_bytes,
+        max_connections: config
+            .server
+            .max_connections
+            .unwrap_or_else(http::conn::default_max_connections),
     };
+    tracing::info!(max_connections = limits.max_connections, "connection limit");
     servers.spawn(run_server(
         main_listener,
         main_app,
@@ -165,6 +171,11 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     ));
     if let Some((listener, app)) = monitor {
         log_listening("monitoring", &listener);
+        // Its own, small budget: a flood of the API port leaves /health and /ready answerable.
+        let limits = ConnLimits {
+            max_connections: http::conn::MONITORING_CONNECTIONS,
+            ..limits
+        };
         servers.spawn(run_server(listener, app, limits, lifecycle.stopping()));
     }
 
@@ -257,6 +268,7 @@ fn log_listening(what: &str, l: &TcpListener) {
 struct ConnLimits {
     read_header_timeout: Duration,
     max_header_bytes: usize,
+    max_connections: usize,
 }
 
 /// Accept connections until `stop` turns true, then stop accepting and let open connections
@@ -290,28 +302,41 @@ async fn run_server(
     // request, and it sees every answer, the fallback's and the panic handler's included.
     let app = tower::Layer::layer(&crate::http::observe::layer(), app);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let budget = ConnBudget::new(limits.max_connections);
+    let accept_errors = AcceptErrors::new();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    accept_errors.record(&e, "listener");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = stopped(&mut stop) => break,
         };
+        // Over server.maxConnections: close this one at once, the others are untouched.
+        let Some(permit) = budget.admit() else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let seen = Arc::new(tokio::sync::Notify::new());
+        let service = TowerToHyperService::new(MarkFirst {
+            inner: app.clone(),
+            seen: seen.clone(),
+        });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
+        let deadline = limits.read_header_timeout;
         tokio::spawn(async move {
+            let _permit = permit;
             // Errors here are the client's (reset, timeout, malformed request).
-            let _ = conn.await;
+            first_request_deadline(conn, seen, deadline).await;
         });
     }
     drop(listener);

@@ -39,7 +39,11 @@ auth: {{jwtSecret: \"{SECRET}\"}}
         .send()
         .await
         .unwrap();
-    assert_eq!(eval.status(), 200, "the evaluation key is accepted as a key");
+    assert_eq!(
+        eval.status(),
+        200,
+        "the evaluation key is accepted as a key"
+    );
     // A token issued for it still works, and an unknown two-dot credential is still refused.
     let token: serde_json::Value = c
         .post(relay.url("/client/auth"))

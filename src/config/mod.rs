@@ -76,6 +76,9 @@ pub struct ServerConfig {
     pub read_header_timeout: Millis,
     /// Largest request head (request line + headers) accepted; larger gets 431.
     pub max_header_bytes: usize,
+    /// Open connections on the API port beyond which a new one is closed at once; unset means
+    /// derived from the descriptor limit (see `http::conn::default_max_connections`).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +91,7 @@ impl Default for ServerConfig {
             max_sse_clients: 10_000,
             read_header_timeout: Millis(10_000),
             max_header_bytes: 64 * 1024,
+            max_connections: None,
         }
     }
 }
@@ -370,6 +374,9 @@ impl Config {
                 "server.readHeaderTimeout",
                 "must be greater than 0",
             ));
+        }
+        if self.server.max_connections == Some(0) {
+            return Err(invalid("server.maxConnections", "must be greater than 0"));
         }
         if self.server.max_header_bytes < 8192 {
             return Err(invalid("server.maxHeaderBytes", "must be at least 8192"));

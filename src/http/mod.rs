@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod conn;
 pub mod cors;
 pub mod error;
 pub mod monitoring;

@@ -46,3 +46,62 @@ pub fn flags_doc(n: usize) -> String {
         .map(|i| format!("f{i}: {{enabled: true, rollout: 100}}\n"))
         .collect()
 }
+
+/// The address a listener other than the API one (e.g. "monitoring") logged.
+pub fn listener_addr(relay: &Relay, server: &str) -> std::net::SocketAddr {
+    let needle = format!("\"server\":\"{server}\"");
+    let line = relay
+        .wait_for_log(
+            |l| l.contains("\"msg\":\"listening\"") && l.contains(&needle),
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("no {server} listener; logs:\n{}", relay.all_output()));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    v["addr"].as_str().unwrap().parse().unwrap()
+}
+
+/// Lower a running process's descriptor limit.
+pub fn limit_descriptors(pid: u32, n: u64) {
+    let ok = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={n}:{n}")])
+        .status()
+        .expect("prlimit runs (util-linux)")
+        .success();
+    assert!(ok, "prlimit --pid {pid} --nofile={n}");
+}
+
+/// One HTTP/1.1 GET on an open connection, its answer read whole (Content-Length bodies);
+/// the status code, if the answer came within `wait`.
+pub async fn get_on(s: &mut tokio::net::TcpStream, path: &str, wait: Duration) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!("GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let end = tokio::time::Instant::now() + wait;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let head = &text[..head_end];
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= head_end + 4 + len {
+                return head.split(' ').nth(1)?.parse().ok();
+            }
+        }
+        let n = tokio::time::timeout_at(end, s.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
