@@ -161,6 +161,11 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             .server
             .max_connections
             .unwrap_or_else(http::conn::default_max_connections),
+        read_body_timeout: config
+            .server
+            .read_body_timeout
+            .duration()
+            .unwrap_or(Duration::from_secs(10)),
     };
     tracing::info!(max_connections = limits.max_connections, "connection limit");
     servers.spawn(run_server(
@@ -269,6 +274,7 @@ struct ConnLimits {
     read_header_timeout: Duration,
     max_header_bytes: usize,
     max_connections: usize,
+    read_body_timeout: Duration,
 }
 
 /// Accept connections until `stop` turns true, then stop accepting and let open connections
@@ -301,6 +307,11 @@ async fn run_server(
     // Around the whole router (not per route, as `Router::layer` would): one layer call per
     // request, and it sees every answer, the fallback's and the panic handler's included.
     let app = tower::Layer::layer(&crate::http::observe::layer(), app);
+    // A body must arrive whole within server.readBodyTimeout (a trickle holds no connection).
+    let body_deadline = limits.read_body_timeout;
+    let app = tower::util::MapRequest::new(app, move |req| {
+        http::conn::with_body_deadline(req, body_deadline)
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let budget = ConnBudget::new(limits.max_connections);
     let accept_errors = AcceptErrors::new();

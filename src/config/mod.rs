@@ -79,6 +79,8 @@ pub struct ServerConfig {
     /// Open connections on the API port beyond which a new one is closed at once; unset means
     /// derived from the descriptor limit (see `http::conn::default_max_connections`).
     pub max_connections: Option<usize>,
+    /// Time a client has to send a request's whole body, from when the handler starts reading.
+    pub read_body_timeout: Millis,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +94,7 @@ impl Default for ServerConfig {
             read_header_timeout: Millis(10_000),
             max_header_bytes: 64 * 1024,
             max_connections: None,
+            read_body_timeout: Millis(10_000),
         }
     }
 }
@@ -374,6 +377,9 @@ impl Config {
                 "server.readHeaderTimeout",
                 "must be greater than 0",
             ));
+        }
+        if self.server.read_body_timeout.0 <= 0 {
+            return Err(invalid("server.readBodyTimeout", "must be greater than 0"));
         }
         if self.server.max_connections == Some(0) {
             return Err(invalid("server.maxConnections", "must be greater than 0"));

@@ -164,6 +164,18 @@ struct DeadlineBody<B> {
 #[error("request body not received within {}ms (server.readBodyTimeout)", .0.as_millis())]
 pub(crate) struct BodyTimedOut(Duration);
 
+/// The deadline's message, when `e` (or one of its causes) is a body past its deadline.
+pub(crate) fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(t) = err.downcast_ref::<BodyTimedOut>() {
+            return Some(t.to_string());
+        }
+        next = err.source();
+    }
+    None
+}
+
 impl<B> http_body::Body for DeadlineBody<B>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
