@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
 use super::{Fetched, RetrieverError, Validators, format_for};
 use crate::config::RetrieverConfig;
 use crate::parse::Format;
@@ -48,24 +46,82 @@ impl FileRetriever {
     }
 
     async fn read(&self) -> Result<Fetched, RetrieverError> {
-        let io = |e: std::io::Error| RetrieverError::Io {
-            source_name: self.source.clone(),
-            message: e.to_string(),
-        };
-        let file = tokio::fs::File::open(&self.path).await.map_err(io)?;
-        // Read one byte past the limit to tell "exactly maxBytes" from "more than maxBytes".
-        let mut buf = Vec::new();
-        file.take(self.max_bytes + 1)
-            .read_to_end(&mut buf)
+        let (path, max_bytes) = (self.path.clone(), self.max_bytes);
+        // One blocking thread per fetch at most, and it never waits on a writer: opening is
+        // non-blocking and only a regular file is read.
+        let read = tokio::task::spawn_blocking(move || read_regular(&path, max_bytes))
             .await
-            .map_err(io)?;
-        if buf.len() as u64 > self.max_bytes {
-            return Err(RetrieverError::TooLarge {
+            .map_err(|e| ReadError::Io(std::io::Error::other(e.to_string())));
+        match read.and_then(|r| r) {
+            Ok(buf) => super::changed(&self.source, buf.into(), self.format, Validators::default()),
+            Err(ReadError::TooLarge) => Err(RetrieverError::TooLarge {
                 source_name: self.source.clone(),
                 limit: self.max_bytes,
-            });
+            }),
+            Err(ReadError::NotRegular(what)) => Err(RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: format!("not a regular file ({what}); refusing to read it"),
+            }),
+            Err(ReadError::Io(e)) => Err(RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: e.to_string(),
+            }),
         }
-        super::changed(&self.source, buf.into(), self.format, Validators::default())
+    }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge,
+    NotRegular(&'static str),
+}
+
+/// Open without blocking (a FIFO or a device at the path would otherwise hold the thread until
+/// a writer appears), refuse anything but a regular file, and read at most `max_bytes`.
+fn read_regular(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        open.custom_flags(O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(ReadError::Io)?;
+    let ty = file.metadata().map_err(ReadError::Io)?.file_type();
+    if !ty.is_file() {
+        return Err(ReadError::NotRegular(file_type_name(&ty)));
+    }
+    // Read one byte past the limit to tell "exactly maxBytes" from "more than maxBytes".
+    let mut buf = Vec::new();
+    file.take(max_bytes + 1)
+        .read_to_end(&mut buf)
+        .map_err(ReadError::Io)?;
+    if buf.len() as u64 > max_bytes {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(buf)
+}
+
+fn file_type_name(ty: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return "a FIFO";
+        }
+        if ty.is_socket() {
+            return "a socket";
+        }
+        if ty.is_char_device() || ty.is_block_device() {
+            return "a device";
+        }
+    }
+    if ty.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
     }
 }
 

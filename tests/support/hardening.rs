@@ -105,3 +105,26 @@ pub async fn get_on(s: &mut tokio::net::TcpStream, path: &str, wait: Duration) -
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// Threads of a running process (Linux `/proc`).
+pub fn thread_count(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// `POST /admin/v1/retriever/refresh` with `key` (and `query`, e.g. "?force=true"): status and
+/// JSON answer.
+pub async fn admin_refresh(relay: &Relay, key: &str, query: &str) -> (u16, serde_json::Value) {
+    let r = super::relay::client()
+        .post(relay.url(&format!("/admin/v1/retriever/refresh{query}")))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
