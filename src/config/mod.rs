@@ -149,6 +149,10 @@ pub struct RetrieverConfig {
     pub headers: std::collections::BTreeMap<String, Secret>,
     #[serde(default)]
     pub body: Option<String>,
+    /// Accept a body whose end cannot be verified (HTTP/1 without Content-Length or chunked
+    /// framing, delimited by the connection closing): a source cut short would be served.
+    #[serde(default)]
+    pub allow_unverified_length: bool,
     #[serde(default)]
     pub ca_cert_path: Option<PathBuf>,
     #[serde(default)]
@@ -188,6 +192,7 @@ impl RetrieverConfig {
             method: None,
             headers: Default::default(),
             body: None,
+            allow_unverified_length: false,
             ca_cert_path: None,
             client_cert_path: None,
             client_key_path: None,
