@@ -58,6 +58,7 @@ impl Relay {
             RefreshOptions {
                 salt: config.rollout_salt.clone().filter(|s| !s.is_empty()),
                 persist_to: config.persistent_flag_configuration_file.clone(),
+                max_removal_percent: Some(config.max_flag_removal_percent),
             },
         );
         Ok(Relay {

@@ -319,10 +319,8 @@ async fn polling_picks_up_changes_and_ignores_broken_files() {
     };
     assert_eq!(value(&relay).await.as_deref(), Some("dark"));
 
-    write_atomic(
-        &flags,
-        "color: {enabled: true, rollout: 100, value: {on: \"blue\", off: \"grey\"}}\n",
-    );
+    // The other flags stay: dropping most of them would be refused (maxFlagRemovalPercent).
+    write_atomic(&flags, &FLAGS.replace("\"dark\"", "\"blue\""));
     eventually(Duration::from_secs(5), "new value", || async {
         (value(&relay).await.as_deref() == Some("blue")).then_some(())
     })
@@ -379,25 +377,30 @@ async fn polling_picks_up_changes_and_ignores_broken_files() {
 
 #[tokio::test]
 async fn not_ready_until_the_first_load() {
-    // A FIFO blocks the file retriever's open() until a writer shows up: the relay listens,
+    // A source that holds the first fetch until the test lets it answer: the relay listens,
     // /health is fine, /ready is 503 and OFREP answers FLAG_NOT_FOUND (never 503).
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("flags.yaml");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
+    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/flags.yaml", source.local_addr().unwrap());
+    let (answer, answer_now) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = source.accept().unwrap();
+        let mut head = [0u8; 4096];
+        let _ = conn.read(&mut head);
+        let _ = answer_now.recv();
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{FLAGS}",
+            FLAGS.len()
+        );
+        let _ = conn.write_all(reply.as_bytes());
+    });
+    let cfg = format!(
+        "pollingInterval: 0\nenvironment: production\nretrievers:\n  - {{kind: http, url: \"{url}\", timeout: 60000}}\n"
     );
-    let cfg = config(60_000).replace("pollingInterval: 60000", "pollingInterval: 0");
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
-    );
+    let relay = Relay::start_with(Options {
+        config: &cfg,
+        ..Options::default()
+    });
     let c = client();
     let r = c.get(relay.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 503);
@@ -409,7 +412,7 @@ async fn not_ready_until_the_first_load() {
     let (s, v) = eval(&relay, "on-flag", json!({})).await;
     assert_eq!((s, v["errorCode"].clone()), (404, json!("FLAG_NOT_FOUND")));
 
-    std::fs::write(&fifo, FLAGS).unwrap();
+    answer.send(()).unwrap();
     wait_ready(&relay).await;
     let (s, _) = eval(&relay, "on-flag", json!({})).await;
     assert_eq!(s, 200);

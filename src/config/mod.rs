@@ -37,6 +37,9 @@ pub struct Config {
     pub cors: CorsConfig,
     pub max_request_body_bytes: usize,
     pub fips: FipsConfig,
+    /// A refresh that would remove more than this share of the flags (in percent) fails,
+    /// unless forced by an admin refresh with `?force=true`; 100 turns the guard off.
+    pub max_flag_removal_percent: u8,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
+            max_flag_removal_percent: 50,
         }
     }
 }
@@ -391,6 +395,12 @@ impl Config {
         }
         if self.server.max_header_bytes < 8192 {
             return Err(invalid("server.maxHeaderBytes", "must be at least 8192"));
+        }
+        if self.max_flag_removal_percent > 100 {
+            return Err(invalid(
+                "maxFlagRemovalPercent",
+                "must be between 0 and 100",
+            ));
         }
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));

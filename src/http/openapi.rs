@@ -264,16 +264,20 @@ pub const DOCUMENT: &str = r##"{
         "summary": "Run every retriever now",
         "description": "Synchronous; swaps the flag set in when every retriever succeeded. Concurrent calls share one refresh. 502 when a retriever failed (the last good flag set keeps serving), so `curl --fail` fails.",
         "security": [{"ApiKey": []}, {"Bearer": []}],
+        "parameters": [
+          {"name": "force", "in": "query", "required": false, "schema": {"type": "boolean", "default": false}, "description": "Let this refresh remove more than maxFlagRemovalPercent of the flags."}
+        ],
         "responses": {
           "200": {
             "description": "Every retriever succeeded.",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefreshReport"}}}
           },
+          "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "403": {"$ref": "#/components/responses/Forbidden"},
           "502": {
-            "description": "A retriever failed; `refreshed` is false.",
+            "description": "A retriever failed, or the new set was refused by the mass-removal guard (`error`); `refreshed` is false.",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefreshReport"}}}
           }
@@ -596,6 +600,7 @@ pub const DOCUMENT: &str = r##"{
           "changed": {"type": "boolean"},
           "flags": {"type": "integer", "minimum": 0, "description": "Flags served after the refresh."},
           "etag": {"type": ["string", "null"], "description": "The flag-set etag served after the refresh."},
+          "error": {"type": "string", "description": "Every retriever succeeded but the new set was refused: it would remove more than maxFlagRemovalPercent of the flags (retry with force=true if intended)."},
           "retrievers": {
             "type": "array",
             "items": {

@@ -44,12 +44,17 @@ pub struct RefreshReport {
     pub etag: Option<String>,
     /// Per retriever, in configured order: `None` for success, else why it failed.
     pub retrievers: Vec<(&'static str, String, Option<String>)>,
+    /// Every retriever succeeded but the new set was refused (`maxFlagRemovalPercent`).
+    pub refused: Option<String>,
     pub duration: Duration,
 }
 
 impl RefreshReport {
     pub fn errors(&self) -> impl Iterator<Item = &str> {
-        self.retrievers.iter().filter_map(|(_, _, e)| e.as_deref())
+        self.retrievers
+            .iter()
+            .filter_map(|(_, _, e)| e.as_deref())
+            .chain(self.refused.as_deref())
     }
 }
 
@@ -78,6 +83,8 @@ struct SlotState {
 pub struct RefreshOptions {
     pub salt: Option<String>,
     pub persist_to: Option<PathBuf>,
+    /// `maxFlagRemovalPercent` (see [`guard`]); `None` turns the guard off.
+    pub max_removal_percent: Option<u8>,
 }
 
 pub struct Refresher {
@@ -97,6 +104,7 @@ pub struct Refresher {
     /// refresh finds every source unchanged, building again would give the same set: for
     /// 100,000 flags that is a second of CPU on every poll, so it is skipped.
     built_from: Mutex<Option<(Vec<String>, String)>>,
+    removal_guard: guard::RemovalGuard,
 }
 
 #[derive(Default)]
@@ -127,6 +135,7 @@ impl Refresher {
             last_refresh: Mutex::new(None),
             saves: Arc::new(Mutex::new(SaveQueue::default())),
             built_from: Mutex::new(None),
+            removal_guard: guard::RemovalGuard::default(),
         })
     }
 
@@ -139,6 +148,13 @@ impl Refresher {
         let report = self.refresh().await;
         self.poll_reset.notify_one();
         report
+    }
+
+    /// An admin refresh with `?force=true`: like [`Self::refresh_forced`], and the refresh it
+    /// joins may remove more than `maxFlagRemovalPercent` of the flags.
+    pub async fn refresh_allowing_removal(&self) -> RefreshReport {
+        self.removal_guard.allow_next();
+        self.refresh_forced().await
     }
 
     /// Refresh, sharing a run with concurrent callers.
@@ -185,7 +201,8 @@ impl Refresher {
                 error,
             ));
         }
-        let ok = statuses.iter().all(|(_, _, e)| e.is_none());
+        let mut ok = statuses.iter().all(|(_, _, e)| e.is_none());
+        let mut refused = None;
         let current = self.store.load();
         let mut changed = false;
         let mut built = false;
@@ -217,8 +234,19 @@ impl Refresher {
                 })
                 .await
                 .expect("building a snapshot does not panic");
-                *lock(&self.built_from) = Some((hashes, next.etag.clone()));
-                if current.as_ref().is_none_or(|c| c.etag != next.etag) {
+                refused = self.removal_guard.check(
+                    self.options.max_removal_percent,
+                    current.as_deref(),
+                    &next,
+                );
+                if refused.is_some() {
+                    // Parse again next time, so the guard sees the source again.
+                    ok = false;
+                    self.forget_documents();
+                } else {
+                    *lock(&self.built_from) = Some((hashes, next.etag.clone()));
+                }
+                if refused.is_none() && current.as_ref().is_none_or(|c| c.etag != next.etag) {
                     let next = Arc::new(next);
                     retire(self.store.swap(next.clone()));
                     changed = true;
@@ -234,8 +262,10 @@ impl Refresher {
             flags: served.as_ref().map_or(0, |s| s.len()),
             etag: served.as_ref().map(|s| s.etag.clone()),
             retrievers: statuses,
+            refused,
             duration: started.elapsed(),
         };
+        self.removal_guard.reset();
         log_outcome(&report);
         crate::metrics::global().refresh_finished(&report);
         report
@@ -484,6 +514,8 @@ pub fn rfc3339(t: SystemTime) -> String {
     let y = yoe + era * 400 + i64::from(mo <= 2);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
+
+mod guard;
 
 #[cfg(test)]
 mod tests;
