@@ -116,6 +116,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
     let relay = Relay::build(config)?;
+    crate::signals::handle_others(relay.refresher.clone());
     let config = &relay.config;
     let state = AppState::new(
         relay.refresher.clone(),
@@ -197,7 +198,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             return Err(e);
         }
         None => {
-            drain(&lifecycle, None, servers, grace).await;
+            // Never ready: nothing routes here, so no delay.
+            drain(&lifecycle, None, servers, Duration::ZERO, grace).await;
             return Ok(());
         }
     }
@@ -219,17 +221,32 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             }
         }
     }
-    drain(&lifecycle, poller, servers, grace).await;
+    let delay = config
+        .server
+        .shutdown_delay
+        .duration()
+        .unwrap_or(Duration::ZERO);
+    drain(&lifecycle, poller, servers, delay, grace).await;
     Ok(())
 }
 
-/// Stop accepting, fail readiness, end streams, and give in-flight requests up to `grace`.
+/// Fail readiness and keep serving for `delay` (load balancers notice), then stop accepting,
+/// end streams, and give in-flight requests up to `grace`.
 async fn drain(
     lifecycle: &Lifecycle,
     poller: Option<tokio::task::JoinHandle<()>>,
     mut servers: tokio::task::JoinSet<std::io::Result<()>>,
+    delay: Duration,
     grace: Duration,
 ) {
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "shutting down: /ready answers 503; still serving until the delay is over"
+        );
+        lifecycle.begin_draining();
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"

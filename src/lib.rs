@@ -29,5 +29,6 @@ pub mod parse;
 pub mod persist;
 pub mod refresh;
 pub mod retriever;
+mod signals;
 pub mod snapshot;
 pub mod tuning;

@@ -23,7 +23,7 @@ half: {enabled: true, rollout: 50}
 
 fn config(poll_ms: u64) -> String {
     format!(
-        "pollingInterval: {poll_ms}\nenvironment: production\nmaxRequestBodyBytes: 2048\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
+        "pollingInterval: {poll_ms}\nenvironment: production\nmaxRequestBodyBytes: 2048\nserver: {{shutdownDelay: 0}}\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
     )
 }
 
@@ -531,9 +531,9 @@ async fn slow_or_huge_request_heads_are_refused() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
-    let cfg = format!(
-        "{}server:\n  readHeaderTimeout: 300\n  maxHeaderBytes: 16384\n",
-        config(60_000)
+    let cfg = config(60_000).replace(
+        "server: {shutdownDelay: 0}",
+        "server: {shutdownDelay: 0, readHeaderTimeout: 300, maxHeaderBytes: 16384}",
     );
     let relay = Relay::start_in(
         dir,

@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub monitoring_port: Option<u16>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_period: Millis,
+    /// After SIGTERM/SIGINT, how long the relay keeps accepting and serving while `/ready`
+    /// answers 503, so load balancers stop routing to it before its listener closes.
+    pub shutdown_delay: Millis,
     /// Open SSE streams allowed at once; more get 503 on the stream endpoints only.
     pub max_sse_clients: usize,
     /// Time a client has to send a request's headers (a slowloris guard); also how long an
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             port: 1031,
             monitoring_port: None,
             shutdown_grace_period: Millis(10_000),
+            shutdown_delay: Millis(5_000),
             max_sse_clients: 10_000,
             read_header_timeout: Millis(10_000),
             max_header_bytes: 64 * 1024,
