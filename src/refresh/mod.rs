@@ -44,7 +44,8 @@ pub struct RefreshReport {
     pub etag: Option<String>,
     /// Per retriever, in configured order: `None` for success, else why it failed.
     pub retrievers: Vec<(&'static str, String, Option<String>)>,
-    /// Every retriever succeeded but the new set was refused (`maxFlagRemovalPercent`).
+    /// Every retriever succeeded but no new set was swapped in: it was refused
+    /// (`maxFlagRemovalPercent`) or building it failed.
     pub refused: Option<String>,
     pub duration: Duration,
 }
@@ -105,6 +106,9 @@ pub struct Refresher {
     /// 100,000 flags that is a second of CPU on every poll, so it is skipped.
     built_from: Mutex<Option<(Vec<String>, String)>>,
     removal_guard: guard::RemovalGuard,
+    /// Tests make the next build panic with this.
+    #[cfg(test)]
+    panic_next_build: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -136,6 +140,8 @@ impl Refresher {
             saves: Arc::new(Mutex::new(SaveQueue::default())),
             built_from: Mutex::new(None),
             removal_guard: guard::RemovalGuard::default(),
+            #[cfg(test)]
+            panic_next_build: Default::default(),
         })
     }
 
@@ -223,7 +229,12 @@ impl Refresher {
             if let (false, Some(inputs)) = (unchanged, inputs) {
                 built = true;
                 let salt = self.options.salt.clone();
-                let next = tokio::task::spawn_blocking(move || {
+                #[cfg(test)]
+                let inject_panic = self.panic_next_build.swap(false, Ordering::SeqCst);
+                #[cfg(not(test))]
+                let inject_panic = false;
+                let built_set = tokio::task::spawn_blocking(move || {
+                    assert!(!inject_panic, "injected build panic");
                     crate::tuning::background_priority();
                     let next = merge_and_build(inputs, salt.as_deref());
                     // Before the swap, so no request builds the per-flag metrics table.
@@ -232,25 +243,35 @@ impl Refresher {
                     crate::tuning::release_free_pages();
                     next
                 })
-                .await
-                .expect("building a snapshot does not panic");
-                refused = self.removal_guard.check(
-                    self.options.max_removal_percent,
-                    current.as_deref(),
-                    &next,
-                );
+                .await;
+                // A panic while building is this refresh's failure, not the poller's end.
+                let next = match built_set {
+                    Ok(next) => Some(next),
+                    Err(e) => {
+                        refused = Some(build_failed(e));
+                        None
+                    }
+                };
+                if let Some(next) = &next {
+                    refused = self.removal_guard.check(
+                        self.options.max_removal_percent,
+                        current.as_deref(),
+                        next,
+                    );
+                }
                 if refused.is_some() {
-                    // Parse again next time, so the guard sees the source again.
+                    // Parse and build again next time (the guard sees the source again).
                     ok = false;
                     self.forget_documents();
-                } else {
-                    *lock(&self.built_from) = Some((hashes, next.etag.clone()));
                 }
-                if refused.is_none() && current.as_ref().is_none_or(|c| c.etag != next.etag) {
-                    let next = Arc::new(next);
-                    retire(self.store.swap(next.clone()));
-                    changed = true;
-                    self.persist(next);
+                if let Some(next) = next.filter(|_| refused.is_none()) {
+                    *lock(&self.built_from) = Some((hashes, next.etag.clone()));
+                    if current.as_ref().is_none_or(|c| c.etag != next.etag) {
+                        let next = Arc::new(next);
+                        retire(self.store.swap(next.clone()));
+                        changed = true;
+                        self.persist(next);
+                    }
                 }
             }
         }
@@ -450,6 +471,19 @@ fn merge_and_build(docs: Vec<Arc<FlagDoc>>, salt: Option<&str>) -> Snapshot {
         }
     }
     Snapshot::build(merged, salt)
+}
+
+/// The error of a build that panicked (a defect; the served set stays).
+fn build_failed(e: tokio::task::JoinError) -> String {
+    let what = match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into()),
+        Err(e) => e.to_string(),
+    };
+    format!("building the flag set failed ({what}); the last good set keeps serving")
 }
 
 fn log_outcome(r: &RefreshReport) {
