@@ -21,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+mod errtext;
 pub mod evaluator;
 pub mod http;
 pub mod logging;

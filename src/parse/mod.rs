@@ -66,10 +66,13 @@ impl fmt::Display for FlagError {
         if let Some(p) = self.position {
             write!(f, ":{}:{}", p.line, p.column)?;
         }
+        // Keys and messages may quote the document: bounded (see `errtext`).
         if let Some(k) = &self.key {
-            write!(f, ": flag {k:?}")?;
+            let k = format!("{k:?}");
+            write!(f, ": flag {}", crate::errtext::bounded(&k, 128))?;
         }
-        write!(f, ": {}", self.message)
+        let message = crate::errtext::bounded(&self.message, crate::errtext::MAX_MESSAGE);
+        write!(f, ": {message}")
     }
 }
 

@@ -16,6 +16,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::errtext::MAX_MESSAGE;
 use crate::parse::{self, FlagDef, FlagDoc};
 use crate::persist;
 use crate::retriever::{Fetched, Retriever, Validators};
@@ -315,11 +316,13 @@ impl Refresher {
         } else {
             Validators::default()
         };
+        // Error texts may quote the source (a server's message): bounded, see `errtext`.
+        let bound = |e: String| crate::errtext::bounded(&e, 2 * MAX_MESSAGE).into_owned();
         let fetched = slot
             .retriever
             .fetch(&since)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bound(e.to_string()))?;
         match fetched {
             Fetched::NotModified => {
                 let hash = last_hash.ok_or_else(|| {
@@ -345,7 +348,7 @@ impl Refresher {
                 })
                 .await
                 .map_err(|e| format!("parser failed: {e}"))?
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| bound(e.to_string()))?;
                 let parsed = Arc::new(parsed);
                 let mut st = lock(&slot.state);
                 st.validators = doc.validators;
@@ -483,6 +486,7 @@ fn build_failed(e: tokio::task::JoinError) -> String {
             .unwrap_or_else(|| "unknown panic".into()),
         Err(e) => e.to_string(),
     };
+    let what = crate::errtext::bounded(&what, MAX_MESSAGE);
     format!("building the flag set failed ({what}); the last good set keeps serving")
 }
 
