@@ -216,7 +216,7 @@ pub const DOCUMENT: &str = r##"{
         "tags": ["sync"],
         "operationId": "syncStream",
         "summary": "Flag definitions and their changes (Server-Sent Events)",
-        "description": "First an event `snapshot` whose data is a `SyncFlags`, then one event `change` per change whose data is a `SyncChange`. A client whose last etag is not `previousEtag` fetches `/v1/flags` again. The credential may also come as `?apiKey=`.",
+        "description": "First an event `snapshot` whose data is a `SyncFlags`, then one event `change` per change whose data is a `SyncChange`. A client whose last etag is not `previousEtag` fetches `/v1/flags` again. A client that fell behind (it missed a change while not reading) gets an event `resync` (`{\"etag\", \"previousEtag\", \"reason\"}`) instead, and fetches `/v1/flags` again. The credential may also come as `?apiKey=`.",
         "security": [{"ApiKey": []}, {"Bearer": []}, {"ApiKeyQuery": []}],
         "responses": {
           "200": {

@@ -1,9 +1,11 @@
 //! Server-Sent Events: the OFREP change stream (`GET /ofrep/v1/sse`) and the sync API's
 //! stream (`GET /v1/flags/stream`).
 //!
-//! Both follow the snapshot store's change channel. A client that falls behind simply gets
-//! the latest state (the channel keeps only the newest snapshot), which is what both protocols
-//! want: OFREP clients re-fetch anyway, and sync clients get a diff from the etag they have.
+//! Both follow the snapshot store's change channel, which keeps only the newest snapshot. A
+//! stream holds no snapshot of its own, only the etag it last sent, so a client that stops
+//! reading pins no flag set: its memory is the one event hyper has buffered for it. A sync
+//! client that fell behind (it missed a change, so no shared diff applies to the etag it has)
+//! gets one `resync` event and fetches `/v1/flags` again; OFREP clients re-fetch anyway.
 //! Streams end cleanly when shutdown starts, so a drain is not held up by idle clients.
 
 use std::collections::BTreeMap;
@@ -122,7 +124,7 @@ pub async fn ofrep_sse(
     };
     let changes = s.store.subscribe();
     let stop = s.lifecycle.stopping();
-    let events = follow(changes, stop, slot, |_, next| {
+    let events = follow(changes, stop, slot, |next| {
         let data = json!({
             "type": "refetchEvaluation",
             "etag": next.etag,
@@ -158,16 +160,20 @@ pub async fn sync_stream(
             .data(&*snap.sync_json())
     });
     let diffs = s.diffs.clone();
-    let mut last = first;
-    let events = follow(changes, stop, slot, move |_, next| {
-        let event = match &last {
-            Some(prev) if prev.etag == next.etag => None,
-            Some(prev) => Some(
-                Event::default()
+    if let Some(first) = &first {
+        diffs.observe(first);
+    }
+    let mut last: Option<String> = first.map(|f| f.etag.clone());
+    let events = follow(changes, stop, slot, move |next| {
+        let event = match last.as_deref() {
+            Some(prev) if prev == next.etag => None,
+            Some(prev) => Some(match diffs.diff_from(prev, next) {
+                Some(diff) => Event::default()
                     .event("change")
                     .id(next.etag.clone())
-                    .data(&*diffs.diff(prev, next)),
-            ),
+                    .data(&*diff),
+                None => resync_event(prev, next),
+            }),
             None => Some(
                 Event::default()
                     .event("snapshot")
@@ -175,11 +181,24 @@ pub async fn sync_stream(
                     .data(&*next.sync_json()),
             ),
         };
-        last = Some(next.clone());
+        last = Some(next.etag.clone());
         event
     });
     let opening = futures_util::stream::iter(opening.map(Ok::<_, Infallible>));
     sse(futures_util::StreamExt::chain(opening, events))
+}
+
+/// For a client that missed a change: fetch `GET /v1/flags` again.
+fn resync_event(client_etag: &str, next: &Snapshot) -> Event {
+    let data = json!({
+        "etag": next.etag,
+        "previousEtag": client_etag,
+        "reason": "missed a change; fetch GET /v1/flags again",
+    });
+    Event::default()
+        .event("resync")
+        .id(next.etag.clone())
+        .data(data.to_string())
 }
 
 fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
@@ -189,7 +208,8 @@ fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -
 }
 
 /// Turn snapshot changes into events until shutdown starts or the client leaves (dropping the
-/// stream drops the slot). `on_change` gets the previous and the new snapshot.
+/// stream drops the slot). `on_change` gets the new snapshot; no snapshot is kept between
+/// changes, so a client that stops reading pins none.
 fn follow<F>(
     mut changes: watch::Receiver<Option<Arc<Snapshot>>>,
     stop: watch::Receiver<bool>,
@@ -197,21 +217,19 @@ fn follow<F>(
     on_change: F,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static
 where
-    F: FnMut(Option<&Arc<Snapshot>>, &Arc<Snapshot>) -> Option<Event> + Send + 'static,
+    F: FnMut(&Arc<Snapshot>) -> Option<Event> + Send + 'static,
 {
     struct Follow<F> {
         changes: watch::Receiver<Option<Arc<Snapshot>>>,
         stop: watch::Receiver<bool>,
-        prev: Option<Arc<Snapshot>>,
         on_change: F,
         _slot: ClientSlot,
     }
     // Only changes after the client connected count.
-    let prev = changes.borrow_and_update().clone();
+    changes.borrow_and_update();
     let state = Follow {
         changes,
         stop,
-        prev,
         on_change,
         _slot: slot,
     };
@@ -227,8 +245,8 @@ where
             let Some(next) = st.changes.borrow_and_update().clone() else {
                 continue;
             };
-            let event = (st.on_change)(st.prev.as_ref(), &next);
-            st.prev = Some(next);
+            let event = (st.on_change)(&next);
+            drop(next);
             if let Some(e) = event {
                 return Some((Ok(e), st));
             }
@@ -236,25 +254,47 @@ where
     })
 }
 
-/// The sync API's `change` payloads, computed once per pair of snapshots however many clients
-/// follow the stream.
+/// The sync API's `change` payloads, computed once per change however many clients follow the
+/// stream. It keeps the newest snapshot a stream has seen (the one being served, normally) and
+/// the diff that led to it, never one snapshot per client: a client whose last etag is that
+/// diff's `previousEtag` gets it; any other client fell behind.
 #[derive(Debug, Default)]
 pub struct DiffCache {
-    last: Mutex<Option<(String, String, Arc<str>)>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    latest: Option<Arc<Snapshot>>,
+    /// `(previousEtag, etag, payload)` of the change to `latest`.
+    diff: Option<(String, String, Arc<str>)>,
 }
 
 impl DiffCache {
-    pub fn diff(&self, prev: &Snapshot, next: &Snapshot) -> Arc<str> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, n, body)) = last.as_ref()
-            && *p == prev.etag
-            && *n == next.etag
-        {
-            return body.clone();
+    /// Note `snap` as seen by a stream; when it is newer than the last one seen, compute the
+    /// change to it (once, for every client).
+    fn observe(&self, snap: &Arc<Snapshot>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match &seen.latest {
+            Some(l) if l.etag == snap.etag || l.loaded_at > snap.loaded_at => {}
+            Some(l) => {
+                let body: Arc<str> = change_json(l, snap).into();
+                seen.diff = Some((l.etag.clone(), snap.etag.clone(), body));
+                seen.latest = Some(snap.clone());
+            }
+            None => seen.latest = Some(snap.clone()),
         }
-        let body: Arc<str> = change_json(prev, next).into();
-        *last = Some((prev.etag.clone(), next.etag.clone(), body.clone()));
-        body
+    }
+
+    /// The `change` payload from the snapshot with etag `from` to `next`, or `None` when the
+    /// client with `from` missed a change (no shared diff applies to it).
+    fn diff_from(&self, from: &str, next: &Arc<Snapshot>) -> Option<Arc<str>> {
+        self.observe(next);
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match &seen.diff {
+            Some((p, n, body)) if p == from && *n == next.etag => Some(body.clone()),
+            _ => None,
+        }
     }
 }
 
