@@ -2,6 +2,9 @@
 //!
 //! - item 3: a configured key with two dots (shaped like a JWT) authenticates as that key when
 //!   tokens are enabled;
+//! - item 11: unknown path 404, wrong method 405 (with `Allow`), a `/client/auth` body over
+//!   `maxRequestBodyBytes` (413) and a repeated `?apiKey=` on the streams (400) all answer the
+//!   JSON error body `{"error", "message"}`.
 
 mod support;
 
@@ -64,5 +67,65 @@ auth: {{jwtSecret: \"{SECRET}\"}}
             .await
             .unwrap();
         assert_eq!(r.status(), want);
+    }
+}
+
+#[tokio::test]
+async fn every_error_has_a_json_body() {
+    let config = format!(
+        "retrievers: [{{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}]
+maxRequestBodyBytes: 2048
+authorizedKeys: {{evaluation: [eval-key-0001]}}
+auth: {{jwtSecret: \"{SECRET}\"}}
+"
+    );
+    let relay = start_over(FLAGS, &config);
+    wait_ready(&relay).await;
+    let c = client();
+    let big = json!({"apiKey": "x".repeat(4096)}).to_string();
+    let cases = [
+        ("unknown path", c.get(relay.url("/no/such/path")), 404),
+        (
+            "wrong method",
+            c.get(relay.url("/ofrep/v1/evaluate/flags")),
+            405,
+        ),
+        (
+            "wrong method, admin",
+            c.get(relay.url("/admin/v1/retriever/refresh")),
+            405,
+        ),
+        (
+            "auth body too large",
+            c.post(relay.url("/client/auth")).body(big),
+            413,
+        ),
+        (
+            "repeated apiKey, sse",
+            c.get(relay.url("/ofrep/v1/sse?apiKey=eval-key-0001&apiKey=eval-key-0001")),
+            400,
+        ),
+        (
+            "repeated apiKey, sync stream",
+            c.get(relay.url("/v1/flags/stream?apiKey=a&apiKey=b")),
+            400,
+        ),
+    ];
+    for (what, req, want) in cases {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), want, "{what}");
+        if want == 405 {
+            assert!(r.headers().contains_key("allow"), "{what}: no Allow header");
+        }
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(ct.as_deref(), Some("application/json"), "{what}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["error"].is_string() && v["message"].is_string(),
+            "{what}: {v}"
+        );
     }
 }

@@ -171,6 +171,7 @@ pub const DOCUMENT: &str = r##"{
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-data": {"$ref": "#/components/schemas/RefetchEvaluationEvent"}}}
           },
+          "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "503": {"$ref": "#/components/responses/StreamUnavailable"}
         }
@@ -224,6 +225,7 @@ pub const DOCUMENT: &str = r##"{
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-data": {"oneOf": [{"$ref": "#/components/schemas/SyncFlags"}, {"$ref": "#/components/schemas/SyncChange"}]}}}
           },
+          "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "503": {"$ref": "#/components/responses/StreamUnavailable"}
         }
@@ -251,6 +253,11 @@ pub const DOCUMENT: &str = r##"{
           "403": {"$ref": "#/components/responses/Forbidden"},
           "404": {
             "description": "Token exchange is not configured (`auth.jwtSecret`).",
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+          },
+          "413": {
+            "description": "The body is larger than `maxRequestBodyBytes`.",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
           }

@@ -92,7 +92,16 @@ pub struct StreamQuery {
     api_key: Option<String>,
 }
 
-fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<ClientSlot, ApiError> {
+/// The stream's query: a repeated or malformed `?apiKey=` is a JSON 400, like every other error.
+type StreamQueryResult = Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>;
+
+fn admit(
+    s: &StreamState,
+    headers: &HeaderMap,
+    q: StreamQueryResult,
+) -> Result<ClientSlot, ApiError> {
+    let Query(q) =
+        q.map_err(|_| ApiError::bad_request("the query must hold at most one apiKey"))?;
     s.auth
         .evaluation_caller(headers, q.api_key.as_deref())
         .map_err(ApiError::from)?;
@@ -116,9 +125,9 @@ fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<Client
 pub async fn ofrep_sse(
     State(s): State<StreamState>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    q: StreamQueryResult,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q) {
+    let slot = match admit(&s, &headers, q) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
@@ -144,9 +153,9 @@ pub async fn ofrep_sse(
 pub async fn sync_stream(
     State(s): State<StreamState>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    q: StreamQueryResult,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q) {
+    let slot = match admit(&s, &headers, q) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
