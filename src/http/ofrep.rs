@@ -156,7 +156,9 @@ pub async fn evaluate_all(State(s): State<OfrepState>, headers: HeaderMap, body:
         |i, reason| recorder.record(i, reason),
     );
     recorder.finish(snapshot.as_ref().map_or(0, |s| s.len()));
-    let mut res = if if_none_match(&headers, &etag) {
+    // `*` is not honoured here: "any current representation" says nothing about the answer
+    // for this context, and a 304 to a client holding no body would leave it with none.
+    let mut res = if matches_issued_etag(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         json_body(body)
@@ -268,6 +270,17 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(|t| t.trim())
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// `If-None-Match` names `etag` itself (weak or strong); `*` does not count.
+fn matches_issued_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 fn error(key: Option<String>, code: ErrorCode, details: String) -> OfrepError {
