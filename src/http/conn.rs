@@ -80,16 +80,19 @@ impl AcceptErrors {
         }
     }
 
-    pub(crate) fn record(&self, e: &std::io::Error, server: &str) {
+    /// Count one error; log it (with how many came since the last line) unless a line went
+    /// out less than a second ago. Returns whether it logged.
+    pub(crate) fn record(&self, e: &std::io::Error, server: &str) -> bool {
         let count = self.since_log.fetch_add(1, Ordering::Relaxed) + 1;
         let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
-            return;
+            return false;
         }
         *last = Some(now);
         self.since_log.store(0, Ordering::Relaxed);
         tracing::warn!(error = %e, count, server, "accept failed");
+        true
     }
 }
 
@@ -217,6 +220,15 @@ mod tests {
         assert!(derive_max_connections(1024) < 1024 - MONITORING_CONNECTIONS);
         assert_eq!(derive_max_connections(0), 16);
         assert!(derive_max_connections(u64::MAX) <= 1 << 20);
+    }
+
+    #[test]
+    fn accept_errors_log_at_most_once_a_second() {
+        let errors = AcceptErrors::new();
+        let e = std::io::Error::other("too many open files");
+        let logged = (0..1000).filter(|_| errors.record(&e, "api")).count();
+        assert_eq!(logged, 1);
+        assert_eq!(errors.since_log.load(Ordering::Relaxed), 999);
     }
 
     #[test]
