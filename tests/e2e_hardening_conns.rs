@@ -26,6 +26,20 @@ retrievers: [{kind: file, path: \"{{dir}}/flags.yaml\"}]
     let monitoring = listener_addr(&relay, "monitoring");
     let api = relay.addr.unwrap();
     limit_descriptors(relay.pid(), 256);
+    // Ready (on the monitoring port) before the flood.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut s = TcpStream::connect(monitoring).await.unwrap();
+        if get_on(&mut s, "/ready", Duration::from_secs(5)).await == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "not ready; logs:\n{}",
+            relay.all_output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // An active keep-alive connection, opened before the flood.
     let mut active = TcpStream::connect(api).await.unwrap();
