@@ -147,10 +147,16 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<axum::BoxError>,
 {
+    if req.body().is_end_stream() {
+        // No body (most GETs): nothing to wait for, no timer.
+        return req.map(Body::new);
+    }
+    let until = tokio::time::Instant::now() + limit;
     req.map(|inner| {
         Body::new(DeadlineBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
+            until,
+            deadline: None,
             limit,
         })
     })
@@ -158,7 +164,9 @@ where
 
 struct DeadlineBody<B> {
     inner: B,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    until: tokio::time::Instant,
+    /// Armed on the first read that has to wait, so a body read at once costs no timer.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     limit: Duration,
 }
 
@@ -194,7 +202,11 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let until = self.until;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        if deadline.as_mut().poll(cx).is_ready() {
             let limit = self.limit;
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut(limit)))));
         }
