@@ -12,6 +12,7 @@ and the -fips image tag. scripts/helm-lint.sh installs the two packages first.
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -204,9 +205,15 @@ def common_checks(report: Report, label: str, docs: list[Manifest], values: dict
         mounts = {m["mountPath"]: m["name"] for m in ctr["volumeMounts"]}
         volumes = {v["name"]: v for v in pod_spec["volumes"]}
         config_vol = volumes.get(mounts.get("/etc/flagrelay", ""), {})
+        # The chart adds server.shutdownDelay from shutdownDelaySeconds unless the config sets it.
+        expected = copy.deepcopy(values.get("config", rendered))
+        delay = values.get("shutdownDelaySeconds", 5)
+        expected.setdefault("server", {}).setdefault("shutdownDelay", f"{delay}s")
+        grace = pod_spec.get("terminationGracePeriodSeconds", 30)
         ok = (ctr["args"] == ["--config", "/etc/flagrelay/flagrelay.yaml"]
               and config_vol.get("configMap", {}).get("name") == cm["metadata"]["name"]
-              and rendered == values.get("config", rendered)
+              and rendered == expected
+              and grace > delay
               and rendered["server"]["port"] == ports["http"]
               and rendered["server"].get("monitoringPort") == ports.get("monitoring"))
         return ok, f"args {ctr['args']}, mounts {mounts}, config {rendered}, ports {ports}"

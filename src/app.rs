@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
+use crate::http::conn::{AcceptErrors, ConnBudget, MarkFirst, first_request_deadline};
 use crate::http::{self, AppState, Auth, EvalSettings, Lifecycle};
 use crate::persist;
 use crate::refresh::{RefreshOptions, Refresher};
@@ -59,6 +60,7 @@ impl Relay {
             RefreshOptions {
                 salt: config.rollout_salt.clone().filter(|s| !s.is_empty()),
                 persist_to: config.persistent_flag_configuration_file.clone(),
+                max_removal_percent: Some(config.max_flag_removal_percent),
             },
         );
         Ok(Relay {
@@ -126,6 +128,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
     let relay = Relay::build(config)?;
+    crate::signals::handle_others(relay.refresher.clone());
     let config = &relay.config;
     let mut state = AppState::new(
         relay.refresher.clone(),
@@ -169,7 +172,17 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             .duration()
             .unwrap_or(Duration::from_secs(10)),
         max_header_bytes: config.server.max_header_bytes,
+        max_connections: config
+            .server
+            .max_connections
+            .unwrap_or_else(http::conn::default_max_connections),
+        read_body_timeout: config
+            .server
+            .read_body_timeout
+            .duration()
+            .unwrap_or(Duration::from_secs(10)),
     };
+    tracing::info!(max_connections = limits.max_connections, "connection limit");
     servers.spawn(run_server(
         main_listener,
         main_app,
@@ -178,6 +191,11 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     ));
     if let Some((listener, app)) = monitor {
         log_listening("monitoring", &listener);
+        // Its own, small budget: a flood of the API port leaves /health and /ready answerable.
+        let limits = ConnLimits {
+            max_connections: http::conn::MONITORING_CONNECTIONS,
+            ..limits
+        };
         servers.spawn(run_server(listener, app, limits, lifecycle.stopping()));
     }
     if let Some(flagd) = crate::flagd::listen(config, &state).await? {
@@ -196,7 +214,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             return Err(e);
         }
         None => {
-            drain(&lifecycle, None, servers, grace).await;
+            // Never ready: nothing routes here, so no delay.
+            drain(&lifecycle, None, servers, Duration::ZERO, grace).await;
             return Ok(());
         }
     }
@@ -223,17 +242,32 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             }
         }
     }
-    drain(&lifecycle, poller, servers, grace).await;
+    let delay = config
+        .server
+        .shutdown_delay
+        .duration()
+        .unwrap_or(Duration::ZERO);
+    drain(&lifecycle, poller, servers, delay, grace).await;
     Ok(())
 }
 
-/// Stop accepting, fail readiness, end streams, and give in-flight requests up to `grace`.
+/// Fail readiness and keep serving for `delay` (load balancers notice), then stop accepting,
+/// end streams, and give in-flight requests up to `grace`.
 async fn drain(
     lifecycle: &Lifecycle,
     poller: Option<tokio::task::JoinHandle<()>>,
     mut servers: tokio::task::JoinSet<std::io::Result<()>>,
+    delay: Duration,
     grace: Duration,
 ) {
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "shutting down: /ready answers 503; still serving until the delay is over"
+        );
+        lifecycle.begin_draining();
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"
@@ -278,6 +312,8 @@ fn log_listening(what: &str, l: &TcpListener) {
 struct ConnLimits {
     read_header_timeout: Duration,
     max_header_bytes: usize,
+    max_connections: usize,
+    read_body_timeout: Duration,
 }
 
 /// Accept connections until `stop` turns true, then stop accepting and let open connections
@@ -310,29 +346,47 @@ async fn run_server(
     // Around the whole router (not per route, as `Router::layer` would): one layer call per
     // request, and it sees every answer, the fallback's and the panic handler's included.
     let app = tower::Layer::layer(&crate::http::observe::layer(), app);
+    // A body must arrive whole within server.readBodyTimeout (a trickle holds no connection).
+    let body_deadline = limits.read_body_timeout;
+    let app = tower::util::MapRequest::new(app, move |req| {
+        http::conn::with_body_deadline(req, body_deadline)
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let budget = ConnBudget::new(limits.max_connections);
+    let accept_errors = AcceptErrors::new();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    accept_errors.record(&e, "listener");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = stopped(&mut stop) => break,
         };
+        // Over server.maxConnections: close this one at once, the others are untouched.
+        let Some(permit) = budget.admit() else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let seen = Arc::new(tokio::sync::Notify::new());
+        let service = TowerToHyperService::new(MarkFirst {
+            inner: app.clone(),
+            seen: seen.clone(),
+        });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
+        let deadline = limits.read_header_timeout;
         tokio::spawn(async move {
+            let _permit = permit;
             // Errors here are the client's (reset, timeout, malformed request).
-            let _ = conn.await;
+            first_request_deadline(conn, seen, deadline).await;
         });
     }
     drop(listener);

@@ -1263,6 +1263,7 @@ mod tests {
                     (!ok).then(|| "boom".to_owned()),
                 ),
             ],
+            refused: None,
             duration: Duration::from_millis(30),
         };
         m.refresh_finished(&report(true, true));

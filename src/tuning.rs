@@ -87,3 +87,19 @@ mod tests {
         assert_eq!(nice_of_this_thread(), before, "other threads keep theirs");
     }
 }
+
+/// The soft limit on open descriptors (RLIMIT_NOFILE), where it can be read.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct it is given and nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            return Some(lim.rlim_cur);
+        }
+    }
+    None
+}

@@ -495,7 +495,10 @@ async fn cors_preflight_and_exposed_etag() {
 
 #[tokio::test]
 async fn stream_limit_and_clean_close_on_shutdown() {
-    let mut relay = start(&keyed_config(60_000, "server:\n  maxSseClients: 1\n"));
+    let mut relay = start(&keyed_config(
+        60_000,
+        "server:\n  maxSseClients: 1\n  shutdownDelay: 0\n",
+    ));
     wait_ready(&relay).await;
     let c = client();
     let first = c

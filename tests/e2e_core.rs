@@ -23,7 +23,7 @@ half: {enabled: true, rollout: 50}
 
 fn config(poll_ms: u64) -> String {
     format!(
-        "pollingInterval: {poll_ms}\nenvironment: production\nmaxRequestBodyBytes: 2048\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
+        "pollingInterval: {poll_ms}\nenvironment: production\nmaxRequestBodyBytes: 2048\nserver: {{shutdownDelay: 0}}\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
     )
 }
 
@@ -322,10 +322,8 @@ async fn polling_picks_up_changes_and_ignores_broken_files() {
     };
     assert_eq!(value(&relay).await.as_deref(), Some("dark"));
 
-    write_atomic(
-        &flags,
-        "color: {enabled: true, rollout: 100, value: {on: \"blue\", off: \"grey\"}}\n",
-    );
+    // The other flags stay: dropping most of them would be refused (maxFlagRemovalPercent).
+    write_atomic(&flags, &FLAGS.replace("\"dark\"", "\"blue\""));
     eventually(Duration::from_secs(5), "new value", || async {
         (value(&relay).await.as_deref() == Some("blue")).then_some(())
     })
@@ -382,25 +380,30 @@ async fn polling_picks_up_changes_and_ignores_broken_files() {
 
 #[tokio::test]
 async fn not_ready_until_the_first_load() {
-    // A FIFO blocks the file retriever's open() until a writer shows up: the relay listens,
+    // A source that holds the first fetch until the test lets it answer: the relay listens,
     // /health is fine, /ready is 503 and OFREP answers FLAG_NOT_FOUND (never 503).
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("flags.yaml");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
+    let source = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/flags.yaml", source.local_addr().unwrap());
+    let (answer, answer_now) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = source.accept().unwrap();
+        let mut head = [0u8; 4096];
+        let _ = conn.read(&mut head);
+        let _ = answer_now.recv();
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{FLAGS}",
+            FLAGS.len()
+        );
+        let _ = conn.write_all(reply.as_bytes());
+    });
+    let cfg = format!(
+        "pollingInterval: 0\nenvironment: production\nretrievers:\n  - {{kind: http, url: \"{url}\", timeout: 60000}}\n"
     );
-    let cfg = config(60_000).replace("pollingInterval: 60000", "pollingInterval: 0");
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
-    );
+    let relay = Relay::start_with(Options {
+        config: &cfg,
+        ..Options::default()
+    });
     let c = client();
     let r = c.get(relay.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 503);
@@ -412,7 +415,7 @@ async fn not_ready_until_the_first_load() {
     let (s, v) = eval(&relay, "on-flag", json!({})).await;
     assert_eq!((s, v["errorCode"].clone()), (404, json!("FLAG_NOT_FOUND")));
 
-    std::fs::write(&fifo, FLAGS).unwrap();
+    answer.send(()).unwrap();
     wait_ready(&relay).await;
     let (s, _) = eval(&relay, "on-flag", json!({})).await;
     assert_eq!(s, 200);
@@ -531,9 +534,9 @@ async fn slow_or_huge_request_heads_are_refused() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
-    let cfg = format!(
-        "{}server:\n  readHeaderTimeout: 300\n  maxHeaderBytes: 16384\n",
-        config(60_000)
+    let cfg = config(60_000).replace(
+        "server: {shutdownDelay: 0}",
+        "server: {shutdownDelay: 0, readHeaderTimeout: 300, maxHeaderBytes: 16384}",
     );
     let relay = Relay::start_in(
         dir,

@@ -311,7 +311,7 @@ impl RawSse {
 
 fn drain_config(grace_ms: u64) -> String {
     format!(
-        "logLevel: debug\npollingInterval: 200\nserver: {{shutdownGracePeriod: {grace_ms}}}\n\
+        "logLevel: debug\npollingInterval: 200\nserver: {{shutdownGracePeriod: {grace_ms}, shutdownDelay: 0}}\n\
          retrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
     )
 }
@@ -946,7 +946,7 @@ fn reclaim(mut relay: Relay) -> tempfile::TempDir {
 async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
     let persist_cfg = |lenient: bool| {
         format!(
-            "pollingInterval: 0\nstartWithRetrieverError: {lenient}\n\
+            "pollingInterval: 0\nstartWithRetrieverError: {lenient}\nserver: {{shutdownDelay: 0}}\n\
              persistentFlagConfigurationFile: \"{{{{dir}}}}/state/flags.json\"\n\
              retrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
         )

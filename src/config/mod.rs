@@ -50,6 +50,9 @@ pub struct Config {
     pub tracing: TracingConfig,
     pub streams: StreamsConfig,
     pub flagd: FlagdConfig,
+    /// A refresh that would remove more than this share of the flags (in percent) fails,
+    /// unless forced by an admin refresh with `?force=true`; 100 turns the guard off.
+    pub max_flag_removal_percent: u8,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             tracing: TracingConfig::default(),
             streams: StreamsConfig::default(),
             flagd: FlagdConfig::default(),
+            max_flag_removal_percent: 50,
         }
     }
 }
@@ -86,6 +90,9 @@ pub struct ServerConfig {
     pub monitoring_port: Option<u16>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_period: Millis,
+    /// After SIGTERM/SIGINT, how long the relay keeps accepting and serving while `/ready`
+    /// answers 503, so load balancers stop routing to it before its listener closes.
+    pub shutdown_delay: Millis,
     /// Open SSE streams allowed at once; more get 503 on the stream endpoints only.
     pub max_sse_clients: usize,
     /// Time a client has to send a request's headers (a slowloris guard); also how long an
@@ -93,6 +100,11 @@ pub struct ServerConfig {
     pub read_header_timeout: Millis,
     /// Largest request head (request line + headers) accepted; larger gets 431.
     pub max_header_bytes: usize,
+    /// Open connections on the API port beyond which a new one is closed at once; unset means
+    /// derived from the descriptor limit (see `http::conn::default_max_connections`).
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a request's whole body, from when the handler starts reading.
+    pub read_body_timeout: Millis,
 }
 
 impl Default for ServerConfig {
@@ -102,9 +114,12 @@ impl Default for ServerConfig {
             port: 1031,
             monitoring_port: None,
             shutdown_grace_period: Millis(10_000),
+            shutdown_delay: Millis(5_000),
             max_sse_clients: 10_000,
             read_header_timeout: Millis(10_000),
             max_header_bytes: 64 * 1024,
+            max_connections: None,
+            read_body_timeout: Millis(10_000),
         }
     }
 }
@@ -167,6 +182,10 @@ pub struct RetrieverConfig {
     pub headers: std::collections::BTreeMap<String, Secret>,
     #[serde(default)]
     pub body: Option<String>,
+    /// Accept a body whose end cannot be verified (HTTP/1 without Content-Length or chunked
+    /// framing, delimited by the connection closing): a source cut short would be served.
+    #[serde(default)]
+    pub allow_unverified_length: bool,
     #[serde(default)]
     pub ca_cert_path: Option<PathBuf>,
     #[serde(default)]
@@ -228,6 +247,7 @@ impl RetrieverConfig {
             method: None,
             headers: Default::default(),
             body: None,
+            allow_unverified_length: false,
             ca_cert_path: None,
             client_cert_path: None,
             client_key_path: None,
@@ -526,11 +546,23 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        if self.server.read_body_timeout.0 <= 0 {
+            return Err(invalid("server.readBodyTimeout", "must be greater than 0"));
+        }
+        if self.server.max_connections == Some(0) {
+            return Err(invalid("server.maxConnections", "must be greater than 0"));
+        }
         if self.server.max_header_bytes < 8192 {
             return Err(invalid("server.maxHeaderBytes", "must be at least 8192"));
         }
         if !(2_000..=86_400_000).contains(&self.streams.ticket_ttl.0) {
             return Err(invalid("streams.ticketTtl", "must be between 2s and 24h"));
+        }
+        if self.max_flag_removal_percent > 100 {
+            return Err(invalid(
+                "maxFlagRemovalPercent",
+                "must be between 0 and 100",
+            ));
         }
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));

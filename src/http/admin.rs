@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -18,11 +18,30 @@ pub struct AdminState {
     pub auth: Arc<Auth>,
 }
 
-pub async fn refresh(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RefreshQuery {
+    /// Let this refresh remove more than `maxFlagRemovalPercent` of the flags.
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn refresh(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    query: Result<Query<RefreshQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if let Err(d) = s.auth.admin_caller(&headers) {
         return ApiError::from(d).into_response();
     }
-    let report = s.refresher.refresh_forced().await;
+    let Ok(Query(query)) = query else {
+        return ApiError::bad_request("the query must be empty or force=true|false")
+            .into_response();
+    };
+    let report = if query.force {
+        s.refresher.refresh_allowing_removal().await
+    } else {
+        s.refresher.refresh_forced().await
+    };
     let retrievers: Vec<_> = report
         .retrievers
         .iter()
@@ -31,13 +50,16 @@ pub async fn refresh(State(s): State<AdminState>, headers: HeaderMap) -> Respons
             Some(e) => json!({"kind": kind, "source": source, "status": "error", "error": e}),
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "refreshed": report.ok,
         "changed": report.changed,
         "flags": report.flags,
         "etag": report.etag,
         "retrievers": retrievers,
     });
+    if let Some(why) = &report.refused {
+        body["error"] = why.as_str().into();
+    }
     // 502 makes `curl --fail` in CI fail when a source is broken.
     let status = if report.ok {
         StatusCode::OK

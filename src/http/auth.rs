@@ -215,23 +215,27 @@ impl Auth {
         Ok((token, jwt.ttl))
     }
 
+    /// A configured key always authenticates as that key, whatever it looks like (a key such
+    /// as `admin.key.with-two-dots-0001` is shaped like a JWT); only a credential that is no
+    /// configured key is tried as a token.
     fn identify(&self, presented: &str) -> Option<Caller> {
         self.identify_key(presented).map(|(caller, _)| caller)
     }
 
-    /// The caller and the digest of the configured key behind the credential.
+    /// The caller and the digest of the configured key behind the credential. A configured key
+    /// always authenticates as that key; only a credential that is none is tried as a token.
     fn identify_key(&self, presented: &str) -> Option<(Caller, Digest)> {
-        if looks_like_jwt(presented)
-            && let Some(jwt) = &self.jwt
-        {
-            return self.verify_token(jwt, presented);
-        }
         let d = sha256(presented.as_bytes());
         if self.is_admin(&d) {
             return Some((Caller::Admin, d));
         }
-        self.find_eval(&d)
-            .map(|k| (Caller::Evaluation { env: k.env.clone() }, k.digest))
+        if let Some(k) = self.find_eval(&d) {
+            return Some((Caller::Evaluation { env: k.env.clone() }, k.digest));
+        }
+        match &self.jwt {
+            Some(jwt) if looks_like_jwt(presented) => self.verify_token(jwt, presented),
+            _ => None,
+        }
     }
 
     fn verify_token(&self, jwt: &Jwt, token: &str) -> Option<(Caller, Digest)> {

@@ -61,6 +61,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer for a path no route serves.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// The router's own 405 (a known path, another method) has no body: give it the JSON error
+/// body every other error has, keeping its `Allow` header.
+pub async fn json_for_bare_errors(res: Response) -> Response {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    let body = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not answer this method",
+    )
+    .into_response();
+    let (body_parts, body) = body.into_parts();
+    parts.headers.extend(body_parts.headers);
+    Response::from_parts(parts, body)
+}
+
 /// A body that is already JSON text.
 pub fn json_body(text: String) -> Response {
     (

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod conn;
 pub mod cors;
 pub mod error;
 mod event_streams;
@@ -87,6 +88,7 @@ impl FromRef<AppState> for SyncState {
         SyncState {
             store: s.store.clone(),
             auth: s.auth.clone(),
+            max_body_bytes: s.settings.max_body_bytes,
         }
     }
 }
@@ -152,21 +154,24 @@ pub fn monitoring_router(state: AppState) -> Router {
 /// and the relay keeps serving. (Request metrics, logs and ids wrap the whole router in
 /// `app::run_server`, outside this, so they see every answer.)
 pub fn harden(router: Router) -> Router {
-    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        |panic: Box<dyn std::any::Any + Send>| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(panic = %what, "a handler panicked; answered 500");
-            axum::response::IntoResponse::into_response(error::ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            ))
-        },
-    ))
+    router
+        .fallback(error::not_found)
+        .layer(axum::middleware::map_response(error::json_for_bare_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(panic = %what, "a handler panicked; answered 500");
+                axum::response::IntoResponse::into_response(error::ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                ))
+            },
+        ))
 }
 
 #[cfg(test)]

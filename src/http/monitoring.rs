@@ -36,6 +36,12 @@ impl Lifecycle {
         self.draining.load(Ordering::Relaxed)
     }
 
+    /// Fail readiness (so load balancers stop sending traffic) while still serving: the first
+    /// step of a shutdown, `server.shutdownDelay` before [`Self::begin_shutdown`].
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
     /// Start shutting down: readiness fails, servers stop accepting, streams close.
     pub fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::Relaxed);

@@ -346,12 +346,12 @@ impl OfrepError {
 /// Read the whole body, but no more than `limit` bytes. Over the limit is OFREP's 400
 /// INVALID_CONTEXT, not 413: the OFREP clients treat 413 as unexpected.
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, OfrepError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        error(
-            None,
-            ErrorCode::InvalidContext,
-            format!("request body is larger than {limit} bytes or was cut off"),
-        )
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let details = match super::conn::body_timed_out(&e) {
+            Some(why) => why,
+            None => format!("request body is larger than {limit} bytes or was cut off"),
+        };
+        error(None, ErrorCode::InvalidContext, details)
     })
 }
 

@@ -179,6 +179,7 @@ pub const DOCUMENT: &str = r##"{
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-data": {"$ref": "#/components/schemas/RefetchEvaluationEvent"}}}
           },
+          "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "503": {"$ref": "#/components/responses/StreamUnavailable"}
         }
@@ -224,7 +225,7 @@ pub const DOCUMENT: &str = r##"{
         "tags": ["sync"],
         "operationId": "syncStream",
         "summary": "Flag definitions and their changes (Server-Sent Events)",
-        "description": "First an event `snapshot` whose data is a `SyncFlags`, then one event `change` per change whose data is a `SyncChange`. A client whose last etag is not `previousEtag` fetches `/v1/flags` again. The credential may also come as `?apiKey=`.",
+        "description": "First an event `snapshot` whose data is a `SyncFlags`, then one event `change` per change whose data is a `SyncChange`. A client whose last etag is not `previousEtag` fetches `/v1/flags` again. A client that fell behind (it missed a change while not reading) gets an event `resync` (`{\"etag\", \"previousEtag\", \"reason\"}`) instead, and fetches `/v1/flags` again. The credential may also come as `?apiKey=`.",
         "security": [{"ApiKey": []}, {"Bearer": []}, {"ApiKeyQuery": []}],
         "responses": {
           "200": {
@@ -232,6 +233,7 @@ pub const DOCUMENT: &str = r##"{
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-data": {"oneOf": [{"$ref": "#/components/schemas/SyncFlags"}, {"$ref": "#/components/schemas/SyncChange"}]}}}
           },
+          "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "503": {"$ref": "#/components/responses/StreamUnavailable"}
         }
@@ -261,6 +263,11 @@ pub const DOCUMENT: &str = r##"{
             "description": "Token exchange is not configured (`auth.jwtSecret`).",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+          },
+          "413": {
+            "description": "The body is larger than `maxRequestBodyBytes`.",
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
           }
         }
       }
@@ -272,16 +279,20 @@ pub const DOCUMENT: &str = r##"{
         "summary": "Run every retriever now",
         "description": "Synchronous; swaps the flag set in when every retriever succeeded. Concurrent calls share one refresh. 502 when a retriever failed (the last good flag set keeps serving), so `curl --fail` fails.",
         "security": [{"ApiKey": []}, {"Bearer": []}],
+        "parameters": [
+          {"name": "force", "in": "query", "required": false, "schema": {"type": "boolean", "default": false}, "description": "Let this refresh remove more than maxFlagRemovalPercent of the flags."}
+        ],
         "responses": {
           "200": {
             "description": "Every retriever succeeded.",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefreshReport"}}}
           },
+          "400": {"$ref": "#/components/responses/BadRequest"},
           "401": {"$ref": "#/components/responses/Unauthorized"},
           "403": {"$ref": "#/components/responses/Forbidden"},
           "502": {
-            "description": "A retriever failed; `refreshed` is false.",
+            "description": "A retriever failed, or the new set was refused by the mass-removal guard (`error`); `refreshed` is false.",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefreshReport"}}}
           }
@@ -607,6 +618,7 @@ pub const DOCUMENT: &str = r##"{
           "changed": {"type": "boolean"},
           "flags": {"type": "integer", "minimum": 0, "description": "Flags served after the refresh."},
           "etag": {"type": ["string", "null"], "description": "The flag-set etag served after the refresh."},
+          "error": {"type": "string", "description": "Every retriever succeeded but the new set was refused: it would remove more than maxFlagRemovalPercent of the flags (retry with force=true if intended)."},
           "retrievers": {
             "type": "array",
             "items": {

@@ -1,9 +1,11 @@
 //! Server-Sent Events: the OFREP change stream (`GET /ofrep/v1/sse`) and the sync API's
 //! stream (`GET /v1/flags/stream`).
 //!
-//! Both follow the snapshot store's change channel. A client that falls behind simply gets
-//! the latest state (the channel keeps only the newest snapshot), which is what both protocols
-//! want: OFREP clients re-fetch anyway, and sync clients get a diff from the etag they have.
+//! Both follow the snapshot store's change channel, which keeps only the newest snapshot. A
+//! stream holds no snapshot of its own, only the etag it last sent, so a client that stops
+//! reading pins no flag set: its memory is the one event hyper has buffered for it. A sync
+//! client that fell behind (it missed a change, so no shared diff applies to the etag it has)
+//! gets one `resync` event and fetches `/v1/flags` again; OFREP clients re-fetch anyway.
 //! Streams end cleanly when shutdown starts, so a drain is not held up by idle clients.
 
 use std::collections::BTreeMap;
@@ -96,12 +98,18 @@ pub struct StreamQuery {
 /// when the relay is restarting.
 const RETRY_HINT: Duration = Duration::from_secs(3);
 
+/// The stream's query: a repeated or malformed `?apiKey=` is a JSON 400, like every other error.
+type StreamQueryResult = Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>;
+
 fn admit(
     s: &StreamState,
     headers: &HeaderMap,
-    q: &StreamQuery,
+    q: StreamQueryResult,
     tickets: bool,
 ) -> Result<ClientSlot, ApiError> {
+    let Query(q) = q.map_err(|_| {
+        ApiError::bad_request("the query must hold at most one apiKey and one ticket")
+    })?;
     match q.ticket.as_deref() {
         Some(ticket) if tickets && !s.auth.evaluation_open() => s.auth.ticket_caller(ticket),
         _ => s.auth.evaluation_caller(headers, q.api_key.as_deref()),
@@ -129,9 +137,9 @@ fn admit(
 pub async fn ofrep_sse(
     State(s): State<StreamState>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    q: StreamQueryResult,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q, true) {
+    let slot = match admit(&s, &headers, q, true) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
@@ -147,7 +155,7 @@ pub async fn ofrep_sse(
     {
         opening.push(refetch_event(&now));
     }
-    let events = follow(changes, stop, slot, |_, next| Some(refetch_event(next)));
+    let events = follow(changes, stop, slot, |next| Some(refetch_event(next)));
     let opening = futures_util::stream::iter(opening.into_iter().map(Ok::<_, Infallible>));
     sse(futures_util::StreamExt::chain(opening, events))
 }
@@ -168,9 +176,9 @@ fn refetch_event(snapshot: &Snapshot) -> Event {
 pub async fn sync_stream(
     State(s): State<StreamState>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    q: StreamQueryResult,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q, false) {
+    let slot = match admit(&s, &headers, q, false) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
@@ -184,16 +192,20 @@ pub async fn sync_stream(
             .data(&*snap.sync_json())
     });
     let diffs = s.diffs.clone();
-    let mut last = first;
-    let events = follow(changes, stop, slot, move |_, next| {
-        let event = match &last {
-            Some(prev) if prev.etag == next.etag => None,
-            Some(prev) => Some(
-                Event::default()
+    if let Some(first) = &first {
+        diffs.observe(first);
+    }
+    let mut last: Option<String> = first.map(|f| f.etag.clone());
+    let events = follow(changes, stop, slot, move |next| {
+        let event = match last.as_deref() {
+            Some(prev) if prev == next.etag => None,
+            Some(prev) => Some(match diffs.diff_from(prev, next) {
+                Some(diff) => Event::default()
                     .event("change")
                     .id(next.etag.clone())
-                    .data(&*diffs.diff(prev, next)),
-            ),
+                    .data(&*diff),
+                None => resync_event(prev, next),
+            }),
             None => Some(
                 Event::default()
                     .event("snapshot")
@@ -201,11 +213,24 @@ pub async fn sync_stream(
                     .data(&*next.sync_json()),
             ),
         };
-        last = Some(next.clone());
+        last = Some(next.etag.clone());
         event
     });
     let opening = futures_util::stream::iter(opening.map(Ok::<_, Infallible>));
     sse(futures_util::StreamExt::chain(opening, events))
+}
+
+/// For a client that missed a change: fetch `GET /v1/flags` again.
+fn resync_event(client_etag: &str, next: &Snapshot) -> Event {
+    let data = json!({
+        "etag": next.etag,
+        "previousEtag": client_etag,
+        "reason": "missed a change; fetch GET /v1/flags again",
+    });
+    Event::default()
+        .event("resync")
+        .id(next.etag.clone())
+        .data(data.to_string())
 }
 
 fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
@@ -215,7 +240,8 @@ fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -
 }
 
 /// Turn snapshot changes into events until shutdown starts or the client leaves (dropping the
-/// stream drops the slot). `on_change` gets the previous and the new snapshot.
+/// stream drops the slot). `on_change` gets the new snapshot; no snapshot is kept between
+/// changes, so a client that stops reading pins none.
 fn follow<F>(
     mut changes: watch::Receiver<Option<Arc<Snapshot>>>,
     stop: watch::Receiver<bool>,
@@ -223,21 +249,19 @@ fn follow<F>(
     on_change: F,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static
 where
-    F: FnMut(Option<&Arc<Snapshot>>, &Arc<Snapshot>) -> Option<Event> + Send + 'static,
+    F: FnMut(&Arc<Snapshot>) -> Option<Event> + Send + 'static,
 {
     struct Follow<F> {
         changes: watch::Receiver<Option<Arc<Snapshot>>>,
         stop: watch::Receiver<bool>,
-        prev: Option<Arc<Snapshot>>,
         on_change: F,
         _slot: ClientSlot,
     }
     // Only changes after the client connected count.
-    let prev = changes.borrow_and_update().clone();
+    changes.borrow_and_update();
     let state = Follow {
         changes,
         stop,
-        prev,
         on_change,
         _slot: slot,
     };
@@ -253,8 +277,8 @@ where
             let Some(next) = st.changes.borrow_and_update().clone() else {
                 continue;
             };
-            let event = (st.on_change)(st.prev.as_ref(), &next);
-            st.prev = Some(next);
+            let event = (st.on_change)(&next);
+            drop(next);
             if let Some(e) = event {
                 return Some((Ok(e), st));
             }
@@ -262,25 +286,47 @@ where
     })
 }
 
-/// The sync API's `change` payloads, computed once per pair of snapshots however many clients
-/// follow the stream.
+/// The sync API's `change` payloads, computed once per change however many clients follow the
+/// stream. It keeps the newest snapshot a stream has seen (the one being served, normally) and
+/// the diff that led to it, never one snapshot per client: a client whose last etag is that
+/// diff's `previousEtag` gets it; any other client fell behind.
 #[derive(Debug, Default)]
 pub struct DiffCache {
-    last: Mutex<Option<(String, String, Arc<str>)>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    latest: Option<Arc<Snapshot>>,
+    /// `(previousEtag, etag, payload)` of the change to `latest`.
+    diff: Option<(String, String, Arc<str>)>,
 }
 
 impl DiffCache {
-    pub fn diff(&self, prev: &Snapshot, next: &Snapshot) -> Arc<str> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((p, n, body)) = last.as_ref()
-            && *p == prev.etag
-            && *n == next.etag
-        {
-            return body.clone();
+    /// Note `snap` as seen by a stream; when it is newer than the last one seen, compute the
+    /// change to it (once, for every client).
+    fn observe(&self, snap: &Arc<Snapshot>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match &seen.latest {
+            Some(l) if l.etag == snap.etag || l.loaded_at > snap.loaded_at => {}
+            Some(l) => {
+                let body: Arc<str> = change_json(l, snap).into();
+                seen.diff = Some((l.etag.clone(), snap.etag.clone(), body));
+                seen.latest = Some(snap.clone());
+            }
+            None => seen.latest = Some(snap.clone()),
         }
-        let body: Arc<str> = change_json(prev, next).into();
-        *last = Some((prev.etag.clone(), next.etag.clone(), body.clone()));
-        body
+    }
+
+    /// The `change` payload from the snapshot with etag `from` to `next`, or `None` when the
+    /// client with `from` missed a change (no shared diff applies to it).
+    fn diff_from(&self, from: &str, next: &Arc<Snapshot>) -> Option<Arc<str>> {
+        self.observe(next);
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match &seen.diff {
+            Some((p, n, body)) if p == from && *n == next.etag => Some(body.clone()),
+            _ => None,
+        }
     }
 }
 

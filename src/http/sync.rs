@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,8 @@ use crate::snapshot::SnapshotStore;
 pub struct SyncState {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
+    /// `maxRequestBodyBytes`, for `/client/auth`.
+    pub max_body_bytes: usize,
 }
 
 /// `GET /v1/flags`: the flag definitions exactly as evaluation.md defines them.
@@ -53,7 +55,7 @@ struct TokenRequest {
 }
 
 /// `POST /client/auth {"apiKey"}` → `{"authToken", "expiresIn"}`.
-pub async fn client_auth(State(s): State<SyncState>, body: Bytes) -> Response {
+pub async fn client_auth(State(s): State<SyncState>, body: Body) -> Response {
     if !s.auth.tokens_enabled() {
         return ApiError::new(
             StatusCode::NOT_FOUND,
@@ -62,6 +64,24 @@ pub async fn client_auth(State(s): State<SyncState>, body: Bytes) -> Response {
         )
         .into_response();
     }
+    // maxRequestBodyBytes, as for OFREP; a body past server.readBodyTimeout is a bad request.
+    let body = match axum::body::to_bytes(body, s.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            return match super::conn::body_timed_out(&e) {
+                Some(why) => ApiError::bad_request(why),
+                None => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "the body is larger than maxRequestBodyBytes ({} bytes)",
+                        s.max_body_bytes
+                    ),
+                ),
+            }
+            .into_response();
+        }
+    };
     let req: TokenRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(_) => {

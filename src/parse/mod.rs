@@ -7,6 +7,7 @@
 //! Every error names the source, the flag key and the line/column where the format gives one.
 
 pub mod model;
+mod nodup;
 
 use std::fmt;
 
@@ -72,10 +73,13 @@ impl fmt::Display for FlagError {
         if let Some(p) = self.position {
             write!(f, ":{}:{}", p.line, p.column)?;
         }
+        // Keys and messages may quote the document: bounded (see `errtext`).
         if let Some(k) = &self.key {
-            write!(f, ": flag {k:?}")?;
+            let k = format!("{k:?}");
+            write!(f, ": flag {}", crate::errtext::bounded(&k, 128))?;
         }
-        write!(f, ": {}", self.message)
+        let message = crate::errtext::bounded(&self.message, crate::errtext::MAX_MESSAGE);
+        write!(f, ": {message}")
     }
 }
 
@@ -349,7 +353,7 @@ impl<'de> Visitor<'de> for TopLevel {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key::<String>()? {
-            let value: Value = map.next_value()?;
+            let value: Value = map.next_value_seed(nodup::NoDupValue)?;
             out.push((key, value));
         }
         Ok(out)
@@ -368,6 +372,9 @@ fn yaml_options(len: usize) -> serde_saphyr::Options {
     budget.max_events = budget.max_events.max(len.saturating_mul(2));
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
+    // YAML 1.2 booleans only: `yes`/`no`/`on`/`off` are strings, as in JSON, so `enabled: yes`
+    // is an error naming the flag instead of a YAML 1.1 reading another tool may not share.
+    options.strict_booleans = true;
     options
 }
 

@@ -193,3 +193,23 @@ fn json_key_positions_in_one_pass() {
     assert_eq!(at("f7"), Some((20_002, 3)), "{e}");
     assert_eq!(at("last"), Some((20_003, 3)), "{e}");
 }
+
+#[test]
+fn json_duplicate_keys_are_refused_at_every_depth() {
+    let e = only_error(parse_json(r#"{"a": {"rollout": 100, "rollout": 1}}"#));
+    assert!(e.message.contains("\"rollout\" appears twice"), "{e}");
+    assert!(e.position.is_some(), "{e}");
+    let e = only_error(parse_json(r#"{"a": {"metadata": {"t": 1, "t": 2}}}"#));
+    assert!(e.message.contains("appears twice"), "{e}");
+    // Equal keys in different maps are fine.
+    assert!(parse_json(r#"{"a": {"rollout": 1}, "b": {"rollout": 1}}"#).is_ok());
+}
+
+#[test]
+fn yaml_booleans_are_yaml_1_2() {
+    let e = only_error(parse_yaml("a: {enabled: yes}\n"));
+    assert_eq!(e.key.as_deref(), Some("a"), "{e}");
+    let doc = parse_yaml("a: {enabled: true, value: {on: yes, off: off}}\n").unwrap();
+    assert_eq!(doc.flags[0].1.value.on, json!("yes"));
+    assert_eq!(doc.flags[0].1.value.off, json!("off"));
+}

@@ -16,6 +16,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::errtext::MAX_MESSAGE;
 use crate::parse::{FlagDef, FlagDoc};
 use crate::persist;
 use crate::retriever::{Fetched, Retriever, Validators};
@@ -44,12 +45,18 @@ pub struct RefreshReport {
     pub etag: Option<String>,
     /// Per retriever, in configured order: `None` for success, else why it failed.
     pub retrievers: Vec<(&'static str, String, Option<String>)>,
+    /// Every retriever succeeded but no new set was swapped in: it was refused
+    /// (`maxFlagRemovalPercent`) or building it failed.
+    pub refused: Option<String>,
     pub duration: Duration,
 }
 
 impl RefreshReport {
     pub fn errors(&self) -> impl Iterator<Item = &str> {
-        self.retrievers.iter().filter_map(|(_, _, e)| e.as_deref())
+        self.retrievers
+            .iter()
+            .filter_map(|(_, _, e)| e.as_deref())
+            .chain(self.refused.as_deref())
     }
 }
 
@@ -78,6 +85,8 @@ struct SlotState {
 pub struct RefreshOptions {
     pub salt: Option<String>,
     pub persist_to: Option<PathBuf>,
+    /// `maxFlagRemovalPercent` (see [`guard`]); `None` turns the guard off.
+    pub max_removal_percent: Option<u8>,
 }
 
 pub struct Refresher {
@@ -97,6 +106,10 @@ pub struct Refresher {
     /// refresh finds every source unchanged, building again would give the same set: for
     /// 100,000 flags that is a second of CPU on every poll, so it is skipped.
     built_from: Mutex<Option<(Vec<String>, String)>>,
+    removal_guard: guard::RemovalGuard,
+    /// Tests make the next build panic with this.
+    #[cfg(test)]
+    panic_next_build: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -127,6 +140,9 @@ impl Refresher {
             last_refresh: Mutex::new(None),
             saves: Arc::new(Mutex::new(SaveQueue::default())),
             built_from: Mutex::new(None),
+            removal_guard: guard::RemovalGuard::default(),
+            #[cfg(test)]
+            panic_next_build: Default::default(),
         })
     }
 
@@ -139,6 +155,13 @@ impl Refresher {
         let report = self.refresh().await;
         self.poll_reset.notify_one();
         report
+    }
+
+    /// An admin refresh with `?force=true`: like [`Self::refresh_forced`], and the refresh it
+    /// joins may remove more than `maxFlagRemovalPercent` of the flags.
+    pub async fn refresh_allowing_removal(&self) -> RefreshReport {
+        self.removal_guard.allow_next();
+        self.refresh_forced().await
     }
 
     /// Refresh, sharing a run with concurrent callers.
@@ -210,7 +233,8 @@ impl Refresher {
                 error,
             ));
         }
-        let ok = statuses.iter().all(|(_, _, e)| e.is_none());
+        let mut ok = statuses.iter().all(|(_, _, e)| e.is_none());
+        let mut refused = None;
         let current = self.store.load();
         let mut changed = false;
         let mut built = false;
@@ -231,7 +255,12 @@ impl Refresher {
             if let (false, Some(inputs)) = (unchanged, inputs) {
                 built = true;
                 let salt = self.options.salt.clone();
-                let next = tokio::task::spawn_blocking(move || {
+                #[cfg(test)]
+                let inject_panic = self.panic_next_build.swap(false, Ordering::SeqCst);
+                #[cfg(not(test))]
+                let inject_panic = false;
+                let built_set = tokio::task::spawn_blocking(move || {
+                    assert!(!inject_panic, "injected build panic");
                     crate::tuning::background_priority();
                     let next = merge_and_build(inputs, salt.as_deref());
                     // Before the swap, so no request builds the per-flag metrics table.
@@ -240,19 +269,40 @@ impl Refresher {
                     crate::tuning::release_free_pages();
                     next
                 })
-                .await
-                .expect("building a snapshot does not panic");
-                *lock(&self.built_from) = Some((hashes, next.etag.clone()));
-                // The etag hashes the flags only; an upstream relay's new salt alone changes
-                // answers too.
-                if current
-                    .as_ref()
-                    .is_none_or(|c| c.etag != next.etag || c.salt() != next.salt())
-                {
-                    let next = Arc::new(next);
-                    retire(self.store.swap(next.clone()));
-                    changed = true;
-                    self.persist(next);
+                .await;
+                // A panic while building is this refresh's failure, not the poller's end.
+                let next = match built_set {
+                    Ok(next) => Some(next),
+                    Err(e) => {
+                        refused = Some(build_failed(e));
+                        None
+                    }
+                };
+                if let Some(next) = &next {
+                    refused = self.removal_guard.check(
+                        self.options.max_removal_percent,
+                        current.as_deref(),
+                        next,
+                    );
+                }
+                if refused.is_some() {
+                    // Parse and build again next time (the guard sees the source again).
+                    ok = false;
+                    self.forget_documents();
+                }
+                if let Some(next) = next.filter(|_| refused.is_none()) {
+                    *lock(&self.built_from) = Some((hashes, next.etag.clone()));
+                    // The etag hashes the flags only; an upstream relay's new salt alone changes
+                    // answers too.
+                    if current
+                        .as_ref()
+                        .is_none_or(|c| c.etag != next.etag || c.salt() != next.salt())
+                    {
+                        let next = Arc::new(next);
+                        retire(self.store.swap(next.clone()));
+                        changed = true;
+                        self.persist(next);
+                    }
                 }
             }
         }
@@ -264,8 +314,10 @@ impl Refresher {
             flags: served.as_ref().map_or(0, |s| s.len()),
             etag: served.as_ref().map(|s| s.etag.clone()),
             retrievers: statuses,
+            refused,
             duration: started.elapsed(),
         };
+        self.removal_guard.reset();
         log_outcome(&report);
         crate::metrics::global().refresh_finished(&report);
         report
@@ -294,11 +346,13 @@ impl Refresher {
         } else {
             Validators::default()
         };
+        // Error texts may quote the source (a server's message): bounded, see `errtext`.
+        let bound = |e: String| crate::errtext::bounded(&e, 2 * MAX_MESSAGE).into_owned();
         let fetched = slot
             .retriever
             .fetch(&since)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bound(e.to_string()))?;
         match fetched {
             Fetched::NotModified => {
                 let hash = last_hash.ok_or_else(|| {
@@ -325,7 +379,7 @@ impl Refresher {
                 })
                 .await
                 .map_err(|e| format!("parser failed: {e}"))?
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| bound(e.to_string()))?;
                 let parsed = Arc::new(parsed);
                 let mut st = lock(&slot.state);
                 st.validators = doc.validators;
@@ -474,6 +528,20 @@ fn merge_and_build(docs: Vec<Arc<FlagDoc>>, salt: Option<&str>) -> Snapshot {
     Snapshot::build(merged, salt.as_deref())
 }
 
+/// The error of a build that panicked (a defect; the served set stays).
+fn build_failed(e: tokio::task::JoinError) -> String {
+    let what = match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into()),
+        Err(e) => e.to_string(),
+    };
+    let what = crate::errtext::bounded(&what, MAX_MESSAGE);
+    format!("building the flag set failed ({what}); the last good set keeps serving")
+}
+
 fn log_outcome(r: &RefreshReport) {
     let ms = r.duration.as_secs_f64() * 1000.0;
     let etag = r.etag.as_deref().unwrap_or("");
@@ -536,6 +604,8 @@ pub fn rfc3339(t: SystemTime) -> String {
     let y = yoe + era * 400 + i64::from(mo <= 2);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
+
+mod guard;
 
 #[cfg(test)]
 mod tests;

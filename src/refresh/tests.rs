@@ -199,3 +199,38 @@ fn an_upstream_relays_salt_replaces_the_local_one() {
     let snap = merge_and_build(vec![doc(Some(Some("u1"))), doc(Some(Some("u2")))], None);
     assert_eq!(salt_of(snap).as_deref(), Some("u2"));
 }
+
+#[tokio::test]
+async fn a_panic_while_building_is_a_refresh_error_and_polling_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    std::fs::write(&p, "a: {enabled: true, rollout: 100}\n").unwrap();
+    let r = refresher(&[&p]);
+    assert!(r.refresh().await.ok);
+    let etag = r.store().load().unwrap().etag.clone();
+
+    std::fs::write(&p, "a: {enabled: true, rollout: 100}\nb: {enabled: true}\n").unwrap();
+    r.panic_next_build.store(true, Ordering::SeqCst);
+    let rep = r.refresh().await;
+    assert!(!rep.ok && !rep.changed, "{rep:?}");
+    let why = rep.errors().collect::<Vec<_>>().join("; ");
+    assert!(
+        why.contains("building the flag set failed") && why.contains("injected"),
+        "{why}"
+    );
+    assert_eq!(
+        r.store().load().unwrap().etag,
+        etag,
+        "the last good set stays"
+    );
+
+    // The poller keeps running and the next refresh builds the same document.
+    let poller = tokio::spawn(r.clone().poll(std::time::Duration::from_millis(20), false));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.store().load().unwrap().len() != 2 {
+        assert!(std::time::Instant::now() < end, "polling did not recover");
+        assert!(!poller.is_finished(), "the poller ended");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    poller.abort();
+}

@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
 use super::{Fetched, RetrieverError, Validators, format_for};
 use crate::config::RetrieverConfig;
 use crate::parse::Format;
@@ -47,25 +45,174 @@ impl FileRetriever {
         }
     }
 
+    /// A file written in place can be read half-written, and a half that still parses (`rollout:
+    /// 1` of `rollout: 100`) would be served. So a read counts only when the file did not change
+    /// while it was read and, if it was modified within [`SETTLE`], stayed the same (size,
+    /// modification time, identity) for [`SETTLE`] after (a quarter of `timeout` if shorter).
     async fn read(&self) -> Result<Fetched, RetrieverError> {
-        let io = |e: std::io::Error| RetrieverError::Io {
+        // Within a short retriever timeout, a shorter settle period.
+        let settle = SETTLE.min(self.timeout / 4);
+        for _ in 0..SETTLE_ATTEMPTS {
+            let buf = match self.read_once().await? {
+                Some((buf, stamp)) if stamp.unsettled_for(settle).is_zero() => buf,
+                Some((buf, stamp)) => {
+                    tokio::time::sleep(stamp.unsettled_for(settle)).await;
+                    match self.stamp_now().await {
+                        Some(now) if now == stamp => buf,
+                        _ => continue,
+                    }
+                }
+                None => {
+                    tokio::time::sleep(settle).await;
+                    continue;
+                }
+            };
+            return super::changed(&self.source, buf.into(), self.format, Validators::default());
+        }
+        Err(RetrieverError::Io {
             source_name: self.source.clone(),
-            message: e.to_string(),
-        };
-        let file = tokio::fs::File::open(&self.path).await.map_err(io)?;
-        // Read one byte past the limit to tell "exactly maxBytes" from "more than maxBytes".
-        let mut buf = Vec::new();
-        file.take(self.max_bytes + 1)
-            .read_to_end(&mut buf)
+            message: format!(
+                "the file is still being written (it kept changing for {} reads {}ms apart); \
+                 write it atomically (to a temporary file, then rename)",
+                SETTLE_ATTEMPTS,
+                settle.as_millis()
+            ),
+        })
+    }
+
+    async fn stamp_now(&self) -> Option<Stamp> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || std::fs::metadata(&path).ok().map(|m| Stamp::of(&m)))
             .await
-            .map_err(io)?;
-        if buf.len() as u64 > self.max_bytes {
-            return Err(RetrieverError::TooLarge {
+            .ok()
+            .flatten()
+    }
+
+    /// One read; `None` when the file changed while it was read.
+    async fn read_once(&self) -> Result<Option<(Vec<u8>, Stamp)>, RetrieverError> {
+        let (path, max_bytes) = (self.path.clone(), self.max_bytes);
+        // One blocking thread per fetch at most, and it never waits on a writer: opening is
+        // non-blocking and only a regular file is read.
+        let read = tokio::task::spawn_blocking(move || read_regular(&path, max_bytes))
+            .await
+            .map_err(|e| ReadError::Io(std::io::Error::other(e.to_string())));
+        match read.and_then(|r| r) {
+            Ok((buf, before, after)) => Ok((before == after).then_some((buf, after))),
+            Err(ReadError::TooLarge) => Err(RetrieverError::TooLarge {
                 source_name: self.source.clone(),
                 limit: self.max_bytes,
-            });
+            }),
+            Err(ReadError::NotRegular(what)) => Err(RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: format!("not a regular file ({what}); refusing to read it"),
+            }),
+            Err(ReadError::Io(e)) => Err(RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: e.to_string(),
+            }),
         }
-        super::changed(&self.source, buf.into(), self.format, Validators::default())
+    }
+}
+
+/// How long a recently modified file must stay unchanged before it is served.
+const SETTLE: Duration = Duration::from_millis(300);
+const SETTLE_ATTEMPTS: usize = 10;
+
+/// What identifies one version of a file: device, inode, size, modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        Stamp {
+            dev,
+            ino,
+            len: m.len(),
+            mtime: m.modified().ok(),
+        }
+    }
+
+    /// How long until the file was last modified `settle` ago: zero once it was (a time in
+    /// the future, or none, counts as just now).
+    fn unsettled_for(&self, settle: Duration) -> Duration {
+        let age = self
+            .mtime
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        settle.saturating_sub(age)
+    }
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge,
+    NotRegular(&'static str),
+}
+
+/// Open without blocking (a FIFO or a device at the path would otherwise hold the thread until
+/// a writer appears), refuse anything but a regular file, and read at most `max_bytes`.
+fn read_regular(
+    path: &std::path::Path,
+    max_bytes: u64,
+) -> Result<(Vec<u8>, Stamp, Stamp), ReadError> {
+    use std::io::Read;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        open.custom_flags(O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    let ty = meta.file_type();
+    if !ty.is_file() {
+        return Err(ReadError::NotRegular(file_type_name(&ty)));
+    }
+    // Read one byte past the limit to tell "exactly maxBytes" from "more than maxBytes".
+    let mut buf = Vec::new();
+    (&file)
+        .take(max_bytes + 1)
+        .read_to_end(&mut buf)
+        .map_err(ReadError::Io)?;
+    if buf.len() as u64 > max_bytes {
+        return Err(ReadError::TooLarge);
+    }
+    let after = file.metadata().map_err(ReadError::Io)?;
+    Ok((buf, Stamp::of(&meta), Stamp::of(&after)))
+}
+
+fn file_type_name(ty: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ty.is_fifo() {
+            return "a FIFO";
+        }
+        if ty.is_socket() {
+            return "a socket";
+        }
+        if ty.is_char_device() || ty.is_block_device() {
+            return "a device";
+        }
+    }
+    if ty.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
     }
 }
 

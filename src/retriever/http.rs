@@ -44,6 +44,7 @@ pub struct HttpRetriever {
     format: Option<Format>,
     max_bytes: u64,
     timeout: Duration,
+    allow_unverified_length: bool,
 }
 
 impl HttpRetriever {
@@ -90,6 +91,7 @@ impl HttpRetriever {
             source,
             max_bytes: cfg.max_bytes,
             timeout,
+            allow_unverified_length: cfg.allow_unverified_length,
         })
     }
 
@@ -169,6 +171,16 @@ impl HttpRetriever {
         }
 
         let declared = resp.content_length();
+        if declared.is_none() && close_delimited(&resp) && !self.allow_unverified_length {
+            // Its end is wherever the connection happened to close: a body cut short by a
+            // failing server or proxy looks exactly like a whole one.
+            return Err(self.io(
+                "the body has neither Content-Length nor chunked framing, so a truncated \
+                 document cannot be told from a whole one; fix the server, or set \
+                 allowUnverifiedLength: true on this retriever to accept it"
+                    .into(),
+            ));
+        }
         if let Some(len) = declared
             && len > self.max_bytes
         {
@@ -218,6 +230,23 @@ impl HttpRetriever {
             limit: self.max_bytes,
         }
     }
+}
+
+/// An HTTP/1 body delimited only by the connection closing (HTTP/2 and later frame every body).
+fn close_delimited(resp: &reqwest::Response) -> bool {
+    let http1 = matches!(
+        resp.version(),
+        reqwest::Version::HTTP_09 | reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11
+    );
+    let chunked = resp
+        .headers()
+        .get_all(reqwest::header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+    http1 && !chunked
 }
 
 fn header_value(v: &str) -> Option<HeaderValue> {

@@ -51,6 +51,8 @@ pub enum Reply {
     /// A chunked body that never ends, `chunk` bytes at a time. Records in
     /// [`Server::endless_written`] how much got out before the client hung up.
     Endless { chunk: usize },
+    /// Neither Content-Length nor chunked: the body ends where the connection closes.
+    CloseDelimited { body: Vec<u8> },
     /// Never answer; hold the connection open.
     Silent,
     /// Send the headers and `first` body bytes of a declared larger body, then stall.
@@ -292,6 +294,11 @@ async fn write_reply<S: AsyncWrite + Unpin>(
                 s.flush().await?;
                 *endless_written.lock().unwrap() += chunk as u64;
             }
+        }
+        Reply::CloseDelimited { body } => {
+            s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                .await?;
+            s.write_all(&body).await?;
         }
         Reply::Silent => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

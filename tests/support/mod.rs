@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod flagd;
+pub mod hardening;
 pub mod relay;
 pub mod sse;
 pub mod startup;

@@ -159,6 +159,11 @@ impl Relay {
         assert!(ok, "kill -{sig} {pid}");
     }
 
+    /// The relay's process id (e.g. to change its limits with `prlimit`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }

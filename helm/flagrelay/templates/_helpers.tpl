@@ -69,7 +69,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The rendered config file; the checksum/config annotation hashes it. */}}
 {{- define "flagrelay.configFile" -}}
-{{- toYaml .Values.config }}
+{{- $config := deepCopy .Values.config }}
+{{- $server := get $config "server" | default dict }}
+{{- if not (hasKey $server "shutdownDelay") }}
+{{- $_ := set $server "shutdownDelay" (printf "%ds" (int .Values.shutdownDelaySeconds)) }}
+{{- end }}
+{{- $_ := set $config "server" $server }}
+{{- toYaml $config }}
 {{- end }}
 
 {{/* The rendered flag document: a YAML string as given, else the map ({} = zero flags). */}}
