@@ -22,10 +22,11 @@ run:
 test: test-rust test-clients docker-lint helm-lint no-ring
 
 # Benches are not run here (clippy --all-targets compiles them; `make bench` runs them).
-# First what the cargo tests start (quick when present): SeaweedFS (`weed`) for the S3 tests,
-# and redis-server for fleet mode once its component exists.
+# First what the cargo tests start (quick when present): SeaweedFS (`weed`) for S3, Redis and
+# Sentinel for fleet mode, PostgreSQL for the sql retriever, Azurite and fake-gcs-server.
+RUST_TEST_DEPS = s3 redis postgres azure gcs
 test-rust:
-	bash scripts/install-deps.sh s3 $$(test -f scripts/deps/redis.sh && echo redis)
+	bash scripts/install-deps.sh $(foreach c,$(RUST_TEST_DEPS),$(if $(wildcard scripts/deps/$(c).sh),$(c)))
 	$(CARGO) test --locked
 
 test-clients:
