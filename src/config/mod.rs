@@ -7,8 +7,10 @@
 mod checks;
 mod duration;
 mod flagd;
+mod outbound;
 mod overlay;
 mod report;
+mod retrievers;
 pub(crate) use report::log_access;
 pub(crate) mod schema;
 
@@ -21,7 +23,9 @@ use serde_json::Value;
 
 pub use duration::Millis;
 pub use flagd::FlagdConfig;
+pub use outbound::{NotifierConfig, NotifierKind, OtlpConfig, TracingConfig};
 pub use overlay::{ENV_PREFIX, Override};
+pub use retrievers::{RetrieverConfig, RetrieverKind};
 
 use crate::parse::Format;
 
@@ -129,142 +133,6 @@ impl Default for ServerConfig {
 pub enum LogFormat {
     Json,
     Text,
-}
-
-/// Which kind of source a retriever reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RetrieverKind {
-    File,
-    Http,
-    S3,
-    Relay,
-    Sql,
-    Azblob,
-    Gcs,
-}
-
-impl RetrieverKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RetrieverKind::File => "file",
-            RetrieverKind::Http => "http",
-            RetrieverKind::S3 => "s3",
-            RetrieverKind::Relay => "relay",
-            RetrieverKind::Sql => "sql",
-            RetrieverKind::Azblob => "azblob",
-            RetrieverKind::Gcs => "gcs",
-        }
-    }
-}
-
-/// One entry of `retrievers`. Flat, because serde cannot combine an internally tagged enum with
-/// `deny_unknown_fields`; [`Config::validate`] checks that each kind has what it needs.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RetrieverConfig {
-    pub kind: RetrieverKind,
-    #[serde(default = "default_timeout")]
-    pub timeout: Millis,
-    #[serde(default = "default_max_bytes")]
-    pub max_bytes: u64,
-    #[serde(default)]
-    pub format: Option<Format>,
-    // file
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    // http
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, Secret>,
-    #[serde(default)]
-    pub body: Option<String>,
-    /// Accept a body whose end cannot be verified (HTTP/1 without Content-Length or chunked
-    /// framing, delimited by the connection closing): a source cut short would be served.
-    #[serde(default)]
-    pub allow_unverified_length: bool,
-    #[serde(default)]
-    pub ca_cert_path: Option<PathBuf>,
-    #[serde(default)]
-    pub client_cert_path: Option<PathBuf>,
-    #[serde(default)]
-    pub client_key_path: Option<PathBuf>,
-    // s3
-    #[serde(default)]
-    pub bucket: Option<String>,
-    #[serde(default)]
-    pub item: Option<String>,
-    #[serde(default)]
-    pub region: Option<String>,
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default)]
-    pub force_path_style: bool,
-    // relay
-    /// The evaluation key this relay presents to its upstream relay.
-    #[serde(default)]
-    pub api_key: Option<Secret>,
-    // sql
-    /// The table in GoFastr's schema (default `feature_flags`).
-    #[serde(default)]
-    pub table: Option<String>,
-    /// A `SELECT` returning GoFastr's columns, for other schemas (instead of `table`).
-    #[serde(default)]
-    pub query: Option<String>,
-    /// The database password, when not in `url` (else `PGPASSWORD`).
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// PostgreSQL: `LISTEN` on this channel and refresh on every notification.
-    #[serde(default)]
-    pub notify_channel: Option<String>,
-    // azblob
-    #[serde(default)]
-    pub account: Option<String>,
-    #[serde(default)]
-    pub container: Option<String>,
-}
-
-fn default_timeout() -> Millis {
-    Millis(10_000)
-}
-
-fn default_max_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-impl RetrieverConfig {
-    pub fn file(path: impl Into<PathBuf>) -> Self {
-        RetrieverConfig {
-            kind: RetrieverKind::File,
-            timeout: default_timeout(),
-            max_bytes: default_max_bytes(),
-            format: None,
-            path: Some(path.into()),
-            url: None,
-            method: None,
-            headers: Default::default(),
-            body: None,
-            allow_unverified_length: false,
-            ca_cert_path: None,
-            client_cert_path: None,
-            client_key_path: None,
-            bucket: None,
-            item: None,
-            region: None,
-            endpoint: None,
-            force_path_style: false,
-            api_key: None,
-            table: None,
-            query: None,
-            password: None,
-            notify_channel: None,
-            account: None,
-            container: None,
-        }
-    }
 }
 
 /// A configured value that must never reach a log line or an error message.
@@ -384,88 +252,6 @@ impl Default for StreamsConfig {
     }
 }
 
-/// `tracing:`: trace export. The standard `OTEL_*` variables apply too.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct TracingConfig {
-    pub otlp: OtlpConfig,
-}
-
-/// `tracing.otlp`: OTLP/HTTP (protobuf) export of spans.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct OtlpConfig {
-    /// The collector's base URL (`/v1/traces` is added), as `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    /// Export is on when this or that variable (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
-    pub endpoint: Option<String>,
-    /// Sent with every export (e.g. an API key of the collector); as `OTEL_EXPORTER_OTLP_HEADERS`.
-    pub headers: std::collections::BTreeMap<String, Secret>,
-    /// Share of new traces sampled, 0..1, under a parent-based sampler (a request's
-    /// `traceparent` decides for its own trace). Unset: `OTEL_TRACES_SAMPLER`/`_ARG`, else all.
-    pub sample_ratio: Option<f64>,
-    pub ca_cert_path: Option<PathBuf>,
-}
-
-/// What a notifier does with a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifierKind {
-    /// POST the change as JSON, signed with `secret` when set.
-    Webhook,
-    /// POST a readable message to a Slack incoming webhook.
-    Slack,
-    /// One structured log line.
-    Log,
-}
-
-impl NotifierKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            NotifierKind::Webhook => "webhook",
-            NotifierKind::Slack => "slack",
-            NotifierKind::Log => "log",
-        }
-    }
-}
-
-/// One entry of `notifiers`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NotifierConfig {
-    pub kind: NotifierKind,
-    /// Where to POST (webhook, slack). A Slack URL is itself a credential, so it is a secret.
-    #[serde(default)]
-    pub url: Option<Secret>,
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, Secret>,
-    /// Signs each webhook body: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`.
-    #[serde(default)]
-    pub secret: Option<Secret>,
-    /// One delivery attempt's deadline.
-    #[serde(default = "default_notifier_timeout")]
-    pub timeout: Millis,
-    /// Changes waiting to be delivered; when full, the two oldest are merged into one.
-    #[serde(default = "default_notifier_queue")]
-    pub queue_size: usize,
-    /// Attempts after the first for a 5xx answer or a network error (never for a 4xx).
-    #[serde(default = "default_notifier_retries")]
-    pub max_retries: u32,
-    #[serde(default)]
-    pub ca_cert_path: Option<PathBuf>,
-}
-
-fn default_notifier_timeout() -> Millis {
-    Millis(5_000)
-}
-
-fn default_notifier_queue() -> usize {
-    64
-}
-
-fn default_notifier_retries() -> u32 {
-    5
-}
-
 /// What went wrong with the configuration. Messages name the key or variable at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -572,114 +358,11 @@ impl Config {
             return Err(invalid("retrievers", "at least one retriever is required"));
         }
         for (i, r) in self.retrievers.iter().enumerate() {
-            let at = |field: &str| format!("retrievers[{i}].{field}");
-            let need = |present: bool, field: &str| {
-                if present {
-                    Ok(())
-                } else {
-                    Err(invalid(
-                        at(field),
-                        format!("is required for kind {}", r.kind.as_str()),
-                    ))
-                }
-            };
-            match r.kind {
-                RetrieverKind::File => need(r.path.is_some(), "path")?,
-                RetrieverKind::Http => {
-                    need(r.url.is_some(), "url")?;
-                    if r.client_cert_path.is_some() != r.client_key_path.is_some() {
-                        return Err(invalid(
-                            at("clientCertPath"),
-                            "clientCertPath and clientKeyPath must be given together",
-                        ));
-                    }
-                }
-                RetrieverKind::S3 => {
-                    need(r.bucket.is_some(), "bucket")?;
-                    need(r.item.is_some(), "item")?;
-                }
-                RetrieverKind::Sql => {
-                    need(r.url.is_some(), "url")?;
-                    crate::retriever::check_sql_config(r)
-                        .map_err(|(key, m)| invalid(at(key), m))?;
-                }
-                RetrieverKind::Azblob => {
-                    need(r.container.is_some(), "container")?;
-                    need(r.item.is_some(), "item")?;
-                }
-                RetrieverKind::Gcs => {
-                    need(r.bucket.is_some(), "bucket")?;
-                    need(r.item.is_some(), "item")?;
-                }
-                RetrieverKind::Relay => {
-                    need(r.url.is_some(), "url")?;
-                    if r.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
-                        return Err(invalid(at("apiKey"), "empty key"));
-                    }
-                }
-            }
-            if r.max_bytes == 0 {
-                return Err(invalid(at("maxBytes"), "must be greater than 0"));
-            }
-            if r.timeout.0 <= 0 {
-                return Err(invalid(at("timeout"), "must be greater than 0"));
-            }
-            checks::retriever(i, r)?;
+            r.validate(i)?;
         }
-        if let Some(ep) = &self.tracing.otlp.endpoint {
-            let ok = reqwest::Url::parse(ep)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !ok {
-                return Err(invalid(
-                    "tracing.otlp.endpoint",
-                    "must be an http:// or https:// URL",
-                ));
-            }
-        }
-        if let Some(r) = self.tracing.otlp.sample_ratio
-            && !(0.0..=1.0).contains(&r)
-        {
-            return Err(invalid(
-                "tracing.otlp.sampleRatio",
-                "must be between 0 and 1",
-            ));
-        }
+        self.tracing.validate()?;
         for (i, n) in self.notifiers.iter().enumerate() {
-            let at = |field: &str| format!("notifiers[{i}].{field}");
-            let needs_url = n.kind != NotifierKind::Log;
-            match (&n.url, needs_url) {
-                (None, true) => {
-                    return Err(invalid(
-                        at("url"),
-                        format!("is required for kind {}", n.kind.as_str()),
-                    ));
-                }
-                (Some(_), false) => return Err(invalid(at("url"), "is not used by kind log")),
-                (Some(url), true) => {
-                    // Never echo the URL: a Slack webhook URL is a credential.
-                    let ok = reqwest::Url::parse(url.expose())
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-                    if !ok {
-                        return Err(invalid(at("url"), "must be an http:// or https:// URL"));
-                    }
-                }
-                (None, false) => {}
-            }
-            if n.secret.is_some() && n.kind != NotifierKind::Webhook {
-                return Err(invalid(
-                    at("secret"),
-                    "signs webhook bodies only (kind webhook)",
-                ));
-            }
-            if n.queue_size == 0 || n.queue_size > 100_000 {
-                return Err(invalid(at("queueSize"), "must be between 1 and 100000"));
-            }
-            if n.timeout.0 <= 0 {
-                return Err(invalid(at("timeout"), "must be greater than 0"));
-            }
-            if n.max_retries > 20 {
-                return Err(invalid(at("maxRetries"), "must be at most 20"));
-            }
+            n.validate(i)?;
         }
         for (i, k) in self.authorized_keys.evaluation.iter().enumerate() {
             if k.key.expose().is_empty() {
