@@ -41,6 +41,8 @@ pub struct Relay {
     pub config: Config,
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
+    /// Fleet mode, once `serve` attached it (`crate::fleet`).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl Relay {
@@ -63,6 +65,7 @@ impl Relay {
             config,
             store,
             refresher,
+            fleet: None,
         })
     }
 
@@ -75,6 +78,12 @@ impl Relay {
         }
         let reasons: Vec<&str> = report.errors().collect();
         let reasons = reasons.join("; ");
+        // Fleet mode: the set the fleet published needs no volume.
+        if let Some(fleet) = &self.fleet
+            && fleet.load_published().await
+        {
+            return Ok(());
+        }
         if let Some(path) = &self.config.persistent_flag_configuration_file {
             match persist::load(path) {
                 Ok(flags) => {
@@ -113,7 +122,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     ignore_file_size_signal();
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
-    let relay = Relay::build(config)?;
+    let mut relay = Relay::build(config)?;
+    relay.fleet = crate::fleet::attach(&relay.config, &relay.refresher)?;
     let config = &relay.config;
     let state = AppState::new(
         relay.refresher.clone(),
@@ -184,6 +194,9 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             return Ok(());
         }
     }
+    if let Some(fleet) = &relay.fleet {
+        fleet.spawn();
+    }
     let poller = config.polling_interval.duration().map(|every| {
         tokio::spawn(
             relay
@@ -203,6 +216,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         }
     }
     drain(&lifecycle, poller, servers, grace).await;
+    crate::fleet::shutdown().await;
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod evaluator;
+pub mod fleet;
 pub mod http;
 pub mod logging;
 pub mod metrics;

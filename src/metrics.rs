@@ -155,7 +155,7 @@ const REFRESH_BUCKETS: [f64; 12] = [
 /// and the sum in nanoseconds. Recording is a search over ~16 bounds and two `fetch_add`s; the
 /// count is the sum of the slots, made cumulative at scrape time.
 #[derive(Debug)]
-struct Histogram {
+pub(crate) struct Histogram {
     bounds_ns: Box<[u64]>,
     bounds: &'static [f64],
     slots: Box<[AtomicU64]>,
@@ -163,7 +163,7 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds_ns: bounds.iter().map(|b| (b * 1e9).round() as u64).collect(),
             bounds,
@@ -173,7 +173,7 @@ impl Histogram {
     }
 
     #[inline]
-    fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         // `le` semantics: the first bucket whose bound is >= the value.
         let i = self.bounds_ns.partition_point(|&b| b < ns);
@@ -186,7 +186,7 @@ impl Histogram {
     }
 
     /// `name_bucket{labels,le=…}` lines, `_sum` and `_count`. `labels` is `k="v",` or empty.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0u64;
         for (i, slot) in self.slots.iter().enumerate() {
             cumulative += slot.load(Ordering::Relaxed);
@@ -900,7 +900,7 @@ impl Metrics {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -910,7 +910,7 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(out, "{name} {v}");
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, v: &str) {
+pub(crate) fn gauge(out: &mut String, name: &str, help: &str, v: &str) {
     family(out, name, "gauge", help);
     let _ = writeln!(out, "{name} {v}");
 }

@@ -39,6 +39,12 @@ pub struct Snapshot {
     pub etag: String,
     /// When this content was first loaded.
     pub loaded_at: SystemTime,
+    /// Unix seconds of the newest source document (file mtime, `Last-Modified`), or of the
+    /// fleet's published set; the load time only when no source says. Served as the bulk
+    /// `lastModified`, so two relays on the same sources answer the same bytes.
+    pub last_modified: u64,
+    /// The fleet-wide version this set was published under (fleet mode only).
+    pub fleet_version: Option<u64>,
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
     index: HashMap<Box<str>, usize, FnvBuildHasher>,
@@ -69,9 +75,12 @@ impl Snapshot {
             index.insert(entry.key.clone(), i);
             entries.push(entry);
         }
+        let loaded_at = SystemTime::now();
         Snapshot {
             etag,
-            loaded_at: SystemTime::now(),
+            last_modified: unix(loaded_at),
+            fleet_version: None,
+            loaded_at,
             entries,
             index,
             salt: salt.filter(|s| !s.is_empty()).map(String::from),
@@ -103,9 +112,15 @@ impl Snapshot {
 
     /// Seconds since the Unix epoch of [`Snapshot::loaded_at`].
     pub fn loaded_at_unix(&self) -> u64 {
-        self.loaded_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        unix(self.loaded_at)
+    }
+
+    /// The SSE `id:` of this set: the fleet version in fleet mode, else the etag.
+    pub fn event_id(&self) -> String {
+        match self.fleet_version {
+            Some(v) => v.to_string(),
+            None => self.etag.clone(),
+        }
     }
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
@@ -128,6 +143,10 @@ impl Snapshot {
     pub fn defs(&self) -> BTreeMap<&str, &FlagDef> {
         self.entries.iter().map(|e| (&*e.key, &e.def)).collect()
     }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn metadata_json(def: &FlagDef) -> String {

@@ -5,6 +5,7 @@
 //! (`server.port: invalid type…`). Keys follow `shared/spec/config.md`.
 
 mod duration;
+mod fleet;
 mod overlay;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::Millis;
+pub use fleet::{FleetConfig, RedisConfig, SentinelConfig, host_port};
 pub use overlay::{ENV_PREFIX, Override};
 
 use crate::parse::Format;
@@ -37,6 +39,8 @@ pub struct Config {
     pub cors: CorsConfig,
     pub max_request_body_bytes: usize,
     pub fips: FipsConfig,
+    /// Fleet mode (Redis); `None` is a standalone relay.
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Default for Config {
@@ -57,6 +61,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
+            fleet: None,
         }
     }
 }
@@ -427,6 +432,9 @@ impl Config {
             if k.expose().is_empty() {
                 return Err(invalid(format!("authorizedKeys.admin[{i}]"), "empty key"));
             }
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.validate()?;
         }
         if !matches!(
             self.log_level.as_str(),

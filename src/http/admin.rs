@@ -31,7 +31,7 @@ pub async fn refresh(State(s): State<AdminState>, headers: HeaderMap) -> Respons
             Some(e) => json!({"kind": kind, "source": source, "status": "error", "error": e}),
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "refreshed": report.ok,
         "changed": report.changed,
         "flags": report.flags,
@@ -39,10 +39,21 @@ pub async fn refresh(State(s): State<AdminState>, headers: HeaderMap) -> Respons
         "retrievers": retrievers,
     });
     // 502 makes `curl --fail` in CI fail when a source is broken.
-    let status = if report.ok {
+    let mut status = if report.ok {
         StatusCode::OK
     } else {
         StatusCode::BAD_GATEWAY
     };
+    // Fleet mode: answer once every live replica serves what this one now serves; 504 (naming
+    // the laggards) when one did not confirm in time.
+    if report.ok
+        && let Some(fleet) = crate::fleet::running()
+    {
+        let c = fleet.converge().await;
+        if !c.converged {
+            status = StatusCode::GATEWAY_TIMEOUT;
+        }
+        body["fleet"] = serde_json::to_value(&c).unwrap_or_default();
+    }
     (status, Json(body)).into_response()
 }

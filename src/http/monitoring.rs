@@ -84,7 +84,8 @@ pub async fn info(State(s): State<MonitoringState>) -> Response {
         "fips140": s.lifecycle.fips140,
         "flags": snap.as_ref().map_or(0, |s| s.len()),
         "etag": snap.as_ref().map(|s| s.etag.clone()),
-        "lastModified": snap.as_ref().map(|s| rfc3339(s.loaded_at)),
+        "lastModified": snap.as_ref().map(|s| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.last_modified))),
+        "fleet": crate::fleet::running().map(|f| f.info()),
         "lastRefresh": s.refresher.last_refresh().map(rfc3339),
         "retrievers": s.refresher.statuses(),
     }))

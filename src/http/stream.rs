@@ -126,12 +126,12 @@ pub async fn ofrep_sse(
         let data = json!({
             "type": "refetchEvaluation",
             "etag": next.etag,
-            "lastModified": next.loaded_at_unix(),
+            "lastModified": next.last_modified,
         });
         Some(
             Event::default()
                 .event("message")
-                .id(next.etag.clone())
+                .id(next.event_id())
                 .data(data.to_string()),
         )
     });
@@ -154,7 +154,7 @@ pub async fn sync_stream(
     let opening = first.as_ref().map(|snap| {
         Event::default()
             .event("snapshot")
-            .id(snap.etag.clone())
+            .id(snap.event_id())
             .data(&*snap.sync_json())
     });
     let diffs = s.diffs.clone();
@@ -165,13 +165,13 @@ pub async fn sync_stream(
             Some(prev) => Some(
                 Event::default()
                     .event("change")
-                    .id(next.etag.clone())
+                    .id(next.event_id())
                     .data(&*diffs.diff(prev, next)),
             ),
             None => Some(
                 Event::default()
                     .event("snapshot")
-                    .id(next.etag.clone())
+                    .id(next.event_id())
                     .data(&*next.sync_json()),
             ),
         };

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
@@ -20,6 +20,9 @@ use crate::parse::{self, FlagDef, FlagDoc};
 use crate::persist;
 use crate::retriever::{Fetched, Retriever, Validators};
 use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
+
+mod hook;
+pub use hook::{FleetHook, Published};
 
 /// What one retriever last did, for `/info` and the admin answer.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,6 +74,8 @@ struct SlotState {
     doc: Option<Arc<FlagDoc>>,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
+    /// Unix seconds the source gave for the document last parsed (mtime, `Last-Modified`).
+    modified: Option<u64>,
 }
 
 /// Settings of the refresh pipeline.
@@ -97,6 +102,8 @@ pub struct Refresher {
     /// refresh finds every source unchanged, building again would give the same set: for
     /// 100,000 flags that is a second of CPU on every poll, so it is skipped.
     built_from: Mutex<Option<(Vec<String>, String)>>,
+    /// Fleet mode (set once at start, see [`FleetHook`]); empty for a standalone relay.
+    fleet: OnceLock<Arc<dyn FleetHook>>,
 }
 
 #[derive(Default)]
@@ -127,7 +134,35 @@ impl Refresher {
             last_refresh: Mutex::new(None),
             saves: Arc::new(Mutex::new(SaveQueue::default())),
             built_from: Mutex::new(None),
+            fleet: OnceLock::new(),
         })
+    }
+
+    /// Join a fleet: changed sets are published through `hook`, and the poll timer refreshes
+    /// only when the hook says so. Once, before polling starts.
+    pub fn set_fleet(&self, hook: Arc<dyn FleetHook>) {
+        let _ = self.fleet.set(hook);
+    }
+
+    /// Serve a set the fleet published (built by the caller), unless it would go back: a set
+    /// is taken only over none, a lower version, or the same version with other content (one
+    /// built alone while Redis was unreachable). Waits for a running refresh. Returns whether
+    /// it was swapped in.
+    pub async fn install(&self, next: Snapshot) -> bool {
+        let _running = self.running.lock().await;
+        let current = self.store.load();
+        let newer = current.as_ref().is_none_or(|c| {
+            let (have, got) = (c.fleet_version.unwrap_or(0), next.fleet_version.unwrap_or(0));
+            got > have || (got == have && c.etag != next.etag)
+        });
+        if !newer {
+            return false;
+        }
+        crate::metrics::global().flag_set_loaded(&next);
+        let next = Arc::new(next);
+        retire(self.store.swap(next.clone()));
+        self.persist(next);
+        true
     }
 
     pub fn store(&self) -> &Arc<SnapshotStore> {
@@ -164,10 +199,12 @@ impl Refresher {
         let mut statuses = Vec::with_capacity(self.slots.len());
         let mut docs = Vec::with_capacity(self.slots.len());
         let mut hashes = Vec::with_capacity(self.slots.len());
+        let mut modified: Option<u64> = None;
         for (slot, result) in self.slots.iter().zip(fetched) {
             let mut st = lock(&slot.state);
             let error = match result {
                 Ok(SlotDoc { hash, doc }) => {
+                    modified = modified.max(st.modified);
                     st.last_success = Some(now);
                     st.last_error = None;
                     hashes.push(hash);
@@ -206,9 +243,12 @@ impl Refresher {
             if let (false, Some(inputs)) = (unchanged, inputs) {
                 built = true;
                 let salt = self.options.salt.clone();
-                let next = tokio::task::spawn_blocking(move || {
+                let mut next = tokio::task::spawn_blocking(move || {
                     crate::tuning::background_priority();
-                    let next = merge_and_build(inputs, salt.as_deref());
+                    let mut next = merge_and_build(inputs, salt.as_deref());
+                    if let Some(m) = modified {
+                        next.last_modified = m;
+                    }
                     // Before the swap, so no request builds the per-flag metrics table.
                     crate::metrics::global().flag_set_loaded(&next);
                     // Parsing and building freed far more than they kept; give it back.
@@ -219,6 +259,18 @@ impl Refresher {
                 .expect("building a snapshot does not panic");
                 *lock(&self.built_from) = Some((hashes, next.etag.clone()));
                 if current.as_ref().is_none_or(|c| c.etag != next.etag) {
+                    if let Some(fleet) = self.fleet.get() {
+                        // Published (or found already published) under a version: serve it
+                        // as the fleet does. Unreachable: serve it alone under the version
+                        // already served, so no replica ever goes back.
+                        match fleet.publish(&next).await {
+                            Some(p) => {
+                                next.fleet_version = Some(p.version);
+                                next.last_modified = p.last_modified;
+                            }
+                            None => next.fleet_version = current.as_ref().and_then(|c| c.fleet_version),
+                        }
+                    }
                     let next = Arc::new(next);
                     retire(self.store.swap(next.clone()));
                     changed = true;
@@ -281,6 +333,15 @@ impl Refresher {
             }
             Fetched::Changed(doc) => {
                 let hash = short_hash(&doc.bytes);
+                let modified = doc
+                    .validators
+                    .last_modified
+                    .as_deref()
+                    .and_then(|t| httpdate::parse_http_date(t).ok())
+                    .map(|t| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+                if modified.is_some() {
+                    lock(&slot.state).modified = modified;
+                }
                 if last_hash.as_deref() == Some(hash.as_str()) {
                     lock(&slot.state).validators = doc.validators;
                     return Ok(SlotDoc { hash, doc: cached });
@@ -375,7 +436,10 @@ impl Refresher {
             let wait = if jitter { jittered(interval) } else { interval };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {
-                    self.refresh().await;
+                    // In a fleet only the leader polls (or everyone, while Redis is away).
+                    if self.fleet.get().is_none_or(|f| f.polls()) {
+                        self.refresh().await;
+                    }
                 }
                 () = self.poll_reset.notified() => {}
             }

@@ -53,6 +53,8 @@ impl FileRetriever {
             message: e.to_string(),
         };
         let file = tokio::fs::File::open(&self.path).await.map_err(io)?;
+        // The mtime is the document's `lastModified` (the same on every relay reading it).
+        let modified = file.metadata().await.ok().and_then(|m| m.modified().ok());
         // Read one byte past the limit to tell "exactly maxBytes" from "more than maxBytes".
         let mut buf = Vec::new();
         file.take(self.max_bytes + 1)
@@ -65,7 +67,11 @@ impl FileRetriever {
                 limit: self.max_bytes,
             });
         }
-        super::changed(&self.source, buf.into(), self.format, Validators::default())
+        let validators = Validators {
+            etag: None,
+            last_modified: modified.map(httpdate::fmt_http_date),
+        };
+        super::changed(&self.source, buf.into(), self.format, validators)
     }
 }
 

@@ -1,0 +1,142 @@
+//! `fleet:`: fleet mode (shared/spec/fleet.md). Absent means a standalone relay.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Millis, Secret, invalid};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetConfig {
+    /// Namespace of every Redis key and channel: `flagrelay:{name}:…`.
+    pub name: String,
+    pub redis: RedisConfig,
+    /// How long an admin refresh waits for every live replica to serve the new version.
+    #[serde(default = "default_convergence_timeout")]
+    pub convergence_timeout: Millis,
+    /// The leader's lease: renewed every third of it; a dead leader is replaced within two.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: Millis,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RedisConfig {
+    /// `redis://[user@]host:port[/db]` or `rediss://…` (TLS). With `sentinel`, the host part
+    /// may be left out (`redis://user@/0`): the scheme, user and database still apply.
+    pub url: Option<String>,
+    pub password: Option<Secret>,
+    pub sentinel: Option<SentinelConfig>,
+    pub ca_cert_path: Option<PathBuf>,
+    pub client_cert_path: Option<PathBuf>,
+    pub client_key_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SentinelConfig {
+    pub master_name: String,
+    pub nodes: Vec<String>,
+}
+
+fn default_convergence_timeout() -> Millis {
+    Millis(10_000)
+}
+
+fn default_lease_ttl() -> Millis {
+    Millis(5_000)
+}
+
+impl FleetConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !name_ok {
+            return Err(invalid(
+                "fleet.name",
+                "must be 1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let r = &self.redis;
+        match (&r.url, &r.sentinel) {
+            (None, None) => {
+                return Err(invalid(
+                    "fleet.redis.url",
+                    "is required (or fleet.redis.sentinel)",
+                ));
+            }
+            (Some(url), _) => {
+                let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+                if !scheme_ok {
+                    return Err(invalid(
+                        "fleet.redis.url",
+                        "must start with redis:// or rediss://",
+                    ));
+                }
+                // Parsed here so a typo stops the start; the message never repeats the URL
+                // (it may hold a password).
+                let parsed = url::Url::parse(url).map_err(|e| {
+                    invalid("fleet.redis.url", format!("is not a valid URL ({e})"))
+                })?;
+                if r.sentinel.is_none() && parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(invalid("fleet.redis.url", "names no host"));
+                }
+                let db = parsed.path().trim_start_matches('/');
+                if !db.is_empty() && db.parse::<u32>().is_err() {
+                    return Err(invalid(
+                        "fleet.redis.url",
+                        "the path must be a database number (/0)",
+                    ));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        if let Some(s) = &r.sentinel {
+            if s.master_name.is_empty() {
+                return Err(invalid("fleet.redis.sentinel.masterName", "is empty"));
+            }
+            if s.nodes.is_empty() {
+                return Err(invalid(
+                    "fleet.redis.sentinel.nodes",
+                    "at least one host:port is required",
+                ));
+            }
+            for (i, n) in s.nodes.iter().enumerate() {
+                if host_port(n).is_none() {
+                    return Err(invalid(
+                        format!("fleet.redis.sentinel.nodes[{i}]"),
+                        format!("{n:?} is not host:port"),
+                    ));
+                }
+            }
+        }
+        if r.client_cert_path.is_some() != r.client_key_path.is_some() {
+            return Err(invalid(
+                "fleet.redis.clientCertPath",
+                "clientCertPath and clientKeyPath must be given together",
+            ));
+        }
+        if self.convergence_timeout.0 <= 0 {
+            return Err(invalid("fleet.convergenceTimeout", "must be greater than 0"));
+        }
+        if self.lease_ttl.0 < 300 {
+            return Err(invalid("fleet.leaseTtl", "must be at least 300ms"));
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` (IPv6 in brackets) split, or `None`.
+pub fn host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), port.parse().ok()?))
+}
