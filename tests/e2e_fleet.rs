@@ -21,7 +21,12 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
     write_atomic(&file, &flags("v1"));
     let retriever = format!("{{kind: file, path: {}}}", file.display());
     // Polling off: only the admin refresh changes anything.
-    let cfg = config("three", &format!("{{url: \"{}\"}}", redis.url()), &retriever, 0);
+    let cfg = config(
+        "three",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        0,
+    );
     let relays: Vec<Relay> = (0..3).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
         wait_ready(r).await;
@@ -33,9 +38,17 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
     // Byte-identical answers for one version.
     let first = bulk(&relays[0]).await;
     for r in &relays[1..] {
-        assert_eq!(bulk(r).await, first, "bulk ETag and body differ between replicas");
+        assert_eq!(
+            bulk(r).await,
+            first,
+            "bulk ETag and body differ between replicas"
+        );
     }
-    assert!(first.1.contains(&format!("\"flagSetVersion\":{v1}")), "{}", first.1);
+    assert!(
+        first.1.contains(&format!("\"flagSetVersion\":{v1}")),
+        "{}",
+        first.1
+    );
     let sync = |r: &Relay| {
         let url = r.url("/v1/flags");
         async move {
@@ -92,7 +105,11 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
         }
         v
     };
-    assert_eq!(roles.iter().filter(|r| *r == "leader").count(), 1, "{roles:?}");
+    assert_eq!(
+        roles.iter().filter(|r| *r == "leader").count(),
+        1,
+        "{roles:?}"
+    );
     let metrics = client()
         .get(relays[1].url("/metrics"))
         .send()
@@ -101,10 +118,16 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains(&format!("flagrelay_fleet_served_version {v2}")), "{metrics}");
+    assert!(
+        metrics.contains(&format!("flagrelay_fleet_served_version {v2}")),
+        "{metrics}"
+    );
     assert!(metrics.contains("flagrelay_fleet_redis_up 1"));
     // Replica 1 answered one admin refresh (the second went to replica 2).
-    assert!(metrics.contains("flagrelay_fleet_convergence_seconds_count 1"), "{metrics}");
+    assert!(
+        metrics.contains("flagrelay_fleet_convergence_seconds_count 1"),
+        "{metrics}"
+    );
 }
 
 /// Two relays without a fleet, on the same file, answer the same bulk ETag (issue 14 item 4):
@@ -136,7 +159,10 @@ async fn standalone_relays_on_one_file_give_identical_bulk_etags() {
         .unwrap()
         .as_secs();
     assert!(ba.contains(&format!("\"lastModified\":{mtime}")), "{ba}");
-    assert!(!ba.contains("flagSetVersion"), "no version outside fleet mode: {ba}");
+    assert!(
+        !ba.contains("flagSetVersion"),
+        "no version outside fleet mode: {ba}"
+    );
 }
 
 /// A published document that does not parse is refused with an error naming the fleet key,
@@ -148,15 +174,34 @@ async fn a_corrupt_published_set_is_refused_and_named() {
     let file = dir.path().join("flags.yaml");
     write_atomic(&file, &flags("good"));
     let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let cfg = config("corrupt", &format!("{{url: \"{}\"}}", redis.url()), &retriever, 0);
+    let cfg = config(
+        "corrupt",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        0,
+    );
     let relay = Relay::start(&cfg);
     wait_ready(&relay).await;
     let v = same_version(&[&relay], LONG).await;
     let key = "flagrelay:{corrupt}:set";
-    redis.cli(&["HSET", key, "version", &(v + 1).to_string(), "flags", "{not json"]);
-    redis.cli(&["PUBLISH", "flagrelay:{corrupt}:changes", &(v + 1).to_string()]);
+    redis.cli(&[
+        "HSET",
+        key,
+        "version",
+        &(v + 1).to_string(),
+        "flags",
+        "{not json",
+    ]);
+    redis.cli(&[
+        "PUBLISH",
+        "flagrelay:{corrupt}:changes",
+        &(v + 1).to_string(),
+    ]);
     let line = relay
-        .wait_for_log(|l| l.contains("refused the fleet's published flag set"), LONG)
+        .wait_for_log(
+            |l| l.contains("refused the fleet's published flag set"),
+            LONG,
+        )
         .unwrap_or_else(|| panic!("no refusal logged:\n{}", relay.all_output()));
     assert!(line.contains(key), "{line}");
     assert_eq!(greeting(&relay).await.as_deref(), Some("good"));
@@ -168,8 +213,14 @@ async fn a_corrupt_published_set_is_refused_and_named() {
 async fn bad_fleet_settings_exit_2_naming_the_key() {
     for (redis, key) in [
         ("{url: \"http://127.0.0.1:1\"}", "fleet.redis.url"),
-        ("{sentinel: {masterName: m, nodes: [\"nohost\"]}}", "fleet.redis.sentinel.nodes[0]"),
-        ("{url: \"rediss://127.0.0.1:1\", caCertPath: /nonexistent/ca.pem}", "fleet.redis.caCertPath"),
+        (
+            "{sentinel: {masterName: m, nodes: [\"nohost\"]}}",
+            "fleet.redis.sentinel.nodes[0]",
+        ),
+        (
+            "{url: \"rediss://127.0.0.1:1\", caCertPath: /nonexistent/ca.pem}",
+            "fleet.redis.caCertPath",
+        ),
     ] {
         let cfg = config("bad", redis, "{kind: file, path: /nonexistent}", 0);
         let mut relay = Relay::start_with(support::relay::Options {
@@ -179,7 +230,11 @@ async fn bad_fleet_settings_exit_2_naming_the_key() {
         });
         let status = relay.wait_exit(Duration::from_secs(20)).expect("exits");
         assert_eq!(status.code(), Some(2), "{}", relay.all_output());
-        assert!(relay.all_output().contains(key), "{key}: {}", relay.all_output());
+        assert!(
+            relay.all_output().contains(key),
+            "{key}: {}",
+            relay.all_output()
+        );
     }
 }
 
@@ -203,15 +258,28 @@ async fn wrong_redis_password_is_a_clear_error_without_the_secret() {
     wait_ready(&relay).await;
     assert_eq!(greeting(&relay).await.as_deref(), Some("alone"));
     let line = relay
-        .wait_for_log(|l| l.contains("WRONGPASS") || l.contains("uthentication"), LONG)
+        .wait_for_log(
+            |l| l.contains("WRONGPASS") || l.contains("uthentication"),
+            LONG,
+        )
         .unwrap_or_else(|| panic!("no auth error logged:\n{}", relay.all_output()));
     assert!(line.contains("fleet"), "{line}");
     let i = info(&relay).await;
     assert_eq!(i["fleet"]["redisReachable"], false, "{i}");
-    let metrics = client().get(relay.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(relay.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("flagrelay_fleet_redis_up 0"));
     // Let it retry a few times (lease, heartbeat, follow) before looking for the secret.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let everything = format!("{}\n{i}\n{metrics}", relay.all_output());
-    assert!(!everything.contains(secret), "the password leaked:\n{everything}");
+    assert!(
+        !everything.contains(secret),
+        "the password leaked:\n{everything}"
+    );
 }

@@ -1,15 +1,17 @@
 //! Fleet mode under faults: one poller and its successor, Redis lost and back, a start with the
 //! source down, a Sentinel failover (shared/spec/fleet.md promises 1, 5, 6, 7).
 
-mod support;
 #[path = "support/http_source.rs"]
 mod http_source;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_source::{Reply, Server};
-use support::fleet::{admin_refresh, all_serve, bulk, config, flags, greeting, info, same_version, version};
+use support::fleet::{
+    admin_refresh, all_serve, bulk, config, flags, greeting, info, same_version, version,
+};
 use support::redis::{RedisServer, Sentinel, cli};
 use support::relay::{Relay, eventually, wait_ready, write_atomic};
 
@@ -37,8 +39,16 @@ fn count(s: &Server) -> usize {
 async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() {
     let redis = RedisServer::start();
     let (server, _) = source(&flags("one")).await;
-    let retriever = format!("{{kind: http, url: \"{}\"}}", server.url("http", "/flags.yaml"));
-    let cfg = config("poller", &format!("{{url: \"{}\"}}", redis.url()), &retriever, 1000);
+    let retriever = format!(
+        "{{kind: http, url: \"{}\"}}",
+        server.url("http", "/flags.yaml")
+    );
+    let cfg = config(
+        "poller",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        1000,
+    );
     let mut relays: Vec<Relay> = (0..3).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
         wait_ready(r).await;
@@ -60,7 +70,10 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
     let before = count(&server);
     tokio::time::sleep(Duration::from_secs(6)).await;
     let fetched = count(&server) - before;
-    assert!((2..=9).contains(&fetched), "{fetched} upstream requests in 6 intervals for the fleet");
+    assert!(
+        (2..=9).contains(&fetched),
+        "{fetched} upstream requests in 6 intervals for the fleet"
+    );
 
     // Kill the leader without a goodbye: its lease must expire.
     relays[leader].signal("KILL");
@@ -84,7 +97,10 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
         (count(&server) >= before + 2).then_some(())
     })
     .await;
-    assert_eq!(info(&relays[1 - successor]).await["fleet"]["role"], "follower");
+    assert_eq!(
+        info(&relays[1 - successor]).await["fleet"]["role"],
+        "follower"
+    );
 }
 
 /// Redis lost: every replica polls its own source and follows it; Redis back (empty): the
@@ -96,7 +112,12 @@ async fn without_redis_each_replica_polls_alone_and_converges_when_it_is_back() 
     let file = dir.path().join("flags.yaml");
     write_atomic(&file, &flags("v1"));
     let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let cfg = config("outage", &format!("{{url: \"{}\"}}", redis.url()), &retriever, 500);
+    let cfg = config(
+        "outage",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        500,
+    );
     let relays: Vec<Relay> = (0..2).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
         wait_ready(r).await;
@@ -129,9 +150,15 @@ async fn without_redis_each_replica_polls_alone_and_converges_when_it_is_back() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     for s in &seen {
-        assert!(s.windows(2).all(|w| w[0] <= w[1]), "a version went down: {seen:?}");
+        assert!(
+            s.windows(2).all(|w| w[0] <= w[1]),
+            "a version went down: {seen:?}"
+        );
     }
-    assert_eq!(redis.cli(&["HGET", "flagrelay:{outage}:set", "version"]), converged.to_string());
+    assert_eq!(
+        redis.cli(&["HGET", "flagrelay:{outage}:set", "version"]),
+        converged.to_string()
+    );
     all_serve(&all, "v2", LONG).await;
 
     // And the fleet works again: a change reaches both through one admin refresh.
@@ -149,8 +176,16 @@ async fn without_redis_each_replica_polls_alone_and_converges_when_it_is_back() 
 async fn a_replica_starts_from_the_published_set_when_its_source_is_down() {
     let redis = RedisServer::start();
     let (server, answer) = source(&flags("published")).await;
-    let retriever = format!("{{kind: http, url: \"{}\"}}", server.url("http", "/flags.yaml"));
-    let cfg = config("restart", &format!("{{url: \"{}\"}}", redis.url()), &retriever, 0);
+    let retriever = format!(
+        "{{kind: http, url: \"{}\"}}",
+        server.url("http", "/flags.yaml")
+    );
+    let cfg = config(
+        "restart",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        0,
+    );
     let first = Relay::start(&cfg);
     wait_ready(&first).await;
     let v = same_version(&[&first], LONG).await;
@@ -163,7 +198,10 @@ async fn a_replica_starts_from_the_published_set_when_its_source_is_down() {
     assert_eq!(bulk(&second).await, bulk(&first).await);
     assert!(
         second
-            .wait_for_log(|l| l.contains("serving the fleet's published flag set"), LONG)
+            .wait_for_log(
+                |l| l.contains("serving the fleet's published flag set"),
+                LONG
+            )
             .is_some(),
         "{}",
         second.all_output()
@@ -176,31 +214,43 @@ async fn a_replica_starts_from_the_published_set_when_its_source_is_down() {
 async fn a_sentinel_failover_is_followed_without_losing_a_version() {
     let mut primary = RedisServer::start();
     let replica = RedisServer::start_with(None, Some(primary.port));
-    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start("fleetmaster", primary.port)).collect();
+    let sentinels: Vec<Sentinel> = (0..3)
+        .map(|_| Sentinel::start("fleetmaster", primary.port))
+        .collect();
     // The Sentinels must know the replica and each other before a failover can be voted.
-    eventually(LONG, "the sentinels to see the replica and each other", || async {
-        sentinels
-            .iter()
-            .all(|s| {
-                let out = cli(s.port, None, &["SENTINEL", "master", "fleetmaster"]);
-                let field = |name: &str| {
-                    let mut lines = out.lines();
-                    lines.find(|l| l.trim() == name)?;
-                    lines.next().map(|v| v.trim().to_owned())
-                };
-                field("num-slaves").as_deref() == Some("1")
-                    && field("num-other-sentinels").as_deref() == Some("2")
-            })
-            .then_some(())
-    })
+    eventually(
+        LONG,
+        "the sentinels to see the replica and each other",
+        || async {
+            sentinels
+                .iter()
+                .all(|s| {
+                    let out = cli(s.port, None, &["SENTINEL", "master", "fleetmaster"]);
+                    let field = |name: &str| {
+                        let mut lines = out.lines();
+                        lines.find(|l| l.trim() == name)?;
+                        lines.next().map(|v| v.trim().to_owned())
+                    };
+                    field("num-slaves").as_deref() == Some("1")
+                        && field("num-other-sentinels").as_deref() == Some("2")
+                })
+                .then_some(())
+        },
+    )
     .await;
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flags.yaml");
     write_atomic(&file, &flags("before"));
     let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let nodes: Vec<String> = sentinels.iter().map(|s| format!("\"127.0.0.1:{}\"", s.port)).collect();
-    let redis_cfg = format!("{{sentinel: {{masterName: fleetmaster, nodes: [{}]}}}}", nodes.join(", "));
+    let nodes: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+        .collect();
+    let redis_cfg = format!(
+        "{{sentinel: {{masterName: fleetmaster, nodes: [{}]}}}}",
+        nodes.join(", ")
+    );
     let cfg = config("sentinel", &redis_cfg, &retriever, 0);
     let relays: Vec<Relay> = (0..2).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
@@ -215,7 +265,8 @@ async fn a_sentinel_failover_is_followed_without_losing_a_version() {
     let v2 = body["fleet"]["version"].as_u64().unwrap();
     // Replicated before the primary dies.
     eventually(LONG, "the replica to hold the version", || async {
-        (replica.cli(&["HGET", "flagrelay:{sentinel}:set", "version"]) == v2.to_string()).then_some(())
+        (replica.cli(&["HGET", "flagrelay:{sentinel}:set", "version"]) == v2.to_string())
+            .then_some(())
     })
     .await;
 
@@ -227,14 +278,21 @@ async fn a_sentinel_failover_is_followed_without_losing_a_version() {
 
     // The relays reconnect through Sentinel on their own; the next change reaches both.
     write_atomic(&file, &flags("after"));
-    let body = eventually(LONG, "an admin refresh to converge after the failover", || async {
-        let (status, body) = admin_refresh(&relays[1]).await;
-        (status == 200).then_some(body)
-    })
+    let body = eventually(
+        LONG,
+        "an admin refresh to converge after the failover",
+        || async {
+            let (status, body) = admin_refresh(&relays[1]).await;
+            (status == 200).then_some(body)
+        },
+    )
     .await;
     let v3 = body["fleet"]["version"].as_u64().unwrap();
     assert!(v3 > v2, "version {v3} after {v2}: one was lost");
     assert_eq!(body["fleet"]["replicas"], 2, "{body}");
     assert_eq!(greeting(&relays[0]).await.as_deref(), Some("after"));
-    assert_eq!(replica.cli(&["HGET", "flagrelay:{sentinel}:set", "version"]), v3.to_string());
+    assert_eq!(
+        replica.cli(&["HGET", "flagrelay:{sentinel}:set", "version"]),
+        v3.to_string()
+    );
 }

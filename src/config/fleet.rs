@@ -80,9 +80,8 @@ impl FleetConfig {
                 }
                 // Parsed here so a typo stops the start; the message never repeats the URL
                 // (it may hold a password).
-                let parsed = url::Url::parse(url).map_err(|e| {
-                    invalid("fleet.redis.url", format!("is not a valid URL ({e})"))
-                })?;
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| invalid("fleet.redis.url", format!("is not a valid URL ({e})")))?;
                 if r.sentinel.is_none() && parsed.host_str().is_none_or(str::is_empty) {
                     return Err(invalid("fleet.redis.url", "names no host"));
                 }
@@ -122,7 +121,10 @@ impl FleetConfig {
             ));
         }
         if self.convergence_timeout.0 <= 0 {
-            return Err(invalid("fleet.convergenceTimeout", "must be greater than 0"));
+            return Err(invalid(
+                "fleet.convergenceTimeout",
+                "must be greater than 0",
+            ));
         }
         if self.lease_ttl.0 < 300 {
             return Err(invalid("fleet.leaseTtl", "must be at least 300ms"));

@@ -31,7 +31,12 @@ pub struct Convergence {
 }
 
 /// Wait up to `timeout` for every live replica to serve `version` or later.
-pub(crate) async fn wait(redis: &Redis, keys: &Keys, version: u64, timeout: Duration) -> Convergence {
+pub(crate) async fn wait(
+    redis: &Redis,
+    keys: &Keys,
+    version: u64,
+    timeout: Duration,
+) -> Convergence {
     let started = Instant::now();
     let deadline = started + timeout;
     let mut last: Result<Vec<(String, u64)>, String> = Ok(Vec::new());

@@ -56,13 +56,7 @@ pub(crate) async fn acquire(
 pub(crate) async fn release(redis: &Redis, keys: &Keys, me: &str) -> Result<(), String> {
     let script = Script::new(RELEASE);
     let _: i64 = redis
-        .run(|mut c| async move {
-            script
-                .key(&keys.lease)
-                .arg(me)
-                .invoke_async(&mut c)
-                .await
-        })
+        .run(|mut c| async move { script.key(&keys.lease).arg(me).invoke_async(&mut c).await })
         .await?;
     Ok(())
 }

@@ -58,8 +58,14 @@ pub(crate) fn render(out: &mut String, m: &FleetMetrics, s: &FleetScrape<'_>) {
     );
     let name = s.name;
     let (leader, follower) = if s.leader { (1, 0) } else { (0, 1) };
-    let _ = writeln!(out, "flagrelay_fleet_role{{fleet=\"{name}\",role=\"leader\"}} {leader}");
-    let _ = writeln!(out, "flagrelay_fleet_role{{fleet=\"{name}\",role=\"follower\"}} {follower}");
+    let _ = writeln!(
+        out,
+        "flagrelay_fleet_role{{fleet=\"{name}\",role=\"leader\"}} {leader}"
+    );
+    let _ = writeln!(
+        out,
+        "flagrelay_fleet_role{{fleet=\"{name}\",role=\"follower\"}} {follower}"
+    );
     gauge(
         out,
         "flagrelay_fleet_served_version",

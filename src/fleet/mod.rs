@@ -85,11 +85,18 @@ pub fn running() -> Option<&'static Arc<Fleet>> {
 
 /// Join the fleet `config.fleet` names, if any: the refresher publishes through it from now on.
 /// Nothing connects yet; an unreachable Redis is found (and logged) on first use.
-pub fn attach(config: &Config, refresher: &Arc<Refresher>) -> Result<Option<Arc<Fleet>>, ConfigError> {
+pub fn attach(
+    config: &Config,
+    refresher: &Arc<Refresher>,
+) -> Result<Option<Arc<Fleet>>, ConfigError> {
     let Some(cfg) = &config.fleet else {
         return Ok(None);
     };
-    let fleet = Arc::new(Fleet::new(cfg, refresher.clone(), config.rollout_salt.clone())?);
+    let fleet = Arc::new(Fleet::new(
+        cfg,
+        refresher.clone(),
+        config.rollout_salt.clone(),
+    )?);
     refresher.set_fleet(fleet.clone());
     let _ = RUNNING.set(fleet.clone());
     tracing::info!(
@@ -131,7 +138,11 @@ pub fn render_metrics(out: &mut String) {
 }
 
 impl Fleet {
-    fn new(cfg: &FleetConfig, refresher: Arc<Refresher>, salt: Option<String>) -> Result<Fleet, ConfigError> {
+    fn new(
+        cfg: &FleetConfig,
+        refresher: Arc<Refresher>,
+        salt: Option<String>,
+    ) -> Result<Fleet, ConfigError> {
         let redis = Redis::new(&cfg.redis).map_err(|e| ConfigError::Invalid {
             key: e.key.to_owned(),
             message: e.message,
@@ -255,9 +266,15 @@ impl Fleet {
             let held = lease::acquire(&self.redis, &self.keys, &self.me, self.lease_ttl).await;
             let was = self.leader.swap(held == Ok(true), Ordering::Relaxed);
             match held {
-                Ok(true) if !was => tracing::info!(replica = %self.me, "this replica now leads the fleet and polls the sources"),
-                Ok(false) if was => tracing::warn!(replica = %self.me, "this replica lost the fleet lease"),
-                Err(e) if was => tracing::warn!(error = %e, "cannot renew the fleet lease; polling alone until Redis is back"),
+                Ok(true) if !was => {
+                    tracing::info!(replica = %self.me, "this replica now leads the fleet and polls the sources")
+                }
+                Ok(false) if was => {
+                    tracing::warn!(replica = %self.me, "this replica lost the fleet lease")
+                }
+                Err(e) if was => {
+                    tracing::warn!(error = %e, "cannot renew the fleet lease; polling alone until Redis is back")
+                }
                 _ => {}
             }
             tokio::select! {
@@ -335,7 +352,11 @@ impl Fleet {
                 self.announce(&current.etag, o);
                 if current.fleet_version != Some(o.published.version) {
                     let mut next = Snapshot::build(
-                        current.defs().into_iter().map(|(k, d)| (k.to_owned(), d.clone())).collect(),
+                        current
+                            .defs()
+                            .into_iter()
+                            .map(|(k, d)| (k.to_owned(), d.clone()))
+                            .collect(),
                         self.salt.as_deref(),
                     );
                     next.fleet_version = Some(o.published.version);
@@ -379,7 +400,11 @@ impl Fleet {
     fn announce(&self, etag: &str, o: publish::Outcome) {
         if o.wrote {
             self.metrics.published();
-            tracing::info!(version = o.published.version, etag, "published a new flag set to the fleet");
+            tracing::info!(
+                version = o.published.version,
+                etag,
+                "published a new flag set to the fleet"
+            );
             let _ = self.changes.send(Change {
                 version: o.published.version,
                 etag: etag.to_owned(),
@@ -418,13 +443,15 @@ impl FleetHook for Fleet {
     ) -> Pin<Box<dyn Future<Output = Option<Published>> + Send + 'a>> {
         Box::pin(async move {
             let floor = self.served_version().unwrap_or(0);
-            let mut result = publish::publish(&self.redis, &self.keys, next, floor, &self.me, false).await;
+            let mut result =
+                publish::publish(&self.redis, &self.keys, next, floor, &self.me, false).await;
             // The same content is published under a version below ours (Redis lost its data
             // and someone published again): publish it above, never serve a lower one.
             if let Ok(o) = &result
                 && o.published.version < floor
             {
-                result = publish::publish(&self.redis, &self.keys, next, floor, &self.me, true).await;
+                result =
+                    publish::publish(&self.redis, &self.keys, next, floor, &self.me, true).await;
             }
             match result {
                 Ok(o) => {
@@ -456,9 +483,15 @@ fn replica_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "relay".into());
-    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     format!("{host}-{}-{:04x}", std::process::id(), r & 0xffff)
 }

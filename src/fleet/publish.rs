@@ -239,7 +239,11 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((ok.version, ok.last_modified), (3, 100));
-        assert!(decode("k", fields(&[None, None, None, None, None])).unwrap().is_none());
+        assert!(
+            decode("k", fields(&[None, None, None, None, None]))
+                .unwrap()
+                .is_none()
+        );
         let e = decode(
             "flagrelay:{x}:set",
             fields(&[Some("3"), Some("bad"), Some("100"), Some(flags), Some("1")]),
@@ -250,21 +254,33 @@ mod tests {
         assert!(e.contains("flagrelay:{x}:set") && e.contains("etag"), "{e}");
         let e = decode(
             "k",
-            fields(&[Some("3"), Some(&etag), Some("100"), Some("{not json"), Some("1")]),
+            fields(&[
+                Some("3"),
+                Some(&etag),
+                Some("100"),
+                Some("{not json"),
+                Some("1"),
+            ]),
         )
         .err()
         .unwrap()
         .to_string();
         assert!(e.contains("\"flags\""), "{e}");
-        let e = decode("k", fields(&[Some("x"), Some(&etag), Some("1"), Some(flags), Some("1")]))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = decode(
+            "k",
+            fields(&[Some("x"), Some(&etag), Some("1"), Some(flags), Some("1")]),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("\"version\""), "{e}");
-        let e = decode("k", fields(&[Some("1"), Some(&etag), Some("1"), Some(flags), Some("9")]))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = decode(
+            "k",
+            fields(&[Some("1"), Some(&etag), Some("1"), Some(flags), Some("9")]),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("format"), "{e}");
     }
 }

@@ -129,7 +129,10 @@ impl Redis {
             }
             None => {
                 let u = url.as_ref().ok_or_else(|| {
-                    err("fleet.redis.url", "is required (or fleet.redis.sentinel)".into())
+                    err(
+                        "fleet.redis.url",
+                        "is required (or fleet.redis.sentinel)".into(),
+                    )
                 })?;
                 let host = u.host_str().unwrap_or_default().to_owned();
                 let port = u.port().unwrap_or(6379);
@@ -160,7 +163,10 @@ impl Redis {
                 }
                 .map_err(|e| err("fleet.redis.url", e.to_string()))?;
                 let scheme = if tls { "rediss" } else { "redis" };
-                (Target::Direct(client), format!("{scheme}://{host}:{port}/{db}"))
+                (
+                    Target::Direct(client),
+                    format!("{scheme}://{host}:{port}/{db}"),
+                )
             }
         };
         Ok(Redis {

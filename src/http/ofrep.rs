@@ -202,7 +202,9 @@ pub fn bulk_answer(
         })
         .sum();
     let last_modified = snapshot.map(|s| s.last_modified.to_string());
-    let version = snapshot.and_then(|s| s.fleet_version).map(|v| v.to_string());
+    let version = snapshot
+        .and_then(|s| s.fleet_version)
+        .map(|v| v.to_string());
     // What the ETag covers: the flag set, its lastModified and version, the stream option,
     // every outcome.
     let mut validator = Vec::with_capacity(entries.len() + 64);

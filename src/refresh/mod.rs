@@ -152,7 +152,10 @@ impl Refresher {
         let _running = self.running.lock().await;
         let current = self.store.load();
         let newer = current.as_ref().is_none_or(|c| {
-            let (have, got) = (c.fleet_version.unwrap_or(0), next.fleet_version.unwrap_or(0));
+            let (have, got) = (
+                c.fleet_version.unwrap_or(0),
+                next.fleet_version.unwrap_or(0),
+            );
             got > have || (got == have && c.etag != next.etag)
         });
         if !newer {
@@ -268,7 +271,9 @@ impl Refresher {
                                 next.fleet_version = Some(p.version);
                                 next.last_modified = p.last_modified;
                             }
-                            None => next.fleet_version = current.as_ref().and_then(|c| c.fleet_version),
+                            None => {
+                                next.fleet_version = current.as_ref().and_then(|c| c.fleet_version)
+                            }
                         }
                     }
                     let next = Arc::new(next);
@@ -338,7 +343,10 @@ impl Refresher {
                     .last_modified
                     .as_deref()
                     .and_then(|t| httpdate::parse_http_date(t).ok())
-                    .map(|t| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+                    .map(|t| {
+                        t.duration_since(SystemTime::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs())
+                    });
                 if modified.is_some() {
                     lock(&slot.state).modified = modified;
                 }

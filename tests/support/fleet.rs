@@ -86,9 +86,11 @@ pub async fn admin_refresh(relay: &Relay) -> (u16, Value) {
 /// Wait until every replica serves `value` for `greeting`.
 pub async fn all_serve(relays: &[&Relay], value: &str, timeout: Duration) {
     for r in relays {
-        eventually(timeout, &format!("a replica to serve {value:?}"), || async {
-            (greeting(r).await.as_deref() == Some(value)).then_some(())
-        })
+        eventually(
+            timeout,
+            &format!("a replica to serve {value:?}"),
+            || async { (greeting(r).await.as_deref() == Some(value)).then_some(()) },
+        )
         .await;
     }
 }
