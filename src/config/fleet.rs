@@ -80,7 +80,7 @@ impl FleetConfig {
                 }
                 // Parsed here so a typo stops the start; the message never repeats the URL
                 // (it may hold a password).
-                let parsed = url::Url::parse(url)
+                let parsed = parse_url(url, r.sentinel.is_some())
                     .map_err(|e| invalid("fleet.redis.url", format!("is not a valid URL ({e})")))?;
                 if r.sentinel.is_none() && parsed.host_str().is_none_or(str::is_empty) {
                     return Err(invalid("fleet.redis.url", "names no host"));
@@ -133,6 +133,20 @@ impl FleetConfig {
     }
 }
 
+/// Parse `fleet.redis.url`. With Sentinel the host may be left out (`redis://user@/0`), which
+/// a URL parser refuses: a placeholder host stands in (Sentinel names the real one).
+pub fn parse_url(url: &str, sentinel: bool) -> Result<url::Url, url::ParseError> {
+    match url::Url::parse(url) {
+        Err(url::ParseError::EmptyHost) if sentinel => {
+            let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
+            let (auth, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let auth = auth.trim_end_matches(':');
+            url::Url::parse(&format!("{scheme}://{auth}sentinel/{path}"))
+        }
+        other => other,
+    }
+}
+
 /// `host:port` (IPv6 in brackets) split, or `None`.
 pub fn host_port(s: &str) -> Option<(String, u16)> {
     let (host, port) = s.rsplit_once(':')?;
@@ -141,4 +155,83 @@ pub fn host_port(s: &str) -> Option<(String, u16)> {
         return None;
     }
     Some((host.to_owned(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    fn load(yaml: &str) -> Result<Config, ConfigError> {
+        crate::config::parse_text("c.yaml", yaml)
+    }
+
+    #[test]
+    fn fleet_settings_parse_with_defaults() {
+        let c = load(
+            "fleet: {name: relays, redis: {url: \"rediss://relay@h:6380/2\", password: pw}}\n",
+        )
+        .unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(f.convergence_timeout.0, 10_000);
+        assert_eq!(f.lease_ttl.0, 5_000);
+        assert_eq!(f.redis.password.unwrap().expose(), "pw");
+        assert!(load("{}\n").unwrap().fleet.is_none());
+    }
+
+    #[test]
+    fn bad_fleet_settings_name_the_key_and_never_the_password() {
+        for (yaml, key) in [
+            (
+                "fleet: {name: \"a b\", redis: {url: \"redis://h\"}}",
+                "fleet.name",
+            ),
+            ("fleet: {name: a, redis: {}}", "fleet.redis.url"),
+            (
+                "fleet: {name: a, redis: {url: \"http://h\"}}",
+                "fleet.redis.url",
+            ),
+            (
+                "fleet: {name: a, redis: {url: \"redis://:s3cret@h/x\"}}",
+                "fleet.redis.url",
+            ),
+            (
+                "fleet: {name: a, redis: {url: \"redis://:s3cret@/0\"}}",
+                "fleet.redis.url",
+            ),
+            (
+                "fleet: {name: a, redis: {sentinel: {masterName: m, nodes: []}}}",
+                "fleet.redis.sentinel.nodes",
+            ),
+            (
+                "fleet: {name: a, redis: {sentinel: {masterName: \"\", nodes: [\"h:1\"]}}}",
+                "fleet.redis.sentinel.masterName",
+            ),
+            (
+                "fleet: {name: a, redis: {url: \"redis://h\", clientCertPath: /c}}",
+                "fleet.redis.clientCertPath",
+            ),
+            (
+                "fleet: {name: a, redis: {url: \"redis://h\"}, convergenceTimeout: 0}",
+                "fleet.convergenceTimeout",
+            ),
+            (
+                "fleet: {name: a, redis: {url: \"redis://h\"}, leaseTtl: 10}",
+                "fleet.leaseTtl",
+            ),
+            (
+                "fleet: {name: a, redis: {url: \"redis://h\", pasword: x}}",
+                "fleet.redis",
+            ),
+        ] {
+            let e = load(yaml)
+                .err()
+                .unwrap_or_else(|| panic!("{yaml} accepted"));
+            let text = e.to_string();
+            assert!(text.contains(key), "{yaml}: {text}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        // Sentinel without a host in the URL is fine.
+        load("fleet: {name: a, redis: {url: \"redis://u@/0\", sentinel: {masterName: m, nodes: [\"h:26379\"]}}}")
+            .unwrap();
+    }
 }

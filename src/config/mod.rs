@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::Millis;
-pub use fleet::{FleetConfig, RedisConfig, SentinelConfig, host_port};
+pub use fleet::{FleetConfig, RedisConfig, SentinelConfig, host_port, parse_url};
 pub use overlay::{ENV_PREFIX, Override};
 
 use crate::parse::Format;

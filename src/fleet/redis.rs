@@ -14,7 +14,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, TlsCertificates, TlsMode};
 use tokio::sync::Mutex;
 
-use crate::config::{RedisConfig, host_port};
+use crate::config::{RedisConfig, host_port, parse_url};
 
 /// Connecting and each command give up after this long: a hung Redis must not hold a refresh.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(3);
@@ -45,7 +45,7 @@ impl Redis {
         let err = |key: &'static str, message: String| SetupError { key, message };
         let url = match &cfg.url {
             Some(u) => Some(
-                url::Url::parse(u)
+                parse_url(u, cfg.sentinel.is_some())
                     .map_err(|e| err("fleet.redis.url", format!("is not a valid URL ({e})")))?,
             ),
             None => None,
