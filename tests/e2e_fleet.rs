@@ -71,6 +71,15 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
         .unwrap();
     assert_eq!(r.status(), 304);
 
+    // A change stream on the third replica: its events carry the fleet version as `id:`.
+    let stream = client()
+        .get(relays[2].url("/ofrep/v1/sse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut events = support::sse::SseReader::new(stream);
+
     // The change, and an admin refresh on the second replica.
     write_atomic(&file, &flags("v2"));
     let (status, body) = admin_refresh(&relays[1]).await;
@@ -85,6 +94,17 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
         assert_eq!(greeting(r).await.as_deref(), Some("v2"));
         assert_eq!(version(r).await, Some(v2));
     }
+    let event = loop {
+        let e = events
+            .next(LONG)
+            .await
+            .expect("a change event on the third replica");
+        if e.data.contains("refetchEvaluation") && e.id.as_deref() == Some(&v2.to_string()) {
+            break e;
+        }
+    };
+    assert!(event.data.contains("\"lastModified\":"), "{event:?}");
+    assert!(body["fleet"]["tookMs"].as_f64().is_some(), "{body}");
     let second = bulk(&relays[0]).await;
     assert_ne!(second.0, first.0);
     for r in &relays[1..] {

@@ -10,7 +10,7 @@ use super::replicas;
 
 /// How often the live list is read while waiting: small next to a typical convergence (one
 /// pub/sub message, a build, a heartbeat), cheap for Redis.
-const POLL: Duration = Duration::from_millis(25);
+const POLL: Duration = Duration::from_millis(10);
 
 /// The `fleet` part of an admin refresh's answer.
 #[derive(Debug, Clone, Serialize)]
@@ -26,8 +26,12 @@ pub struct Convergence {
     /// Why the fleet could not be asked (Redis unreachable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip)]
+    #[serde(rename = "tookMs", serialize_with = "millis")]
     pub took: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
 /// Wait up to `timeout` for every live replica to serve `version` or later.
@@ -67,7 +71,8 @@ pub(crate) async fn wait(
             return Convergence {
                 version,
                 replicas,
-                converged: last.is_ok() && laggards.is_empty(),
+                // No live replica at all (not even the one asking): nothing was confirmed.
+                converged: last.is_ok() && laggards.is_empty() && replicas > 0,
                 laggards,
                 error: last.err(),
                 took: started.elapsed(),

@@ -23,7 +23,7 @@ mod replicas;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -43,6 +43,9 @@ use crate::snapshot::Snapshot;
 /// Followers check the published version this often, besides the pub/sub message, so a lost
 /// message (or a reconnect) costs at most this much delay.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How often an unreachable replica retries its heartbeat.
+const REJOIN_EVERY: Duration = Duration::from_millis(200);
 
 /// A new version this replica serves. Promise 8 ("side effects once"): anything a change
 /// triggers beyond serving it (change notifications) subscribes with [`Fleet::subscribe`] and
@@ -68,6 +71,9 @@ pub struct Fleet {
     leader: AtomicBool,
     /// The set served was built alone while Redis was unreachable and is not published yet.
     unpublished: AtomicBool,
+    /// The last version this replica's own publish got: its refresh swaps that set in, so the
+    /// follow loop, woken by the same announcement, need not load and build it again.
+    own_version: AtomicU64,
     live: AtomicUsize,
     stop: Notify,
     changes: broadcast::Sender<Change>,
@@ -159,6 +165,7 @@ impl Fleet {
             convergence_timeout: ms(cfg.convergence_timeout),
             leader: AtomicBool::new(false),
             unpublished: AtomicBool::new(false),
+            own_version: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             stop: Notify::new(),
             changes: broadcast::channel(64).0,
@@ -237,6 +244,9 @@ impl Fleet {
                 took: Duration::ZERO,
             };
         };
+        // Count this replica in even if its heartbeat was lost (Redis just came back).
+        let _ =
+            replicas::heartbeat(&self.redis, &self.keys, &self.me, version, self.lease_ttl).await;
         let c = converge::wait(&self.redis, &self.keys, version, self.convergence_timeout).await;
         if c.converged {
             self.metrics.converged(c.took);
@@ -337,7 +347,11 @@ impl Fleet {
             self.republish(&current).await;
             return;
         }
-        if published > served {
+        let refused = *self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if published > served
+            && published != self.own_version.load(Ordering::Relaxed)
+            && refused != Some(published)
+        {
             self.adopt().await;
         }
     }
@@ -351,16 +365,17 @@ impl Fleet {
                 self.unpublished.store(false, Ordering::Relaxed);
                 self.announce(&current.etag, o);
                 if current.fleet_version != Some(o.published.version) {
-                    let mut next = Snapshot::build(
-                        current
+                    let loaded = publish::Loaded {
+                        version: o.published.version,
+                        etag: current.etag.clone(),
+                        last_modified: o.published.last_modified,
+                        flags: current
                             .defs()
                             .into_iter()
                             .map(|(k, d)| (k.to_owned(), d.clone()))
                             .collect(),
-                        self.salt.as_deref(),
-                    );
-                    next.fleet_version = Some(o.published.version);
-                    next.last_modified = o.published.last_modified;
+                    };
+                    let next = self.build(loaded).await;
                     self.refresher.install(next).await;
                 }
             }
@@ -420,15 +435,21 @@ impl Fleet {
         let ttl = self.lease_ttl;
         loop {
             let version = self.served_version().unwrap_or(0);
-            if replicas::heartbeat(&self.redis, &self.keys, &self.me, version, ttl)
-                .await
-                .is_ok()
+            let beat = replicas::heartbeat(&self.redis, &self.keys, &self.me, version, ttl).await;
+            if beat.is_ok()
                 && let Ok(live) = replicas::live(&self.redis, &self.keys).await
             {
                 self.live.store(live.len(), Ordering::Relaxed);
             }
+            // Unreachable: try again soon, so a replica is live again right after Redis (or a
+            // failover) is back, not a beat later.
+            let next = if beat.is_ok() {
+                ttl / 3
+            } else {
+                REJOIN_EVERY.min(ttl / 3)
+            };
             tokio::select! {
-                () = tokio::time::sleep(ttl / 3) => {}
+                () = tokio::time::sleep(next) => {}
                 changed = swaps.changed() => if changed.is_err() { return; },
                 () = self.stop.notified() => return,
             }
@@ -456,6 +477,8 @@ impl FleetHook for Fleet {
             match result {
                 Ok(o) => {
                     self.unpublished.store(false, Ordering::Relaxed);
+                    self.own_version
+                        .store(o.published.version, Ordering::Relaxed);
                     self.announce(&next.etag, o);
                     Some(o.published)
                 }
