@@ -8,6 +8,8 @@
    the admin call's wall time; checks every answer was 200 and converged.
 2. Upstream load: requests an HTTP source gets per polling interval (1 s) from 1 and 3 fleet
    relays, and from 3 relays without a fleet, over `--poll-seconds`.
+3. `--throughput ROUNDS`: OFREP single-flag throughput (wrk, scripts/bench/wrk.lua) of one
+   relay in a fleet against one without, alternating, 1,000 flags; the median of each.
 
     scripts/bench-fleet.py --bin target/release/flagrelay [--replicas 3] [--refreshes 100]
 
@@ -195,6 +197,32 @@ def upstream(args, tmp, redis_port):
     server.shutdown()
 
 
+def throughput(args, tmp, redis_port):
+    flags = os.path.join(tmp, "tp.yaml")
+    gen_flags(args.flags, 0, flags)
+    retriever = f"{{kind: file, path: {flags}}}"
+    urls = {
+        "fleet": start_relay(args.bin, tmp, "tp-fleet", fleet_config(redis_port, "tp", retriever, 0)),
+        "alone": start_relay(args.bin, tmp, "tp-alone", fleet_config(redis_port, None, retriever, 0)),
+    }
+    results = {"fleet": [], "alone": []}
+    env = dict(os.environ, BENCH_MODE="single", BENCH_FLAG="flag-000042")
+    for r in range(args.throughput):
+        order = ["fleet", "alone"] if r % 2 == 0 else ["alone", "fleet"]
+        for label in order:
+            out = subprocess.run(
+                ["wrk", "-t1", "-c32", f"-d{args.tp_seconds}s", "-s",
+                 os.path.join(ROOT, "scripts/bench/wrk.lua"), urls[label]],
+                env=env, capture_output=True, text=True, check=True).stdout
+            line = next(l for l in out.splitlines() if l.startswith("WRK_RESULT"))
+            rps = float(dict(kv.split("=") for kv in line.split()[1:])["rps"])
+            results[label].append(rps)
+            print(f"  throughput round {r + 1} {label}: {rps:.0f} req/s")
+    f, a = statistics.median(results["fleet"]), statistics.median(results["alone"])
+    print(f"throughput (OFREP single, {args.flags} flags): fleet {f:.0f} req/s, alone {a:.0f} "
+          f"req/s, fleet/alone {f / a:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/flagrelay"))
@@ -202,6 +230,8 @@ def main():
     ap.add_argument("--refreshes", type=int, default=100)
     ap.add_argument("--flags", type=int, default=1000)
     ap.add_argument("--poll-seconds", type=int, default=10)
+    ap.add_argument("--throughput", type=int, default=0, metavar="ROUNDS")
+    ap.add_argument("--tp-seconds", type=int, default=5)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -212,6 +242,8 @@ def main():
                 p.wait()
             del PROCS[1:]
             upstream(args, tmp, redis_port)
+            if args.throughput:
+                throughput(args, tmp, redis_port)
             return rc
         finally:
             for p in PROCS:
