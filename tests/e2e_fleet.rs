@@ -2,6 +2,8 @@
 //! HTTP source they share.
 
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::time::Duration;
 
@@ -302,4 +304,94 @@ async fn wrong_redis_password_is_a_clear_error_without_the_secret() {
         !everything.contains(secret),
         "the password leaked:\n{everything}"
     );
+}
+
+/// A live replica that does not confirm the new version in time: 504, naming it (so `curl
+/// --fail` in CI fails). The laggard is a heartbeat entry written by hand, as a hung replica
+/// would leave it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_that_does_not_confirm_in_time_gets_a_504_naming_it() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.yaml");
+    write_atomic(&file, &flags("v1"));
+    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let cfg = config(
+        "laggard",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        0,
+    )
+    .replace("convergenceTimeout: 20s", "convergenceTimeout: 1s");
+    let relay = Relay::start(&cfg);
+    wait_ready(&relay).await;
+    same_version(&[&relay], LONG).await;
+    let forever = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000)
+        .to_string();
+    redis.cli(&[
+        "ZADD",
+        "flagrelay:{laggard}:alive",
+        &forever,
+        "hung-replica-1",
+    ]);
+    redis.cli(&["HSET", "flagrelay:{laggard}:serving", "hung-replica-1", "0"]);
+
+    write_atomic(&file, &flags("v2"));
+    let (status, body) = admin_refresh(&relay).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["refreshed"], true, "{body}");
+    assert_eq!(body["fleet"]["converged"], false, "{body}");
+    assert_eq!(body["fleet"]["replicas"], 2, "{body}");
+    assert_eq!(
+        body["fleet"]["laggards"],
+        serde_json::json!(["hung-replica-1"]),
+        "{body}"
+    );
+    // The refresh itself took effect here.
+    assert_eq!(greeting(&relay).await.as_deref(), Some("v2"));
+}
+
+/// TLS to Redis (rustls with the process's aws-lc-rs provider) with a private CA and a client
+/// certificate (mTLS): the fleet works; without the client certificate Redis refuses the
+/// relay, which then serves alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_over_tls_with_a_client_certificate() {
+    let pki = tls::Pki::new();
+    let redis = RedisServer::start_tls(support::redis::Tls {
+        cert: pki.server_cert_pem.clone(),
+        key: pki.server_key_pem.clone(),
+        ca: pki.ca_pem.clone(),
+        require_client_cert: true,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.yaml");
+    write_atomic(&file, &flags("tls"));
+    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let with_cert = format!(
+        "{{url: \"{url}\", caCertPath: {}, clientCertPath: {}, clientKeyPath: {}}}",
+        pki.ca_pem.display(),
+        pki.client_cert_pem.display(),
+        pki.client_key_pem.display()
+    );
+    let a = Relay::start(&config("tls", &with_cert, &retriever, 0));
+    let b = Relay::start(&config("tls", &with_cert, &retriever, 0));
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    let v = same_version(&[&a, &b], LONG).await;
+    assert!(v >= 1);
+    assert_eq!(info(&a).await["fleet"]["redisReachable"], true);
+
+    let no_cert = format!("{{url: \"{url}\", caCertPath: {}}}", pki.ca_pem.display());
+    let c = Relay::start(&config("tls", &no_cert, &retriever, 0));
+    wait_ready(&c).await;
+    assert_eq!(greeting(&c).await.as_deref(), Some("tls"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let i = info(&c).await;
+    assert_eq!(i["fleet"]["redisReachable"], false, "{i}");
+    assert_eq!(i["fleet"]["version"], serde_json::Value::Null, "{i}");
 }

@@ -3,6 +3,7 @@
 //! temp dir of its own, killed on drop.
 
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,18 @@ pub struct RedisServer {
     pub port: u16,
     password: Option<String>,
     replica_of: Option<u16>,
+    tls: Option<Tls>,
     dir: tempfile::TempDir,
+}
+
+/// TLS only (no plain port): the server's certificate and key, the CA clients are checked
+/// against, and whether a client certificate is required.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    pub require_client_cert: bool,
 }
 
 impl RedisServer {
@@ -58,6 +70,22 @@ impl RedisServer {
             port: free_port(),
             password: password.map(String::from),
             replica_of,
+            tls: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Speaking TLS only, on `port`.
+    pub fn start_tls(tls: Tls) -> RedisServer {
+        require("redis-server");
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+            password: None,
+            replica_of: None,
+            tls: Some(tls),
             dir: tempfile::tempdir().unwrap(),
         };
         s.spawn();
@@ -66,7 +94,22 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(t) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&t.cert)
+                .arg("--tls-key-file")
+                .arg(&t.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&t.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if t.require_client_cert { "yes" } else { "no" },
+                ]),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
