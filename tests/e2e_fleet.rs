@@ -113,6 +113,15 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
         assert_eq!(bulk(r).await, second);
     }
 
+    // Side effects once (promise 8): exactly one replica published v2, the one whose publish
+    // wrote it; the others only loaded it.
+    let marker = format!("\"msg\":\"published a new flag set to the fleet\",\"version\":{v2},");
+    let publishers: usize = relays
+        .iter()
+        .map(|r| r.logs().iter().filter(|l| l.contains(&marker)).count())
+        .sum();
+    assert_eq!(publishers, 1, "v2 published {publishers} times");
+
     // Unchanged content publishes nothing: the version stays.
     let (status, body) = admin_refresh(&relays[2]).await;
     assert_eq!(status, 200, "{body}");
