@@ -4,6 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use super::{Refresher, retire};
 use crate::snapshot::Snapshot;
 
 /// What the fleet holds for a set a refresh built.
@@ -28,6 +31,38 @@ pub trait FleetHook: Send + Sync {
     /// Whether this replica's poll timer runs the retrievers now: the leader's does, and
     /// everyone's while the fleet's store is unreachable.
     fn polls(&self) -> bool;
+}
+
+impl Refresher {
+    /// Join a fleet: changed sets are published through `hook`, and the poll timer refreshes
+    /// only when the hook says so. Once, before polling starts.
+    pub fn set_fleet(&self, hook: Arc<dyn FleetHook>) {
+        let _ = self.fleet.set(hook);
+    }
+
+    /// Serve a set the fleet published (built by the caller), unless it would go back: a set
+    /// is taken only over none, a lower version, or the same version with other content (one
+    /// built alone while Redis was unreachable). Waits for a running refresh. Returns whether
+    /// it was swapped in.
+    pub async fn install(&self, next: Snapshot) -> bool {
+        let _running = self.running.lock().await;
+        let current = self.store.load();
+        let newer = current.as_ref().is_none_or(|c| {
+            let (have, got) = (
+                c.fleet_version.unwrap_or(0),
+                next.fleet_version.unwrap_or(0),
+            );
+            got > have || (got == have && c.etag != next.etag)
+        });
+        if !newer {
+            return false;
+        }
+        crate::metrics::global().flag_set_loaded(&next);
+        let next = Arc::new(next);
+        retire(self.store.swap(next.clone()));
+        self.persist(next);
+        true
+    }
 }
 
 #[cfg(test)]
