@@ -2,7 +2,7 @@
 CARGO ?= cargo
 OUT   ?= out/bin
 
-.PHONY: build build-relayproxy-fips run test test-rust test-clients test-schemathesis test-fips lint bench bench-load \
+.PHONY: build build-relayproxy-fips run test test-rust test-clients test-readme test-schemathesis test-fips lint bench bench-load \
         soak docker docker-fips docker-lint helm-lint deps fuzz-smoke no-ring
 
 build:
@@ -22,11 +22,18 @@ run:
 test: test-rust test-clients docker-lint helm-lint no-ring
 
 # Benches are not run here (clippy --all-targets compiles them; `make bench` runs them).
+# First what the cargo tests start (quick when present): SeaweedFS (`weed`) for the S3 tests,
+# and redis-server for fleet mode once its component exists.
 test-rust:
+	bash scripts/install-deps.sh s3 $$(test -f scripts/deps/redis.sh && echo redis)
 	$(CARGO) test --locked
 
 test-clients:
 	bash scripts/test-clients.sh
+
+# README's quick start as written: `cargo run --release`, /ready, the curl example's answer.
+test-readme:
+	bash scripts/readme-quickstart.sh
 
 test-schemathesis:
 	bash scripts/schemathesis.sh

@@ -32,6 +32,8 @@ pub enum StartError {
         "fips.strict is set but FIPS 140-3 mode is not active (this build does not use the AWS-LC FIPS module; build with --features fips)"
     )]
     FipsRequired,
+    #[error(transparent)]
+    Notifier(#[from] crate::notify::NotifierError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -114,18 +116,28 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     if config.fips.strict && !fips140 {
         return Err(StartError::FipsRequired);
     }
-    let auth = Arc::new(Auth::new(
-        &config.authorized_keys,
-        config.auth.jwt_secret.as_ref(),
-        config.auth.token_ttl,
-    )?);
+    let auth = Arc::new(
+        Auth::new(
+            &config.authorized_keys,
+            config.auth.jwt_secret.as_ref(),
+            config.auth.token_ttl,
+        )?
+        .with_ticket_ttl(
+            config
+                .streams
+                .ticket_ttl
+                .duration()
+                .unwrap_or(Duration::from_secs(600)),
+        ),
+    );
+    crate::config::log_access(&config.authorized_keys);
     ignore_file_size_signal();
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
     let mut relay = Relay::build(config)?;
     relay.fleet = crate::fleet::attach(&relay.config, &relay.refresher)?;
     let config = &relay.config;
-    let state = AppState::new(
+    let mut state = AppState::new(
         relay.refresher.clone(),
         auth,
         EvalSettings {
@@ -136,6 +148,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         config.server.max_sse_clients,
         fips140,
     );
+    state.inactivity_delay_sec = config.streams.inactivity_delay_sec;
     let lifecycle = state.lifecycle.clone();
 
     let api = http::api_router(state.clone(), &config.cors.allowed_origins);
@@ -196,6 +209,11 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     }
     if let Some(fleet) = &relay.fleet {
         fleet.spawn();
+    }
+    // After the first load, so the set loaded at start is not announced as a change.
+    if !config.notifiers.is_empty() {
+        let notifiers = crate::notify::Notifiers::start(&config.notifiers)?;
+        tokio::spawn(notifiers.follow(relay.store.subscribe()));
     }
     let poller = config.polling_interval.duration().map(|every| {
         tokio::spawn(

@@ -27,10 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve flags over HTTP (the default).
     Serve,
-    /// Parse and check flag files; print every error with its location.
+    /// Parse and check flag files; print every error with its location. `--source ENTRY`
+    /// fetches one source once and checks it without serving it (ENTRY: a retriever entry in
+    /// YAML flow style, e.g. `{kind: sql, url: "sqlite:///var/lib/app.db"}`).
     Validate {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "sources")]
         files: Vec<PathBuf>,
+        #[arg(long = "source", value_name = "ENTRY")]
+        sources: Vec<String>,
     },
     /// Fetch every configured source once and write the merged flag set as one document
     /// (for air-gapped installs: serve it with a `file` retriever).
@@ -70,13 +74,26 @@ pub struct Settings {
     /// Refuse to start unless FIPS 140-3 mode is active.
     #[arg(long, global = true)]
     pub fips_strict: bool,
+    /// Set any configuration key: `--set server.maxSseClients=500`,
+    /// `--set retrievers[0].url=https://…` (repeatable; the same keys and value syntax as the
+    /// FLAGRELAY_ environment variables; applied after the named flags).
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    pub set: Vec<String>,
     /// Serve without recording metrics (benchmarks compare the two).
     #[arg(long, global = true, hide = true)]
     pub no_metrics: bool,
 }
 
 impl Settings {
-    fn overrides(&self) -> Vec<Override> {
+    fn overrides(&self) -> Result<Vec<Override>, crate::config::ConfigError> {
+        let mut o = self.named_overrides();
+        for assignment in &self.set {
+            o.push(Override::from_assignment(assignment)?);
+        }
+        Ok(o)
+    }
+
+    fn named_overrides(&self) -> Vec<Override> {
         let mut o = Vec::new();
         let mut put = |path: &str, v: Option<serde_json::Value>| {
             if let Some(v) = v {
@@ -119,20 +136,32 @@ pub fn main() -> ExitCode {
         crate::metrics::global().set_enabled(false);
     }
     match cli.command {
-        Some(Command::Validate { ref files }) => validate(files),
-        Some(Command::Export { ref out }) => {
-            with_config(&cli.settings, |config| export(config, out))
+        Some(Command::Validate {
+            ref files,
+            ref sources,
+        }) if !sources.is_empty() => {
+            let files = validate_files(files);
+            let sources = validate_sources(sources);
+            if files != ExitCode::SUCCESS {
+                files
+            } else {
+                sources
+            }
         }
+        Some(Command::Validate { ref files, .. }) => validate(files),
+        Some(Command::Export { ref out }) => with_config(&cli.settings, |config, logs| {
+            logs.install(None);
+            export(config, out)
+        }),
         Some(Command::Serve) | None => with_config(&cli.settings, serve),
     }
 }
 
-fn with_config(settings: &Settings, run: impl FnOnce(Config) -> ExitCode) -> ExitCode {
-    let loaded = match Config::load(
-        settings.config.as_deref(),
-        std::env::vars(),
-        &settings.overrides(),
-    ) {
+fn with_config(settings: &Settings, run: impl FnOnce(Config, Logs) -> ExitCode) -> ExitCode {
+    let loaded = match settings
+        .overrides()
+        .and_then(|o| Config::load(settings.config.as_deref(), std::env::vars(), &o))
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("flagrelay: configuration error: {e}");
@@ -141,11 +170,29 @@ fn with_config(settings: &Settings, run: impl FnOnce(Config) -> ExitCode) -> Exi
     };
     let config = loaded.config;
     logging::crypto_mode_line(config.log_format, crypto::fips_active());
-    logging::init(&config.log_level, config.log_format);
-    for w in loaded.warnings {
-        tracing::warn!("{w}");
+    let logs = Logs {
+        level: config.log_level.clone(),
+        format: config.log_format,
+        warnings: loaded.warnings,
+    };
+    run(config, logs)
+}
+
+/// Logging, installed by the command once it knows whether spans are exported too (the trace
+/// exporter needs the runtime, which only `serve` starts).
+struct Logs {
+    level: String,
+    format: crate::config::LogFormat,
+    warnings: Vec<String>,
+}
+
+impl Logs {
+    fn install(self, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
+        logging::init(&self.level, self.format, tracer);
+        for w in self.warnings {
+            tracing::warn!("{w}");
+        }
     }
-    run(config)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -155,14 +202,41 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, logs: Logs) -> ExitCode {
     let fips = crypto::fips_active();
-    match runtime().block_on(app::serve(config, fips)) {
+    let runtime = runtime();
+    let telemetry = {
+        let _in_runtime = runtime.enter();
+        crate::telemetry::start(&config.tracing.otlp)
+    };
+    let telemetry = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            logs.install(None);
+            eprintln!("flagrelay: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (telemetry, tracer) = telemetry.map_or((None, None), |(t, tr)| (Some(t), Some(tr)));
+    logs.install(tracer);
+    if telemetry.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    let result = runtime.block_on(app::serve(config, fips));
+    if let Some(t) = telemetry {
+        let _in_runtime = runtime.enter();
+        t.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "flagrelay cannot run");
             eprintln!("flagrelay: {e}");
-            let code = if matches!(e, app::StartError::Config(_)) {
+            // A retriever that cannot be built is a bad setting too (certificate files).
+            let code = if matches!(
+                e,
+                app::StartError::Config(_) | app::StartError::Retriever(_)
+            ) {
                 2
             } else {
                 1
@@ -218,6 +292,41 @@ fn export(config: Config, out: &std::path::Path) -> ExitCode {
     }
 }
 
+fn validate_files(files: &[PathBuf]) -> ExitCode {
+    if files.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        validate(files)
+    }
+}
+
+/// `validate --source`: exit 2 for a bad entry, 1 for a source that failed, else 0.
+fn validate_sources(entries: &[String]) -> ExitCode {
+    use crate::retriever::check::{CheckError, check, parse_entry};
+    let mut code = 0u8;
+    let rt = runtime();
+    for entry in entries {
+        let result = match parse_entry(entry) {
+            Ok(cfg) => rt.block_on(check(&cfg)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((source, flags)) => println!("{source}: ok ({flags} flags)"),
+            Err(CheckError::Settings(e)) => {
+                eprintln!("--source: {e}");
+                code = 2;
+            }
+            Err(CheckError::Source(errors)) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                code = code.max(1);
+            }
+        }
+    }
+    ExitCode::from(code)
+}
+
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut bad = 0usize;
     let mut flags = 0usize;
@@ -250,5 +359,67 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     } else {
         eprintln!("{bad} of {} files invalid", files.len());
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+    use crate::config::schema::{self, MapKeys};
+
+    /// Flags that are not configuration keys.
+    const NOT_KEYS: &[&str] = &["config", "set", "no-metrics", "help", "version"];
+
+    #[test]
+    fn every_named_flag_sets_a_key_of_the_schema() {
+        let command = Cli::command();
+        let named: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !NOT_KEYS.contains(l))
+            .map(String::from)
+            .collect();
+        let mut argv = vec!["flagrelay".to_string()];
+        for long in &named {
+            argv.push(format!("--{long}"));
+            let takes_value = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .is_some_and(|a| a.get_action().takes_values());
+            if takes_value {
+                argv.push(
+                    match long.as_str() {
+                        "log-format" => "text",
+                        "log-level" => "debug",
+                        "polling-interval" => "5s",
+                        "port" | "monitoring-port" => "1234",
+                        _ => "value",
+                    }
+                    .into(),
+                );
+            }
+        }
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let overrides = cli.settings.overrides().unwrap();
+        assert_eq!(
+            overrides.len(),
+            named.len(),
+            "each named flag maps to one key: {named:?}"
+        );
+        for o in &overrides {
+            let key = o.key();
+            let segments: Vec<&str> = key
+                .split(['.', '[', ']'])
+                .filter(|s| !s.is_empty())
+                .collect();
+            let (path, _) = schema::resolve(&segments, MapKeys::Flag)
+                .unwrap_or_else(|e| panic!("flag path {key} is not a key: {e:?}"));
+            assert_eq!(schema::display(&path), key, "canonical spelling");
+        }
+        let loaded = crate::config::Config::load(None, Vec::new(), &overrides).unwrap();
+        assert_eq!(loaded.config.server.port, 1234);
+        assert_eq!(loaded.config.log_level, "debug");
     }
 }

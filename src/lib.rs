@@ -15,7 +15,8 @@
 //!
 //! Around them: [`config`] (file, environment, flags), [`persist`] (the saved snapshot),
 //! [`app`] (startup and shutdown), [`cli`], [`crypto`] (the one crypto module), [`logging`],
-//! [`tuning`] (glibc malloc, background priority).
+//! [`tuning`] (glibc malloc, background priority), [`notify`] (change notifications),
+//! [`telemetry`] (OpenTelemetry traces over OTLP).
 
 pub mod app;
 pub mod cli;
@@ -26,9 +27,11 @@ pub mod fleet;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod parse;
 pub mod persist;
 pub mod refresh;
 pub mod retriever;
 pub mod snapshot;
+pub mod telemetry;
 pub mod tuning;

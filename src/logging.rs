@@ -16,17 +16,29 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::config::LogFormat;
 
 /// Install the global subscriber. `level` is the configured `logLevel`; `RUST_LOG`, when set,
-/// refines it for debugging the relay's dependencies.
-pub fn init(level: &str, format: LogFormat) {
+/// refines it for debugging the relay's dependencies. With `tracer`, the relay's own spans are
+/// exported too (whatever the log level: the two are filtered separately).
+pub fn init(level: &str, format: LogFormat, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,flagrelay={level}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let _ = match format {
-        LogFormat::Json => builder.event_format(JsonLines).try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
+    let lines = match format {
+        LogFormat::Json => lines.event_format(JsonLines).boxed(),
+        LogFormat::Text => lines.with_target(false).boxed(),
     };
+    let spans = tracer.map(|t| {
+        tracing_opentelemetry::layer().with_tracer(t).with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("flagrelay", tracing::Level::INFO),
+        )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(spans)
+        .try_init();
 }
 
 /// The first line of every run, written whatever the log level is.

@@ -464,6 +464,9 @@ pub struct Metrics {
     flag_set_changes: AtomicU64,
     refresh_duration: Histogram,
     refreshes: Mutex<RefreshStats>,
+    /// Metrics of the parts around the hot path (notifiers, ...), kept in a maintained
+    /// registry and encoded by it after the relay's own lock-free families.
+    registry: Mutex<prometheus_client::registry::Registry>,
 }
 
 /// What a scrape reads from the relay's state at that moment.
@@ -517,7 +520,16 @@ impl Metrics {
                 failed: 0,
                 retrievers: Vec::new(),
             }),
+            registry: Mutex::new(prometheus_client::registry::Registry::default()),
         }
+    }
+
+    /// Register metrics in the shared registry (at start; scrapes encode them).
+    pub fn with_registry<T>(
+        &self,
+        f: impl FnOnce(&mut prometheus_client::registry::Registry) -> T,
+    ) -> T {
+        f(&mut self.registry.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Turn recording on or off (benchmarks compare the two; scrapes still answer).
@@ -896,6 +908,14 @@ impl Metrics {
             "Open event streams (/ofrep/v1/sse and /v1/flags/stream).",
             &s.sse_clients.to_string(),
         );
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut more = String::new();
+        // Nothing registered (no notifiers): add nothing, not even the encoder's `# EOF`.
+        if prometheus_client::encoding::text::encode_registry(&mut more, &registry).is_ok()
+            && !more.trim().is_empty()
+        {
+            out.push_str(&more);
+        }
         out
     }
 }

@@ -6,6 +6,7 @@
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,6 +53,9 @@ pub struct Snapshot {
     salt: Option<String>,
     /// The sync API body, rendered on first use.
     sync_json: OnceLock<Arc<str>>,
+    /// The change id streams announce (`id:`): set once, when the store swaps this set in;
+    /// see [`SnapshotStore::swap`].
+    change_id: AtomicU64,
 }
 
 impl Snapshot {
@@ -85,7 +89,15 @@ impl Snapshot {
             index,
             salt: salt.filter(|s| !s.is_empty()).map(String::from),
             sync_json: OnceLock::new(),
+            change_id: AtomicU64::new(0),
         }
+    }
+
+    /// The id of the change that brought this set in: it only grows from one served set to the
+    /// next, also across restarts (it is at least the swap's Unix time in milliseconds), so a
+    /// stream client's `Last-Event-ID` tells whether it missed a change. 0 before the swap.
+    pub fn change_id(&self) -> u64 {
+        self.change_id.load(Ordering::Acquire)
     }
 
     pub fn empty() -> Snapshot {
@@ -115,12 +127,18 @@ impl Snapshot {
         unix(self.loaded_at)
     }
 
-    /// The SSE `id:` of this set: the fleet version in fleet mode, else the etag.
+    /// The OFREP stream's `id:` for this set: the fleet version in fleet mode (the same on every
+    /// replica), else [`Snapshot::change_id`].
     pub fn event_id(&self) -> String {
         match self.fleet_version {
             Some(v) => v.to_string(),
-            None => self.etag.clone(),
+            None => self.change_id().to_string(),
         }
+    }
+
+    /// The rollout salt the rules were compiled with.
+    pub fn salt(&self) -> Option<&str> {
+        self.salt.as_deref()
     }
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
@@ -147,6 +165,42 @@ impl Snapshot {
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// One key that differs between two flag sets: its entry before and after (`None` where the
+/// set does not have it). Equal entries are skipped.
+pub type Difference<'a> = (&'a str, Option<&'a Entry>, Option<&'a Entry>);
+
+/// The keys added, changed or removed from `prev` to `next`, in key order: both entry lists are
+/// sorted, so one walk over the two finds them.
+pub fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Difference<'a>> {
+    let (a, b) = (prev.entries(), next.entries());
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.key == y.key => {
+                if x.def != y.def {
+                    out.push((&*y.key, Some(x), Some(y)));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.key < y.key => {
+                out.push((&*x.key, Some(x), None));
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.push((&*x.key, Some(x), None));
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push((&*y.key, None, Some(y)));
+                j += 1;
+            }
+            (None, None) => return out,
+        }
+    }
 }
 
 fn metadata_json(def: &FlagDef) -> String {
@@ -214,6 +268,13 @@ impl SnapshotStore {
 
     /// Serve `next` from now on, and tell the streams. Returns the set it replaced.
     pub fn swap(&self, next: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let after = self.current.load().as_ref().map_or(0, |c| c.change_id());
+        // Before publishing, so every reader of `next` sees its id.
+        next.change_id
+            .store(now_ms.max(after.saturating_add(1)), Ordering::Release);
         let old = self.current.swap(Some(next.clone()));
         self.changes.send_replace(Some(next));
         old
@@ -227,6 +288,15 @@ impl SnapshotStore {
     pub fn subscribers(&self) -> usize {
         self.changes.receiver_count()
     }
+}
+
+/// A snapshot of a YAML flag document, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn of_yaml(text: &str) -> Snapshot {
+    let flags = crate::parse::parse_document("t", text.as_bytes(), None)
+        .unwrap()
+        .flags;
+    Snapshot::build(flags.into_iter().collect(), None)
 }
 
 #[cfg(test)]

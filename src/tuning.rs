@@ -1,5 +1,9 @@
 //! Process tuning for a relay whose memory is one big immutable flag set replaced on changes:
 //! glibc malloc settings and the priority of background work. No-ops off Linux/glibc.
+#![allow(
+    unsafe_code,
+    reason = "mallopt, malloc_trim and setpriority are C calls with no safe wrapper in the tree"
+)]
 
 /// Caps malloc arenas at the number of CPUs (at least 2) unless the operator chose a value
 /// (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`). Call first thing in

@@ -275,7 +275,10 @@ async fn bulk_is_sorted_with_a_strong_etag_and_304() {
     );
 
     let r = c
-        .post(relay.url("/ofrep/v1/evaluate/flags?flagConfigEtag=x&flagConfigLastModified=1"))
+        .post(relay.url(&format!(
+            "/ofrep/v1/evaluate/flags?flagConfigEtag={}&flagConfigLastModified=1",
+            v["metadata"]["flagSetEtag"].as_str().unwrap()
+        )))
         .header("if-none-match", &etag)
         .json(&body)
         .send()

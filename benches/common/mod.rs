@@ -32,16 +32,16 @@ fn flag(i: usize, variant: usize) -> Flag {
     Flag {
         key: format!("flag-{i:06}"),
         description: format!("Generated flag {i}"),
-        enabled: i % 11 != 0,
+        enabled: !i.is_multiple_of(11),
         rollout: ((i * 37 + variant * 13) % 101) as u32,
-        users: if i % 10 == 0 {
+        users: if i.is_multiple_of(10) {
             (0..5)
                 .map(|u| format!("user-{}", (i + u * 997) % 10_000))
                 .collect()
         } else {
             Vec::new()
         },
-        tenants: if i % 7 == 0 {
+        tenants: if i.is_multiple_of(7) {
             vec![
                 format!("tenant-{}", i % 50),
                 format!("tenant-{}", (i + 1) % 50),
@@ -49,13 +49,17 @@ fn flag(i: usize, variant: usize) -> Flag {
         } else {
             Vec::new()
         },
-        envs: if i % 5 == 0 {
+        envs: if i.is_multiple_of(5) {
             vec!["production", "staging"]
         } else {
             Vec::new()
         },
-        string_values: (i % 4 == 0).then(|| (format!("variant-b-{}", i % 9), "variant-a".into())),
-        metadata: (i % 3 == 0).then(|| (format!("team-{}", i % 17), format!("FR-{i}"))),
+        string_values: i
+            .is_multiple_of(4)
+            .then(|| (format!("variant-b-{}", i % 9), "variant-a".into())),
+        metadata: i
+            .is_multiple_of(3)
+            .then(|| (format!("team-{}", i % 17), format!("FR-{i}"))),
     }
 }
 

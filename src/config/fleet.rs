@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ConfigError, Millis, Secret, invalid};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FleetConfig {
     /// Namespace of every Redis key and channel: `flagrelay:{name}:…`.
@@ -20,7 +21,7 @@ pub struct FleetConfig {
     pub lease_ttl: Millis,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RedisConfig {
     /// `redis://[user@]host:port[/db]` or `rediss://…` (TLS). With `sentinel`, the host part
@@ -33,7 +34,7 @@ pub struct RedisConfig {
     pub client_key_path: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SentinelConfig {
     pub master_name: String,

@@ -4,13 +4,18 @@
 //! value fails the same way wherever it came from, and the error names the key
 //! (`server.port: invalid type…`). Keys follow `shared/spec/config.md`.
 
+mod checks;
 mod duration;
 mod fleet;
 mod overlay;
+mod report;
+pub(crate) use report::log_access;
+pub(crate) mod schema;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,7 +26,7 @@ pub use overlay::{ENV_PREFIX, Override};
 use crate::parse::Format;
 
 /// The whole configuration of one relay process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -41,6 +46,11 @@ pub struct Config {
     pub fips: FipsConfig,
     /// Fleet mode (Redis); `None` is a standalone relay.
     pub fleet: Option<FleetConfig>,
+    /// Where changes of the served flag set are announced (`notify`).
+    pub notifiers: Vec<NotifierConfig>,
+    /// OpenTelemetry traces (`telemetry`).
+    pub tracing: TracingConfig,
+    pub streams: StreamsConfig,
 }
 
 impl Default for Config {
@@ -62,11 +72,14 @@ impl Default for Config {
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
             fleet: None,
+            notifiers: Vec::new(),
+            tracing: TracingConfig::default(),
+            streams: StreamsConfig::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ServerConfig {
     pub host: String,
@@ -97,7 +110,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
@@ -105,12 +118,16 @@ pub enum LogFormat {
 }
 
 /// Which kind of source a retriever reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RetrieverKind {
     File,
     Http,
     S3,
+    Relay,
+    Sql,
+    Azblob,
+    Gcs,
 }
 
 impl RetrieverKind {
@@ -119,13 +136,17 @@ impl RetrieverKind {
             RetrieverKind::File => "file",
             RetrieverKind::Http => "http",
             RetrieverKind::S3 => "s3",
+            RetrieverKind::Relay => "relay",
+            RetrieverKind::Sql => "sql",
+            RetrieverKind::Azblob => "azblob",
+            RetrieverKind::Gcs => "gcs",
         }
     }
 }
 
 /// One entry of `retrievers`. Flat, because serde cannot combine an internally tagged enum with
 /// `deny_unknown_fields`; [`Config::validate`] checks that each kind has what it needs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetrieverConfig {
     pub kind: RetrieverKind,
@@ -164,6 +185,28 @@ pub struct RetrieverConfig {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub force_path_style: bool,
+    // relay
+    /// The evaluation key this relay presents to its upstream relay.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    // sql
+    /// The table in GoFastr's schema (default `feature_flags`).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A `SELECT` returning GoFastr's columns, for other schemas (instead of `table`).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The database password, when not in `url` (else `PGPASSWORD`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// PostgreSQL: `LISTEN` on this channel and refresh on every notification.
+    #[serde(default)]
+    pub notify_channel: Option<String>,
+    // azblob
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 fn default_timeout() -> Millis {
@@ -194,6 +237,13 @@ impl RetrieverConfig {
             region: None,
             endpoint: None,
             force_path_style: false,
+            api_key: None,
+            table: None,
+            query: None,
+            password: None,
+            notify_channel: None,
+            account: None,
+            container: None,
         }
     }
 }
@@ -215,7 +265,7 @@ impl Secret {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthorizedKeys {
     pub evaluation: Vec<EvaluationKey>,
@@ -258,7 +308,7 @@ impl<'de> Deserialize<'de> for EvaluationKey {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
@@ -275,7 +325,7 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CorsConfig {
     pub allowed_origins: Vec<String>,
@@ -289,10 +339,112 @@ impl Default for CorsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FipsConfig {
     pub strict: bool,
+}
+
+/// Change streams for browsers (`http-api.md`, stream tickets).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct StreamsConfig {
+    /// How long a stream ticket in a bulk answer's `eventStreams` URL stays valid (at most;
+    /// at least half of it).
+    pub ticket_ttl: Millis,
+    /// The `inactivityDelaySec` hint announced in `eventStreams`.
+    pub inactivity_delay_sec: u64,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            ticket_ttl: Millis(600_000),
+            inactivity_delay_sec: 120,
+        }
+    }
+}
+
+/// `tracing:`: trace export. The standard `OTEL_*` variables apply too.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TracingConfig {
+    pub otlp: OtlpConfig,
+}
+
+/// `tracing.otlp`: OTLP/HTTP (protobuf) export of spans.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct OtlpConfig {
+    /// The collector's base URL (`/v1/traces` is added), as `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// Export is on when this or that variable (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+    pub endpoint: Option<String>,
+    /// Sent with every export (e.g. an API key of the collector); as `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Share of new traces sampled, 0..1, under a parent-based sampler (a request's
+    /// `traceparent` decides for its own trace). Unset: `OTEL_TRACES_SAMPLER`/`_ARG`, else all.
+    pub sample_ratio: Option<f64>,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+/// What a notifier does with a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    /// POST the change as JSON, signed with `secret` when set.
+    Webhook,
+    /// POST a readable message to a Slack incoming webhook.
+    Slack,
+    /// One structured log line.
+    Log,
+}
+
+impl NotifierKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NotifierKind::Webhook => "webhook",
+            NotifierKind::Slack => "slack",
+            NotifierKind::Log => "log",
+        }
+    }
+}
+
+/// One entry of `notifiers`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotifierConfig {
+    pub kind: NotifierKind,
+    /// Where to POST (webhook, slack). A Slack URL is itself a credential, so it is a secret.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Signs each webhook body: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// One delivery attempt's deadline.
+    #[serde(default = "default_notifier_timeout")]
+    pub timeout: Millis,
+    /// Changes waiting to be delivered; when full, the two oldest are merged into one.
+    #[serde(default = "default_notifier_queue")]
+    pub queue_size: usize,
+    /// Attempts after the first for a 5xx answer or a network error (never for a 4xx).
+    #[serde(default = "default_notifier_retries")]
+    pub max_retries: u32,
+    #[serde(default)]
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+fn default_notifier_timeout() -> Millis {
+    Millis(5_000)
+}
+
+fn default_notifier_queue() -> usize {
+    64
+}
+
+fn default_notifier_retries() -> u32 {
+    5
 }
 
 /// What went wrong with the configuration. Messages name the key or variable at fault.
@@ -307,6 +459,8 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    #[error("command-line flag --set {key}: {message}")]
+    Flag { key: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -341,14 +495,11 @@ impl Config {
             None => Value::Object(Default::default()),
         };
         let mut warnings = Vec::new();
-        overlay::apply_env(&mut tree, env, &mut warnings)?;
+        let origins = overlay::apply_env(&mut tree, env, &mut warnings)?;
         for o in overrides {
             overlay::set(&mut tree, &o.path, o.value.clone());
         }
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
-            let key = e.path().to_string();
-            invalid(key, e.into_inner().to_string())
-        })?;
+        let config = report::deserialize(tree, &origins)?;
         config.validate()?;
         Ok(Loaded { config, warnings })
     }
@@ -378,6 +529,9 @@ impl Config {
         }
         if self.server.max_header_bytes < 8192 {
             return Err(invalid("server.maxHeaderBytes", "must be at least 8192"));
+        }
+        if !(2_000..=86_400_000).contains(&self.streams.ticket_ttl.0) {
+            return Err(invalid("streams.ticketTtl", "must be between 2s and 24h"));
         }
         if self.max_request_body_bytes == 0 {
             return Err(invalid("maxRequestBodyBytes", "must be greater than 0"));
@@ -412,12 +566,87 @@ impl Config {
                     need(r.bucket.is_some(), "bucket")?;
                     need(r.item.is_some(), "item")?;
                 }
+                RetrieverKind::Sql => {
+                    need(r.url.is_some(), "url")?;
+                    crate::retriever::check_sql_config(r)
+                        .map_err(|(key, m)| invalid(at(key), m))?;
+                }
+                RetrieverKind::Azblob => {
+                    need(r.container.is_some(), "container")?;
+                    need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Gcs => {
+                    need(r.bucket.is_some(), "bucket")?;
+                    need(r.item.is_some(), "item")?;
+                }
+                RetrieverKind::Relay => {
+                    need(r.url.is_some(), "url")?;
+                    if r.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
+                        return Err(invalid(at("apiKey"), "empty key"));
+                    }
+                }
             }
             if r.max_bytes == 0 {
                 return Err(invalid(at("maxBytes"), "must be greater than 0"));
             }
             if r.timeout.0 <= 0 {
                 return Err(invalid(at("timeout"), "must be greater than 0"));
+            }
+            checks::retriever(i, r)?;
+        }
+        if let Some(ep) = &self.tracing.otlp.endpoint {
+            let ok = reqwest::Url::parse(ep)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !ok {
+                return Err(invalid(
+                    "tracing.otlp.endpoint",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(r) = self.tracing.otlp.sample_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(invalid(
+                "tracing.otlp.sampleRatio",
+                "must be between 0 and 1",
+            ));
+        }
+        for (i, n) in self.notifiers.iter().enumerate() {
+            let at = |field: &str| format!("notifiers[{i}].{field}");
+            let needs_url = n.kind != NotifierKind::Log;
+            match (&n.url, needs_url) {
+                (None, true) => {
+                    return Err(invalid(
+                        at("url"),
+                        format!("is required for kind {}", n.kind.as_str()),
+                    ));
+                }
+                (Some(_), false) => return Err(invalid(at("url"), "is not used by kind log")),
+                (Some(url), true) => {
+                    // Never echo the URL: a Slack webhook URL is a credential.
+                    let ok = reqwest::Url::parse(url.expose())
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+                    if !ok {
+                        return Err(invalid(at("url"), "must be an http:// or https:// URL"));
+                    }
+                }
+                (None, false) => {}
+            }
+            if n.secret.is_some() && n.kind != NotifierKind::Webhook {
+                return Err(invalid(
+                    at("secret"),
+                    "signs webhook bodies only (kind webhook)",
+                ));
+            }
+            if n.queue_size == 0 || n.queue_size > 100_000 {
+                return Err(invalid(at("queueSize"), "must be between 1 and 100000"));
+            }
+            if n.timeout.0 <= 0 {
+                return Err(invalid(at("timeout"), "must be greater than 0"));
+            }
+            if n.max_retries > 20 {
+                return Err(invalid(at("maxRetries"), "must be at most 20"));
             }
         }
         for (i, k) in self.authorized_keys.evaluation.iter().enumerate() {
@@ -465,10 +694,7 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
 /// `name` decides the format the same way a file name does (`.json` is JSON, else YAML).
 pub fn parse_text(name: &str, text: &str) -> Result<Config, ConfigError> {
     let tree = parse_tree(Path::new(name), text)?;
-    let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
-        let key = e.path().to_string();
-        invalid(key, e.into_inner().to_string())
-    })?;
+    let config = report::deserialize(tree, &[])?;
     config.validate()?;
     Ok(config)
 }

@@ -142,7 +142,12 @@ fn errors_name_the_key() {
 
 #[test]
 fn foreign_flagrelay_variables_are_skipped_with_a_warning() {
-    let loaded = Config::load(None, env(&[("FLAGRELAY_BIN", "/x")]), &[]).unwrap();
+    let loaded = Config::load(
+        None,
+        env(&[("FLAGRELAY_BIN", "/x"), ("FLAGRELAY_CONFIG", "f.yaml")]),
+        &[],
+    )
+    .unwrap();
     assert_eq!(loaded.warnings.len(), 1);
     assert!(loaded.warnings[0].contains("FLAGRELAY_BIN"));
 }
@@ -185,4 +190,125 @@ fn evaluation_keys_plain_or_bound() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("authorizedKeys.evaluation"), "{e}");
+}
+
+#[test]
+fn keys_the_old_variable_list_lost_have_their_variables() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("FLAGRELAY_SERVER_MAXSSECLIENTS", "7"),
+            ("FLAGRELAY_SERVER_READHEADERTIMEOUT", "2s"),
+            ("FLAGRELAY_SERVER_MAXHEADERBYTES", "9000"),
+        ]),
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.server.max_sse_clients, 7);
+    assert_eq!(c.server.read_header_timeout, Millis(2_000));
+    assert_eq!(c.server.max_header_bytes, 9000);
+}
+
+#[test]
+fn a_huge_list_index_is_refused_without_growing_the_list() {
+    let e = Config::load(
+        None,
+        env(&[("FLAGRELAY_RETRIEVERS_40000000_URL", "x")]),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("FLAGRELAY_RETRIEVERS_40000000_URL"), "{e}");
+    assert!(e.contains("out of range"), "{e}");
+}
+
+#[test]
+fn an_empty_credential_list_variable_is_an_error() {
+    let f = file(
+        ".yaml",
+        "authorizedKeys:\n  evaluation: [k1]\n  admin: [a1]\n",
+    );
+    for var in [
+        "FLAGRELAY_AUTHORIZEDKEYS_EVALUATION",
+        "FLAGRELAY_AUTHORIZEDKEYS_ADMIN",
+    ] {
+        for value in ["", " ", " , "] {
+            let e = Config::load(Some(f.path()), env(&[(var, value)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(var) && e.contains("empty"), "{e}");
+        }
+    }
+    // A list that is no credential may still be emptied.
+    let c = Config::load(None, env(&[("FLAGRELAY_CORS_ALLOWEDORIGINS", "")]), &[])
+        .unwrap()
+        .config;
+    assert!(c.cors.allowed_origins.is_empty());
+}
+
+#[test]
+fn credential_values_never_appear_in_errors() {
+    for yaml in [
+        "authorizedKeys: {admin: [123456789012]}",
+        "authorizedKeys: {evaluation: [123456789012]}",
+        "authorizedKeys: {evaluation: [{key: 123456789012}]}",
+        "auth: {jwtSecret: 123456789012}",
+        "auth: {jwtSecret: [123456789012]}",
+        "retrievers: [{kind: http, url: 'https://x.test/', headers: {authorization: 123456789012}}]",
+    ] {
+        let f = file(".yaml", yaml);
+        let e = Config::load(Some(f.path()), env(&[]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("123456789012"), "{yaml}: secret leaked: {e}");
+        assert!(e.contains("expected") || e.contains("invalid"), "{e}");
+    }
+    // Other keys keep the value in the message: it helps and it is no secret.
+    let f = file(".yaml", "server: {port: 123456789012}");
+    let e = Config::load(Some(f.path()), env(&[]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("123456789012"), "{e}");
+}
+
+#[test]
+fn set_flags_reach_every_key_and_name_the_key_when_bad() {
+    let o = [
+        Override::from_assignment("server.maxSseClients=12").unwrap(),
+        Override::from_assignment("SERVER.READHEADERTIMEOUT=3s").unwrap(),
+        Override::from_assignment("retrievers[0].kind=http").unwrap(),
+        Override::from_assignment("retrievers.0.url=https://x.test/f.yaml").unwrap(),
+        Override::from_assignment("retrievers.0.headers.X-Api-Key=v=1").unwrap(),
+        Override::from_assignment("authorizedKeys.admin=a,b").unwrap(),
+    ];
+    let c = Config::load(None, env(&[("FLAGRELAY_SERVER_MAXSSECLIENTS", "5")]), &o)
+        .unwrap()
+        .config;
+    assert_eq!(c.server.max_sse_clients, 12, "--set beats the environment");
+    assert_eq!(c.server.read_header_timeout, Millis(3_000));
+    assert_eq!(c.retrievers[0].headers["X-Api-Key"].expose(), "v=1");
+    assert_eq!(c.authorized_keys.admin.len(), 2);
+    for (bad, expect) in [
+        ("server.prot=1", "server.prot"),
+        ("server.port", "KEY=VALUE"),
+        ("bogus=1", "bogus"),
+        ("server.port=many", "whole number"),
+        ("retrievers.40000000.url=x", "out of range"),
+        ("authorizedKeys.admin=", "empty"),
+    ] {
+        let e = Override::from_assignment(bad).unwrap_err().to_string();
+        assert!(e.contains("--set") && e.contains(expect), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_bad_value_from_a_variable_names_the_variable() {
+    let e = Config::load(None, env(&[("FLAGRELAY_POLLINGINTERVAL", "soon")]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pollingInterval") && e.contains("FLAGRELAY_POLLINGINTERVAL"),
+        "{e}"
+    );
 }

@@ -19,6 +19,9 @@ use crate::config::{AuthorizedKeys, ConfigError, Secret};
 
 type Digest = [u8; 32];
 
+/// `streams.ticketTtl`'s default, in seconds.
+const DEFAULT_TICKET_TTL: u64 = 600;
+
 struct EvalKey {
     digest: Digest,
     env: Option<Arc<str>>,
@@ -79,6 +82,10 @@ pub struct Auth {
     evaluation: Vec<EvalKey>,
     admin: Vec<Digest>,
     jwt: Option<Jwt>,
+    /// Mixed into every stream ticket's signing secret: `auth.jwtSecret` when set.
+    ticket_base: Vec<u8>,
+    /// Seconds a stream ticket lives (at most); see [`super::ticket`].
+    ticket_ttl: u64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -114,6 +121,7 @@ impl Auth {
             .enumerate()
             .map(|(i, k)| stored_digest(k, &format!("authorizedKeys.admin[{i}]")))
             .collect::<Result<_, _>>()?;
+        let ticket_base = jwt_secret.map_or_else(Vec::new, |s| s.expose().as_bytes().to_vec());
         let jwt = jwt_secret.map(|s| {
             let mut validation = Validation::new(Algorithm::HS256);
             validation.leeway = 0;
@@ -130,7 +138,15 @@ impl Auth {
             evaluation,
             admin,
             jwt,
+            ticket_base,
+            ticket_ttl: DEFAULT_TICKET_TTL,
         })
+    }
+
+    /// Stream tickets live `ttl` at most (`streams.ticketTtl`).
+    pub fn with_ticket_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.ticket_ttl = ttl.as_secs().max(2);
+        self
     }
 
     /// No keys and no tokens: everything but `/admin` is open.
@@ -139,7 +155,14 @@ impl Auth {
             evaluation: Vec::new(),
             admin: Vec::new(),
             jwt: None,
+            ticket_base: Vec::new(),
+            ticket_ttl: DEFAULT_TICKET_TTL,
         }
+    }
+
+    /// No evaluation key is configured: evaluation and streams need no credential.
+    pub fn evaluation_open(&self) -> bool {
+        self.evaluation.is_empty()
     }
 
     pub fn tokens_enabled(&self) -> bool {
@@ -193,6 +216,11 @@ impl Auth {
     }
 
     fn identify(&self, presented: &str) -> Option<Caller> {
+        self.identify_key(presented).map(|(caller, _)| caller)
+    }
+
+    /// The caller and the digest of the configured key behind the credential.
+    fn identify_key(&self, presented: &str) -> Option<(Caller, Digest)> {
         if looks_like_jwt(presented)
             && let Some(jwt) = &self.jwt
         {
@@ -200,13 +228,13 @@ impl Auth {
         }
         let d = sha256(presented.as_bytes());
         if self.is_admin(&d) {
-            return Some(Caller::Admin);
+            return Some((Caller::Admin, d));
         }
         self.find_eval(&d)
-            .map(|k| Caller::Evaluation { env: k.env.clone() })
+            .map(|k| (Caller::Evaluation { env: k.env.clone() }, k.digest))
     }
 
-    fn verify_token(&self, jwt: &Jwt, token: &str) -> Option<Caller> {
+    fn verify_token(&self, jwt: &Jwt, token: &str) -> Option<(Caller, Digest)> {
         let data = jsonwebtoken::decode::<Claims>(token, &jwt.decoding, &jwt.validation).ok()?;
         if !header_and_claims_are_utf8(token) {
             return None;
@@ -216,9 +244,58 @@ impl Auth {
             .evaluation
             .iter()
             .find(|k| key_id_of(&k.digest) == data.claims.kid)?;
-        (key.env.as_deref() == data.claims.env.as_deref()).then(|| Caller::Evaluation {
-            env: key.env.clone(),
+        (key.env.as_deref() == data.claims.env.as_deref()).then(|| {
+            (
+                Caller::Evaluation {
+                    env: key.env.clone(),
+                },
+                key.digest,
+            )
         })
+    }
+
+    /// A stream ticket for the credential this request carries (see [`super::ticket`]), or
+    /// `None` when evaluation is open (streams need no credential then) or the credential is
+    /// not valid.
+    pub fn stream_ticket(&self, headers: &HeaderMap) -> Option<String> {
+        if self.evaluation.is_empty() {
+            return None;
+        }
+        let (caller, digest) = self.identify_key(credential(headers)?)?;
+        let kid = key_id_of(&digest);
+        let claims = super::ticket::TicketClaims {
+            kid: &kid,
+            env: caller.bound_env().map(|e| &**e),
+        };
+        let secret = super::ticket::key_secret(&self.ticket_base, &digest);
+        Some(super::ticket::issue(
+            &secret,
+            &claims,
+            now_secs(),
+            self.ticket_ttl,
+        ))
+    }
+
+    /// The caller a stream ticket stands for: the key it names, if that key is still configured
+    /// with the same environment, and the ticket is in date and untampered.
+    pub fn ticket_caller(&self, ticket: &str) -> Result<Caller, Denied> {
+        let key_for = |kid: &str| {
+            let (digest, env) = self
+                .evaluation
+                .iter()
+                .map(|k| (k.digest, k.env.as_deref().map(String::from)))
+                .chain(self.admin.iter().map(|d| (*d, None)))
+                .find(|(d, _)| key_id_of(d) == kid)?;
+            Some((super::ticket::key_secret(&self.ticket_base, &digest), env))
+        };
+        let kid = super::ticket::verify(ticket, now_secs(), self.ticket_ttl, key_for)
+            .ok_or(Denied::Unauthenticated)?;
+        let env = self
+            .evaluation
+            .iter()
+            .find(|k| key_id_of(&k.digest) == kid)
+            .and_then(|k| k.env.clone());
+        Ok(Caller::Evaluation { env })
     }
 
     fn is_admin(&self, d: &Digest) -> bool {

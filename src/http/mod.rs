@@ -8,12 +8,15 @@ pub mod admin;
 pub mod auth;
 pub mod cors;
 pub mod error;
+mod event_streams;
 pub mod monitoring;
 pub mod observe;
 pub mod ofrep;
 pub mod openapi;
+mod precondition;
 pub mod stream;
 pub mod sync;
+mod ticket;
 
 use std::sync::Arc;
 
@@ -41,6 +44,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     pub stream_clients: Arc<StreamClients>,
     pub diffs: Arc<DiffCache>,
+    /// `streams.inactivityDelaySec`.
+    pub inactivity_delay_sec: u64,
 }
 
 impl AppState {
@@ -60,6 +65,7 @@ impl AppState {
             lifecycle: Lifecycle::new(fips140),
             stream_clients: StreamClients::new(max_streams),
             diffs: Arc::new(DiffCache::default()),
+            inactivity_delay_sec: 120,
         }
     }
 }
@@ -91,6 +97,7 @@ impl FromRef<AppState> for OfrepState {
             store: s.store.clone(),
             auth: s.auth.clone(),
             settings: s.settings.clone(),
+            inactivity_delay_sec: s.inactivity_delay_sec,
         }
     }
 }

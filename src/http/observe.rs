@@ -130,6 +130,7 @@ where
             return ObserveFuture {
                 inner: self.inner.call(req),
                 pending: None,
+                span: None,
             };
         };
         let started = Instant::now();
@@ -138,6 +139,14 @@ where
             Some(v) if sane_request_id(v) => v.clone(),
             _ => shared.ids.next(),
         };
+        // Only when traces are exported: otherwise not even the headers are looked at.
+        let span = crate::telemetry::enabled().then(|| {
+            crate::telemetry::request_span(
+                req.method().as_str(),
+                shared.metrics.route_label(route),
+                req.headers(),
+            )
+        });
         let pending = Pending {
             shared: shared.clone(),
             started,
@@ -147,9 +156,14 @@ where
             uri: req.uri().clone(),
             id,
         };
+        let inner = {
+            let _in_span = span.as_ref().map(tracing::Span::enter);
+            self.inner.call(req)
+        };
         ObserveFuture {
-            inner: self.inner.call(req),
+            inner,
             pending: Some(pending),
+            span,
         }
     }
 }
@@ -168,6 +182,8 @@ struct Pending {
 pub struct ObserveFuture<F> {
     inner: F,
     pending: Option<Pending>,
+    /// The request's server span, entered while the handler runs; ends with the answer.
+    span: Option<tracing::Span>,
 }
 
 impl<F, B, E> Future for ObserveFuture<F>
@@ -178,7 +194,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        let mut res = ready!(Pin::new(&mut this.inner).poll(cx))?;
+        let polled = {
+            let _in_span = this.span.as_ref().map(tracing::Span::enter);
+            Pin::new(&mut this.inner).poll(cx)
+        };
+        let mut res = ready!(polled)?;
+        if let Some(span) = this.span.take() {
+            span.record("http.response.status_code", res.status().as_u16());
+            if res.status().is_server_error() {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         if let Some(p) = this.pending.take() {
             let took = p.started.elapsed();
             let status = res.status();

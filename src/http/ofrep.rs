@@ -16,6 +16,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::auth::{Auth, Caller};
 use super::error::{ApiError, json_body};
+use super::event_streams;
+use super::precondition::IfNoneMatch;
 use crate::evaluator::{Outcome, Subject};
 use crate::snapshot::{Entry, Snapshot, SnapshotStore, short_hash};
 
@@ -35,6 +37,16 @@ pub struct OfrepState {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
+    /// `streams.inactivityDelaySec`, announced in `eventStreams`.
+    pub inactivity_delay_sec: u64,
+}
+
+/// The bulk request's query (ADR-0008 with protocol PR #84): what the client last heard from
+/// the change stream. Anything else in the query is ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct BulkQuery {
+    #[serde(rename = "flagConfigEtag")]
+    flag_config_etag: Option<String>,
 }
 
 /// OFREP error codes this relay answers with.
@@ -133,7 +145,13 @@ pub async fn evaluate_flag(
     json_body(out)
 }
 
-pub async fn evaluate_all(State(s): State<OfrepState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn evaluate_all(
+    State(s): State<OfrepState>,
+    query: Result<axum::extract::Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let caller = match s.auth.evaluation_caller(&headers, None) {
         Ok(c) => c,
         Err(d) => return ApiError::from(d).into_response(),
@@ -146,17 +164,45 @@ pub async fn evaluate_all(State(s): State<OfrepState>, headers: HeaderMap, body:
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let precondition = IfNoneMatch::from_headers(&headers);
+    if precondition == IfNoneMatch::Any {
+        // RFC 9110 §13.1.2: `*` is false whenever a representation exists, and a false
+        // If-None-Match on a method other than GET/HEAD is 412, never 304.
+        return error(
+            None,
+            ErrorCode::General,
+            "If-None-Match: * never holds for this POST; send the ETag of the last answer".into(),
+        )
+        .with_status(StatusCode::PRECONDITION_FAILED);
+    }
     let snapshot = s.store.load();
     let subject = ctx.subject(&caller, &s.settings);
+    let streams = s.settings.change_stream.then(|| {
+        let ticket = s.auth.stream_ticket(&headers);
+        let origin = ticket
+            .as_ref()
+            .and_then(|_| event_streams::request_origin(&headers, &uri));
+        event_streams::render(ticket.as_deref(), origin.as_deref(), s.inactivity_delay_sec)
+    });
     let recorder = crate::metrics::global().recorder(snapshot.as_deref());
-    let BulkAnswer { body, etag } = bulk_answer(
+    let BulkAnswer { body, etag } = bulk_answer_with(
         snapshot.as_deref(),
         &subject,
-        s.settings.change_stream,
+        streams.as_deref(),
         |i, reason| recorder.record(i, reason),
     );
     recorder.finish(snapshot.as_ref().map_or(0, |s| s.len()));
-    let mut res = if if_none_match(&headers, &etag) {
+    // A client that heard of a flag set this relay does not serve (yet) must not be told its
+    // copy is current (ADR-0008, protocol PR #84); a query we cannot read counts as such.
+    let heard_of_served = match &query {
+        Ok(q) => q.flag_config_etag.as_deref().is_none_or(|heard| {
+            snapshot
+                .as_ref()
+                .is_some_and(|s| s.etag == heard.trim_matches('"'))
+        }),
+        Err(_) => false,
+    };
+    let mut res = if heard_of_served && precondition.lists(&etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         json_body(body)
@@ -192,6 +238,17 @@ pub fn bulk_answer(
     snapshot: Option<&Snapshot>,
     subject: &Subject<'_>,
     change_stream: bool,
+    seen: impl FnMut(usize, crate::evaluator::Reason),
+) -> BulkAnswer {
+    let streams = change_stream.then(|| event_streams::render(None, None, 120));
+    bulk_answer_with(snapshot, subject, streams.as_deref(), seen)
+}
+
+/// [`bulk_answer`] with the `eventStreams` array given (rendered), or none.
+pub fn bulk_answer_with(
+    snapshot: Option<&Snapshot>,
+    subject: &Subject<'_>,
+    event_streams: Option<&str>,
     mut seen: impl FnMut(usize, crate::evaluator::Reason),
 ) -> BulkAnswer {
     let entries = snapshot.map_or(&[][..], |s| s.entries());
@@ -218,7 +275,10 @@ pub fn bulk_answer(
         validator.extend_from_slice(v.as_bytes());
     }
     validator.push(b' ');
-    validator.push(u8::from(change_stream));
+    if let Some(streams) = event_streams {
+        validator.extend_from_slice(streams.as_bytes());
+    }
+    validator.push(0);
     let mut out = String::with_capacity(per_flag + 256);
     out.push_str("{\"flags\":[");
     for (i, entry) in entries.iter().enumerate() {
@@ -242,8 +302,9 @@ pub fn bulk_answer(
         out.push_str(v);
     }
     out.push('}');
-    if change_stream {
-        out.push_str(",\"eventStreams\":[{\"type\":\"sse\",\"endpoint\":{\"requestUri\":\"/ofrep/v1/sse\"},\"inactivityDelaySec\":120}]");
+    if let Some(streams) = event_streams {
+        out.push_str(",\"eventStreams\":");
+        out.push_str(streams);
     }
     out.push('}');
     BulkAnswer {
@@ -272,15 +333,9 @@ fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
     out.push('}');
 }
 
-/// `If-None-Match` matches `etag` (a list, `*`, or a weak form all count, as RFC 9110 says).
+/// For a GET: `If-None-Match` lists `etag` or is `*` (RFC 9110 §13.1.2, weak comparison).
 pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim())
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    super::precondition::not_modified(headers, etag)
 }
 
 fn error(key: Option<String>, code: ErrorCode, details: String) -> OfrepError {
@@ -288,6 +343,13 @@ fn error(key: Option<String>, code: ErrorCode, details: String) -> OfrepError {
 }
 
 impl OfrepError {
+    /// This error's body with another status than its code's (412 for a precondition).
+    fn with_status(self, status: StatusCode) -> Response {
+        let mut res = self.into_response();
+        *res.status_mut() = status;
+        res
+    }
+
     fn with_key(mut self, key: &str) -> Self {
         self.key = Some(key.to_owned());
         self

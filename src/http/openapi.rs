@@ -125,11 +125,11 @@ pub const DOCUMENT: &str = r##"{
         "tags": ["ofrep"],
         "operationId": "ofrepEvaluateFlags",
         "summary": "Evaluate every flag",
-        "description": "Flags are sorted by key. `ETag` is a strong hash of the exact body; `If-None-Match` equal to it answers 304 with no body.",
+        "description": "Flags are sorted by key. `ETag` is a strong hash of the exact body; `If-None-Match` listing it (RFC 9110, weak comparison) answers 304 with no body, unless `flagConfigEtag` names a flag set this relay does not serve. `If-None-Match: *` answers 412 (RFC 9110 13.1.2: never true for this POST). With a credential, `eventStreams` names the stream as a URL with a short-lived stream ticket.",
         "security": [{"ApiKey": []}, {"Bearer": []}],
         "parameters": [
           {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}},
-          {"name": "flagConfigEtag", "in": "query", "required": false, "description": "Accepted and ignored.", "schema": {"type": "string"}},
+          {"name": "flagConfigEtag", "in": "query", "required": false, "description": "The flag-set etag of the change event that caused this fetch: when it is not the served set's, the answer is never 304.", "schema": {"type": "string"}},
           {"name": "flagConfigLastModified", "in": "query", "required": false, "description": "Accepted and ignored.", "schema": {"type": "string"}}
         ],
         "requestBody": {"$ref": "#/components/requestBodies/Evaluation"},
@@ -154,7 +154,12 @@ pub const DOCUMENT: &str = r##"{
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkEvaluationFailure"}}}
           },
-          "401": {"$ref": "#/components/responses/Unauthorized"}
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "412": {
+            "description": "`If-None-Match: *`: a failed precondition on this POST (GENERAL).",
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkEvaluationFailure"}}}
+          }
         }
       }
     },
@@ -163,8 +168,11 @@ pub const DOCUMENT: &str = r##"{
         "tags": ["ofrep"],
         "operationId": "ofrepEventStream",
         "summary": "Flag-set change stream (Server-Sent Events)",
-        "description": "On every change of the flag set: `event: message`, an `id:` (the flag-set etag) and `data:` a `RefetchEvaluationEvent`. A comment line every 30 s keeps proxies from closing the stream; it ends when the relay shuts down. The credential may also come as `?apiKey=` (browsers' EventSource cannot send headers).",
-        "security": [{"ApiKey": []}, {"Bearer": []}, {"ApiKeyQuery": []}],
+        "description": "First a `retry:` hint; then on every change of the flag set: `event: message`, an `id:` that only grows, and `data:` a `RefetchEvaluationEvent`. A reconnect whose `Last-Event-ID` is not the current id gets one such event at once. A comment line every 30 s keeps proxies from closing the stream; it ends when the relay shuts down. Browsers (whose EventSource cannot send headers) use the `ticket` from a bulk answer's `eventStreams` URL; `?apiKey=` also works.",
+        "security": [{"ApiKey": []}, {"Bearer": []}, {"ApiKeyQuery": []}, {"StreamTicket": []}],
+        "parameters": [
+          {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string"}}
+        ],
         "responses": {
           "200": {
             "description": "The event stream; each event's data is a RefetchEvaluationEvent.",
@@ -388,7 +396,8 @@ pub const DOCUMENT: &str = r##"{
     "securitySchemes": {
       "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An evaluation key (OFREP, sync, streams) or an admin key (`/admin/*`, and what an unbound evaluation key may). With no evaluation key configured, evaluation is open."},
       "Bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer` with a key, or with a token from `POST /client/auth`."},
-      "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey", "description": "On the event streams only."}
+      "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apiKey", "description": "On the event streams only."},
+      "StreamTicket": {"type": "apiKey", "in": "query", "name": "ticket", "description": "A short-lived stream ticket from a bulk answer's `eventStreams` URL: accepted by `/ofrep/v1/sse` only, never a credential elsewhere."}
     },
     "headers": {
       "RequestId": {"description": "The request's `X-Request-Id` when it was sane (1–128 characters of letters, digits and `-_.:@+=/~`), else a generated one.", "schema": {"type": "string", "minLength": 1, "maxLength": 128}},
@@ -511,8 +520,9 @@ pub const DOCUMENT: &str = r##"{
             "description": "Present when change streaming is on (the default).",
             "items": {
               "type": "object",
-              "required": ["type", "endpoint", "inactivityDelaySec"],
+              "required": ["type", "inactivityDelaySec"],
               "additionalProperties": false,
+              "description": "`endpoint` (a path) for unauthenticated requests; `url` with a stream ticket in its query when the request carried a credential.",
               "properties": {
                 "type": {"const": "sse"},
                 "endpoint": {
@@ -521,6 +531,7 @@ pub const DOCUMENT: &str = r##"{
                   "additionalProperties": false,
                   "properties": {"requestUri": {"type": "string"}}
                 },
+                "url": {"type": "string"},
                 "inactivityDelaySec": {"type": "integer", "minimum": 0}
               }
             }
@@ -623,7 +634,7 @@ pub const DOCUMENT: &str = r##"{
               "required": ["kind", "source", "status"],
               "additionalProperties": false,
               "properties": {
-                "kind": {"type": "string", "enum": ["file", "http", "s3"]},
+                "kind": {"type": "string", "enum": ["file", "http", "s3", "relay", "sql", "azblob", "gcs"]},
                 "source": {"type": "string"},
                 "status": {"type": "string", "enum": ["ok", "error"]},
                 "error": {"type": "string"}
@@ -649,7 +660,7 @@ pub const DOCUMENT: &str = r##"{
               "type": "object",
               "required": ["kind", "source", "lastSuccess", "lastError"],
               "properties": {
-                "kind": {"type": "string", "enum": ["file", "http", "s3"]},
+                "kind": {"type": "string", "enum": ["file", "http", "s3", "relay", "sql", "azblob", "gcs"]},
                 "source": {"type": "string"},
                 "lastSuccess": {"type": ["string", "null"]},
                 "lastError": {"type": ["string", "null"]}

@@ -88,12 +88,25 @@ impl Drop for ClientSlot {
 pub struct StreamQuery {
     #[serde(rename = "apiKey")]
     api_key: Option<String>,
+    /// A stream ticket from a bulk answer's `eventStreams` (OFREP stream only).
+    ticket: Option<String>,
 }
 
-fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<ClientSlot, ApiError> {
-    s.auth
-        .evaluation_caller(headers, q.api_key.as_deref())
-        .map_err(ApiError::from)?;
+/// How long a client should wait before reconnecting (`retry:`): soon, but not in a tight loop
+/// when the relay is restarting.
+const RETRY_HINT: Duration = Duration::from_secs(3);
+
+fn admit(
+    s: &StreamState,
+    headers: &HeaderMap,
+    q: &StreamQuery,
+    tickets: bool,
+) -> Result<ClientSlot, ApiError> {
+    match q.ticket.as_deref() {
+        Some(ticket) if tickets && !s.auth.evaluation_open() => s.auth.ticket_caller(ticket),
+        _ => s.auth.evaluation_caller(headers, q.api_key.as_deref()),
+    }
+    .map_err(ApiError::from)?;
     if s.lifecycle.is_draining() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -110,32 +123,45 @@ fn admit(s: &StreamState, headers: &HeaderMap, q: &StreamQuery) -> Result<Client
     })
 }
 
-/// `GET /ofrep/v1/sse`: one `refetchEvaluation` message per flag-set change.
+/// `GET /ofrep/v1/sse`: one `refetchEvaluation` message per flag-set change, each with an
+/// `id:` that only grows. A reconnecting client (its `Last-Event-ID` is not the id of the set
+/// served now) missed something, so it is told to re-fetch at once.
 pub async fn ofrep_sse(
     State(s): State<StreamState>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q) {
+    let slot = match admit(&s, &headers, &q, true) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
     let changes = s.store.subscribe();
     let stop = s.lifecycle.stopping();
-    let events = follow(changes, stop, slot, |_, next| {
-        let data = json!({
-            "type": "refetchEvaluation",
-            "etag": next.etag,
-            "lastModified": next.last_modified,
-        });
-        Some(
-            Event::default()
-                .event("message")
-                .id(next.event_id())
-                .data(data.to_string()),
-        )
+    let mut opening = vec![Event::default().retry(RETRY_HINT)];
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if let (Some(seen), Some(now)) = (last_seen, s.store.load())
+        && seen != now.event_id()
+    {
+        opening.push(refetch_event(&now));
+    }
+    let events = follow(changes, stop, slot, |_, next| Some(refetch_event(next)));
+    let opening = futures_util::stream::iter(opening.into_iter().map(Ok::<_, Infallible>));
+    sse(futures_util::StreamExt::chain(opening, events))
+}
+
+fn refetch_event(snapshot: &Snapshot) -> Event {
+    let data = json!({
+        "type": "refetchEvaluation",
+        "etag": snapshot.etag,
+        "lastModified": snapshot.last_modified,
     });
-    sse(events)
+    Event::default()
+        .event("message")
+        .id(snapshot.event_id())
+        .data(data.to_string())
 }
 
 /// `GET /v1/flags/stream`: a `snapshot` event, then one `change` event per change.
@@ -144,7 +170,7 @@ pub async fn sync_stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
-    let slot = match admit(&s, &headers, &q) {
+    let slot = match admit(&s, &headers, &q, false) {
         Ok(slot) => slot,
         Err(e) => return e.into_response(),
     };
@@ -154,7 +180,7 @@ pub async fn sync_stream(
     let opening = first.as_ref().map(|snap| {
         Event::default()
             .event("snapshot")
-            .id(snap.event_id())
+            .id(snap.etag.clone())
             .data(&*snap.sync_json())
     });
     let diffs = s.diffs.clone();
@@ -165,13 +191,13 @@ pub async fn sync_stream(
             Some(prev) => Some(
                 Event::default()
                     .event("change")
-                    .id(next.event_id())
+                    .id(next.etag.clone())
                     .data(&*diffs.diff(prev, next)),
             ),
             None => Some(
                 Event::default()
                     .event("snapshot")
-                    .id(next.event_id())
+                    .id(next.etag.clone())
                     .data(&*next.sync_json()),
             ),
         };
@@ -263,31 +289,15 @@ pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
     let mut added: BTreeMap<&str, &FlagDef> = BTreeMap::new();
     let mut updated: BTreeMap<&str, &FlagDef> = BTreeMap::new();
     let mut deleted: Vec<&str> = Vec::new();
-    // Both entry lists are sorted by key: walk them together.
-    let (a, b) = (prev.entries(), next.entries());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.key == y.key => {
-                if x.def != y.def {
-                    updated.insert(&y.key, &y.def);
-                }
-                i += 1;
-                j += 1;
+    for (key, before, after) in crate::snapshot::differences(prev, next) {
+        match (before, after) {
+            (None, Some(y)) => {
+                added.insert(key, &y.def);
             }
-            (Some(x), Some(y)) if x.key < y.key => {
-                deleted.push(&x.key);
-                i += 1;
+            (Some(_), Some(y)) => {
+                updated.insert(key, &y.def);
             }
-            (Some(x), None) => {
-                deleted.push(&x.key);
-                i += 1;
-            }
-            (_, Some(y)) => {
-                added.insert(&y.key, &y.def);
-                j += 1;
-            }
-            (None, None) => break,
+            _ => deleted.push(key),
         }
     }
     json!({
@@ -304,17 +314,10 @@ pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
 mod tests {
     use super::*;
 
-    fn snap(text: &str) -> Snapshot {
-        let flags = crate::parse::parse_document("t", text.as_bytes(), None)
-            .unwrap()
-            .flags;
-        Snapshot::build(flags.into_iter().collect(), None)
-    }
-
     #[test]
     fn diff_lists_added_updated_deleted() {
-        let a = snap("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
-        let b = snap("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
+        let a = crate::snapshot::of_yaml("a: {rollout: 1}\nb: {rollout: 1}\nc: {rollout: 1}\n");
+        let b = crate::snapshot::of_yaml("b: {rollout: 2}\nc: {rollout: 1}\nd: {enabled: true}\n");
         let v: serde_json::Value = serde_json::from_str(&change_json(&a, &b)).unwrap();
         assert_eq!(v["previousEtag"], a.etag.as_str());
         assert_eq!(v["etag"], b.etag.as_str());

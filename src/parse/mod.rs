@@ -16,7 +16,9 @@ use serde_json::Value;
 pub use model::{FlagDef, FlagValue};
 
 /// Document formats a retriever can hand us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Yaml,
@@ -42,6 +44,10 @@ impl Format {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagDoc {
     pub flags: Vec<(String, FlagDef)>,
+    /// The rollout salt the document dictates: only another relay's sync answer does
+    /// (`kind: relay`), `Some(None)` when that upstream has no salt; `None` for every other
+    /// source, which leaves the relay's own `rolloutSalt` in force.
+    pub salt: Option<Option<String>>,
 }
 
 /// Where in a document something is (1-based).
@@ -212,7 +218,7 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
         }
     }
     if errors.is_empty() {
-        Ok(FlagDoc { flags })
+        Ok(FlagDoc { flags, salt: None })
     } else {
         Err(DocumentError { errors })
     }

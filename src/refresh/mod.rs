@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::parse::{self, FlagDef, FlagDoc};
+use crate::parse::{FlagDef, FlagDoc};
 use crate::persist;
 use crate::retriever::{Fetched, Retriever, Validators};
 use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
@@ -166,8 +166,33 @@ impl Refresher {
     }
 
     async fn run(&self) -> RefreshReport {
+        use tracing::Instrument;
+        // Spans only for trace export (a text log would otherwise prefix every line with them).
+        let span = if crate::telemetry::enabled() {
+            tracing::info_span!("refresh", otel.name = "refresh", sources = self.slots.len())
+        } else {
+            tracing::Span::none()
+        };
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(&self) -> RefreshReport {
+        use tracing::Instrument;
         let started = Instant::now();
-        let fetched = join_all(self.slots.iter().map(|s| self.fetch_slot(s))).await;
+        let fetched = join_all(self.slots.iter().map(|s| {
+            let span = if crate::telemetry::enabled() {
+                tracing::info_span!(
+                    "fetch",
+                    otel.name = format!("fetch {}", s.retriever.kind().as_str()),
+                    retriever.kind = s.retriever.kind().as_str(),
+                    retriever.source = s.retriever.source(),
+                )
+            } else {
+                tracing::Span::none()
+            };
+            self.fetch_slot(s).instrument(span)
+        }))
+        .await;
         let now = SystemTime::now();
         let mut statuses = Vec::with_capacity(self.slots.len());
         let mut docs = Vec::with_capacity(self.slots.len());
@@ -231,7 +256,12 @@ impl Refresher {
                 .await
                 .expect("building a snapshot does not panic");
                 *lock(&self.built_from) = Some((hashes, next.etag.clone()));
-                if current.as_ref().is_none_or(|c| c.etag != next.etag) {
+                // The etag hashes the flags only; an upstream relay's new salt alone changes
+                // answers too.
+                if current
+                    .as_ref()
+                    .is_none_or(|c| c.etag != next.etag || c.salt() != next.salt())
+                {
                     if let Some(fleet) = self.fleet.get() {
                         // Published (or found already published) under a version: serve it
                         // as the fleet does. Unreachable: serve it alone under the version
@@ -326,10 +356,11 @@ impl Refresher {
                 }
                 let source = slot.retriever.source().to_owned();
                 let (bytes, format) = (doc.bytes.clone(), doc.format);
+                let kind = slot.retriever.kind();
                 // Large documents take a while to parse: keep it off the reactor.
                 let parsed = tokio::task::spawn_blocking(move || {
                     crate::tuning::background_priority();
-                    parse::parse_document(&source, &bytes, format)
+                    crate::retriever::parse_document(kind, &source, &bytes, format)
                 })
                 .await
                 .map_err(|e| format!("parser failed: {e}"))?
@@ -410,6 +441,12 @@ impl Refresher {
     /// Poll forever: wait `interval` (±10 % when `jitter`), refresh, repeat. A forced refresh
     /// restarts the wait.
     pub async fn poll(self: Arc<Self>, interval: Duration, jitter: bool) {
+        // Sources that push (another relay's stream) refresh at once.
+        let pushed: Vec<_> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.retriever.changes())
+            .collect();
         loop {
             let wait = if jitter { jittered(interval) } else { interval };
             tokio::select! {
@@ -420,6 +457,9 @@ impl Refresher {
                     }
                 }
                 () = self.poll_reset.notified() => {}
+                () = crate::retriever::any_changed(&pushed) => {
+                    self.refresh().await;
+                }
             }
         }
     }
@@ -455,13 +495,25 @@ struct SlotDoc {
 /// one source's fresh parse) is moved in rather than copied.
 fn merge_and_build(docs: Vec<Arc<FlagDoc>>, salt: Option<&str>) -> Snapshot {
     let mut merged: BTreeMap<String, FlagDef> = BTreeMap::new();
+    let configured = salt;
+    let mut salt = salt.map(str::to_owned);
     for doc in docs {
+        // An upstream relay's salt replaces the local one (later sources win, as for flags).
+        if let Some(upstream) = &doc.salt {
+            if configured.is_some() && configured != upstream.as_deref() {
+                // Values not logged: a salt keeps cohorts unguessable.
+                tracing::warn!(
+                    "rolloutSalt differs from the upstream relay's; the upstream's is used"
+                );
+            }
+            salt.clone_from(upstream);
+        }
         match Arc::try_unwrap(doc) {
             Ok(owned) => merged.extend(owned.flags),
             Err(shared) => merged.extend(shared.flags.iter().cloned()),
         }
     }
-    Snapshot::build(merged, salt)
+    Snapshot::build(merged, salt.as_deref())
 }
 
 fn log_outcome(r: &RefreshReport) {

@@ -174,3 +174,28 @@ async fn a_forced_refresh_restarts_the_poll_interval() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(runs(&r), 2, "no poll at the restarted interval");
 }
+
+#[test]
+fn an_upstream_relays_salt_replaces_the_local_one() {
+    let doc = |salt: Option<Option<&str>>| {
+        let mut d =
+            crate::parse::parse_document("t", b"{\"a\": {\"enabled\": true}}", None).unwrap();
+        d.salt = salt.map(|s| s.map(String::from));
+        Arc::new(d)
+    };
+    let salt_of = |snap: Snapshot| {
+        let v: serde_json::Value = serde_json::from_str(&snap.sync_json()).unwrap();
+        v.get("salt").and_then(|s| s.as_str()).map(String::from)
+    };
+    // A file source keeps the configured salt.
+    let snap = merge_and_build(vec![doc(None)], Some("local"));
+    assert_eq!(salt_of(snap).as_deref(), Some("local"));
+    // An upstream's salt wins, and so does an upstream without one.
+    let snap = merge_and_build(vec![doc(None), doc(Some(Some("up")))], Some("local"));
+    assert_eq!(salt_of(snap).as_deref(), Some("up"));
+    let snap = merge_and_build(vec![doc(Some(None))], Some("local"));
+    assert_eq!(salt_of(snap), None);
+    // Several upstreams: the later one, as for flags.
+    let snap = merge_and_build(vec![doc(Some(Some("u1"))), doc(Some(Some("u2")))], None);
+    assert_eq!(salt_of(snap).as_deref(), Some("u2"));
+}

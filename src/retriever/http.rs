@@ -70,16 +70,7 @@ impl HttpRetriever {
             Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
                 .map_err(|_| setup(format!("method {m:?} is not a valid HTTP method")))?,
         };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &cfg.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| setup(format!("header name {name:?} is not valid")))?;
-            // The value is a secret as far as we know: say which header, never what it holds.
-            let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| setup(format!("header {name} has a value that is not valid")))?;
-            value.set_sensitive(true);
-            headers.append(name, value);
-        }
+        let headers = sensitive_headers(&cfg.headers).map_err(setup)?;
         let timeout = cfg.timeout.duration().unwrap_or(Duration::from_secs(10));
         let tls = tls_config(cfg, &url).map_err(setup)?;
         let client = reqwest::Client::builder()
@@ -104,6 +95,11 @@ impl HttpRetriever {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The configured client (TLS, redirects), for a `relay` source's change stream.
+    pub(super) fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// One request, its body streamed and bounded; the whole of it within `timeout`.
@@ -263,9 +259,46 @@ fn redirect_policy(has_headers: bool) -> reqwest::redirect::Policy {
     })
 }
 
+/// Configured headers, all marked sensitive (never printed by the HTTP stack): their values
+/// are secrets as far as we know, so an error says which header, never what it holds.
+pub(crate) fn sensitive_headers(
+    configured: &std::collections::BTreeMap<String, crate::config::Secret>,
+) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in configured {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("header name {name:?} is not valid"))?;
+        let mut value = HeaderValue::from_str(value.expose())
+            .map_err(|_| format!("header {name} has a value that is not valid"))?;
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// A client for the relay's other outbound HTTP(S) (notifiers): the TLS setup of an http
+/// source (the installed aws-lc-rs provider, the platform's roots plus `ca_cert_path`), and no
+/// redirects (a receiver that moved is a configuration error to see, not to follow).
+pub(crate) fn outbound_client(
+    url: &Url,
+    ca_cert_path: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let cfg = RetrieverConfig {
+        ca_cert_path: ca_cert_path.map(Into::into),
+        ..RetrieverConfig::file("")
+    };
+    let tls = tls_config(&cfg, url)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(concat!("flagrelay/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))
+}
+
 /// The rustls client configuration: the installed provider (aws-lc-rs, FIPS in a FIPS build),
 /// the platform's roots plus `caCertPath`, and the client certificate for mTLS.
-fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
+pub(super) fn tls_config(cfg: &RetrieverConfig, url: &Url) -> Result<ClientConfig, String> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

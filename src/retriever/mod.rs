@@ -6,18 +6,31 @@
 //! last document it served (ETag, Last-Modified), so sources that support conditional requests
 //! can answer [`Fetched::NotModified`] and cost neither a transfer nor a parse.
 
+mod azblob;
+pub(crate) mod check;
 mod file;
+mod gcs;
 mod http;
+mod object;
+mod relay;
+
+pub(crate) use http::{outbound_client, sensitive_headers};
 mod s3;
+mod sql;
 
 use std::time::Duration;
 
 use crate::config::{RetrieverConfig, RetrieverKind};
-use crate::parse::Format;
+use crate::parse::{DocumentError, FlagDoc, Format};
 
+pub use azblob::AzblobRetriever;
 pub use file::FileRetriever;
+pub use gcs::GcsRetriever;
 pub use http::HttpRetriever;
+pub use relay::RelayRetriever;
 pub use s3::S3Retriever;
+pub use sql::SqlRetriever;
+pub(crate) use sql::check_config as check_sql_config;
 
 /// A document as a source served it.
 #[derive(Debug, Clone)]
@@ -88,6 +101,10 @@ pub enum Retriever {
     File(FileRetriever),
     Http(Box<HttpRetriever>),
     S3(S3Retriever),
+    Relay(Box<RelayRetriever>),
+    Sql(Box<SqlRetriever>),
+    Azblob(Box<AzblobRetriever>),
+    Gcs(Box<GcsRetriever>),
 }
 
 impl Retriever {
@@ -97,6 +114,10 @@ impl Retriever {
             RetrieverKind::File => Ok(Retriever::File(FileRetriever::new(cfg))),
             RetrieverKind::Http => Ok(Retriever::Http(Box::new(HttpRetriever::new(cfg)?))),
             RetrieverKind::S3 => Ok(Retriever::S3(S3Retriever::new(cfg)?)),
+            RetrieverKind::Relay => Ok(Retriever::Relay(Box::new(RelayRetriever::new(cfg)?))),
+            RetrieverKind::Sql => Ok(Retriever::Sql(Box::new(SqlRetriever::new(cfg)?))),
+            RetrieverKind::Azblob => Ok(Retriever::Azblob(Box::new(AzblobRetriever::new(cfg)?))),
+            RetrieverKind::Gcs => Ok(Retriever::Gcs(Box::new(GcsRetriever::new(cfg)?))),
         }
     }
 
@@ -105,6 +126,10 @@ impl Retriever {
             Retriever::File(_) => RetrieverKind::File,
             Retriever::Http(_) => RetrieverKind::Http,
             Retriever::S3(_) => RetrieverKind::S3,
+            Retriever::Relay(_) => RetrieverKind::Relay,
+            Retriever::Sql(_) => RetrieverKind::Sql,
+            Retriever::Azblob(_) => RetrieverKind::Azblob,
+            Retriever::Gcs(_) => RetrieverKind::Gcs,
         }
     }
 
@@ -114,6 +139,10 @@ impl Retriever {
             Retriever::File(r) => r.source(),
             Retriever::Http(r) => r.source(),
             Retriever::S3(r) => r.source(),
+            Retriever::Relay(r) => r.source(),
+            Retriever::Sql(r) => r.source(),
+            Retriever::Azblob(r) => r.source(),
+            Retriever::Gcs(r) => r.source(),
         }
     }
 
@@ -124,8 +153,45 @@ impl Retriever {
             Retriever::File(r) => r.fetch(since).await,
             Retriever::Http(r) => r.fetch(since).await,
             Retriever::S3(r) => r.fetch(since).await,
+            Retriever::Relay(r) => r.fetch(since).await,
+            Retriever::Sql(r) => r.fetch(since).await,
+            Retriever::Azblob(r) => r.fetch(since).await,
+            Retriever::Gcs(r) => r.fetch(since).await,
         }
     }
+
+    /// For sources that push: notified when the source says its document may have changed,
+    /// so the poll loop refreshes at once instead of at its next tick.
+    pub fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        match self {
+            Retriever::Relay(r) => Some(r.changes()),
+            Retriever::Sql(r) => r.changes(),
+            _ => None,
+        }
+    }
+}
+
+/// Parse a fetched document as its source's kind needs: another relay's sync answer carries
+/// its flags and its salt; every other source serves a flag document.
+pub(crate) fn parse_document(
+    kind: RetrieverKind,
+    source: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+) -> Result<FlagDoc, DocumentError> {
+    match kind {
+        RetrieverKind::Relay => relay::parse_sync_body(source, bytes),
+        _ => crate::parse::parse_document(source, bytes, format),
+    }
+}
+
+/// Resolves when any of `notifies` is notified; never when there are none.
+pub(crate) async fn any_changed(notifies: &[std::sync::Arc<tokio::sync::Notify>]) {
+    if notifies.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = notifies.iter().map(|n| Box::pin(n.notified()));
+    futures_util::future::select_all(waits).await;
 }
 
 /// A fetched body as a [`Fetched::Changed`] document; an empty body is an error, because a
@@ -162,6 +228,18 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     url.set_query(None);
     url.set_fragment(None);
     url.to_string()
+}
+
+/// What went wrong with an outbound request, without its URL (which may hold a secret).
+pub(crate) fn request_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        format!("timed out: {}", error_chain(&e))
+    } else if e.is_connect() {
+        format!("cannot connect: {}", error_chain(&e))
+    } else {
+        format!("request failed: {}", error_chain(&e))
+    }
 }
 
 /// An error and its causes, `a: b: c`, skipping a cause whose text the message already holds

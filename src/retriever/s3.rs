@@ -314,7 +314,7 @@ fn bucket_endpoint(
 }
 
 /// Whether an `object_store` error is, at bottom, a request that timed out.
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(err) = next {
         if let Some(http) = err.downcast_ref::<object_store::client::HttpError>()
@@ -329,13 +329,13 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The HTTP status in `object_store`'s text for a status it has no variant for
 /// ("Server returned non-2xx status code: 500 Internal Server Error: …").
-fn status_in(text: &str) -> Option<u16> {
+pub(super) fn status_in(text: &str) -> Option<u16> {
     let rest = &text[text.find("status code: ")? + "status code: ".len()..];
     rest.get(..3)?.parse().ok()
 }
 
 /// The text of `<name>…</name>` in an S3 XML error body quoted in `text`.
-fn xml_field(text: &str, name: &str) -> Option<String> {
+pub(super) fn xml_field(text: &str, name: &str) -> Option<String> {
     let open = format!("<{name}>");
     let start = text.find(&open)? + open.len();
     let len = text[start..].find(&format!("</{name}>"))?;

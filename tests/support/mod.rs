@@ -5,3 +5,4 @@ pub mod fleet;
 pub mod redis;
 pub mod relay;
 pub mod sse;
+pub mod startup;

@@ -60,8 +60,12 @@ impl Relay {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagrelay"));
         cmd.arg("--config")
             .arg(&config_path)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(o.args)
+            .args(["--host", "127.0.0.1"]);
+        // A test that restarts a relay on the port it had passes `--port` itself.
+        if !o.args.contains(&"--port") {
+            cmd.args(["--port", "0"]);
+        }
+        cmd.args(o.args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -221,4 +225,28 @@ pub async fn wait_ready(relay: &Relay) {
         async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
     })
     .await;
+}
+
+/// GET `path` on the relay and parse the JSON answer.
+pub async fn get_json(relay: &Relay, path: &str) -> serde_json::Value {
+    client()
+        .get(relay.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// GET `path` on the relay as text (e.g. `/metrics`).
+pub async fn get_text(relay: &Relay, path: &str) -> String {
+    client()
+        .get(relay.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

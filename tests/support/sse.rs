@@ -41,11 +41,13 @@ impl SseReader {
                         }
                         let (k, v) = line.split_once(':').unwrap_or((line, ""));
                         let v = v.strip_prefix(' ').unwrap_or(v);
-                        any = true;
                         match k {
                             "event" => ev.event = v.into(),
                             "id" => ev.id = Some(v.into()),
                             "data" => {
+                                // As in the WHATWG parser: only a block with data is an event
+                                // (a lone `retry:` is a setting, not an event).
+                                any = true;
                                 if !ev.data.is_empty() {
                                     ev.data.push('\n');
                                 }

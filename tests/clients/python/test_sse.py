@@ -79,9 +79,16 @@ def test_bulk_announces_event_stream(relay):
         timeout=5,
     )
     assert r.status_code == 200
-    assert r.json().get("eventStreams") == [
-        {"type": "sse", "endpoint": {"requestUri": "/ofrep/v1/sse"}, "inactivityDelaySec": 120}
-    ]
+    # With a key, the stream is a URL carrying a short-lived stream ticket, never the key.
+    streams = r.json().get("eventStreams")
+    assert len(streams) == 1 and streams[0]["type"] == "sse"
+    assert streams[0]["inactivityDelaySec"] == 120
+    url = streams[0]["url"]
+    assert url.startswith(f"{relay.base_url}/ofrep/v1/sse?ticket="), url
+    assert KEYS["eval"] not in url
+    ticketed = SseReader("127.0.0.1", relay.port, url[len(relay.base_url):])
+    ticketed.close()
+    assert ticketed.status == 200
 
 
 def test_sse_credentials(relay):

@@ -46,9 +46,10 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * @param {{secured?: boolean}} opts secured: configure evaluation and admin keys (else evaluation is open)
+ * @param {{secured?: boolean, extra?: string[]}} opts secured: configure evaluation and admin keys
+ *   (else evaluation is open); extra: more config lines
  */
-export async function startRelay({ secured = true } = {}) {
+export async function startRelay({ secured = true, extra = [] } = {}) {
   const bin = relayBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flagrelay-node-'));
   const flagsPath = path.join(dir, 'flags.yaml');
@@ -69,6 +70,7 @@ export async function startRelay({ secured = true } = {}) {
       `  admin: ["${KEYS.admin}"]`,
     );
   }
+  lines.push(...extra);
   const configPath = path.join(dir, 'config.yaml');
   fs.writeFileSync(configPath, lines.join('\n') + '\n');
 

@@ -50,9 +50,13 @@ test('bulk response announces the SSE stream in eventStreams', async () => {
   });
   assert.equal(res.status, 200);
   const body = await res.json();
-  assert.deepEqual(body.eventStreams, [
-    { type: 'sse', endpoint: { requestUri: '/ofrep/v1/sse' }, inactivityDelaySec: 120 },
-  ]);
+  // With a key, the stream is a URL with a stream ticket (an EventSource cannot send headers).
+  assert.equal(body.eventStreams.length, 1);
+  const [stream] = body.eventStreams;
+  assert.equal(stream.type, 'sse');
+  assert.equal(stream.inactivityDelaySec, 120);
+  assert.match(stream.url, new RegExp(`^${relay.baseUrl}/ofrep/v1/sse\\?ticket=[^&]+$`));
+  assert.ok(!stream.url.includes(KEYS.eval));
 });
 
 test('SSE needs a credential; ?apiKey= is accepted', async () => {

@@ -3,9 +3,10 @@
 // The provider's default pollInterval is 0, so any re-fetch after start comes from the SSE
 // stream announced in the bulk response's eventStreams, never from polling.
 //
-// A browser's EventSource cannot send headers, and the relay's eventStreams entry carries no
-// credential, so the SSE tests run against a relay with open evaluation; a second relay with
-// keys checks that the provider's headers reach the bulk endpoint and a wrong key fails init.
+// A browser's EventSource cannot send headers: against an open relay the eventStreams entry is
+// a path; against a relay with keys it is a URL with a short-lived stream ticket (never the
+// key), which the provider opens as it is, and which changes, with the bulk body, once per
+// ticket window.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
@@ -197,6 +198,43 @@ describe('web provider against a relay with API keys', () => {
     assert.equal(bulkCalls(rec.calls)[0].apiKey, KEYS.eval);
     assert.equal(bulkCalls(rec.calls)[0].status, 200);
     assert.equal(client.getStringValue('string-flag', 'default'), 'transformer-v3');
+  });
+
+  test('follows changes through a ticketed stream, across ticket windows, with no key in any URL', async () => {
+    // A second relay with 4 s tickets (windows of 2 s), so the test crosses windows quickly.
+    const short = await startRelay({ secured: true, extra: ['streams: {ticketTtl: 4s}'] });
+    try {
+      const rec = recordingFetch();
+      const provider = new OFREPWebProvider({
+        baseUrl: short.baseUrl,
+        headers: [['X-API-Key', KEYS.eval]],
+        fetchImplementation: rec.impl,
+        cacheMode: 'disabled',
+      });
+      await OpenFeature.setProviderAndWait('web-ticket', provider, { targetingKey: 'user-1' });
+      const client = OpenFeature.getClient('web-ticket');
+      const mine = () => eventSources.filter((r) => r.url.startsWith(`${short.baseUrl}/ofrep/v1/sse?ticket=`));
+      await waitFor(() => mine().some((r) => r.es.readyState === 1), 3000, 'a ticketed stream to open');
+      for (const [round, value] of ['t1', 't2', 't3'].entries()) {
+        if (round > 0) await sleep(4500); // past at least one window boundary
+        short.setLiveValue(value);
+        await waitFor(() => client.getStringValue('live-flag', 'default') === value, 8000, `live-flag to become ${value}`);
+      }
+      // The open stream outlives its ticket (tickets are checked when a stream opens). A
+      // re-fetch for a new context gets the current window's ticket, and the provider moves to it.
+      const first = mine()[0].url;
+      await OpenFeature.setContext('web-ticket', { targetingKey: 'user-2' });
+      await waitFor(() => mine().some((r) => r.url !== first && r.es.readyState === 1), 3000, 'a stream on a new ticket');
+      short.setLiveValue('t4');
+      await waitFor(() => client.getStringValue('live-flag', 'default') === 't4', 8000, 'live-flag to become t4');
+      for (const u of eventSources.map((r) => r.url)) {
+        assert.ok(!u.includes(KEYS.eval), `no key in ${u}`);
+      }
+      // No polling: every re-fetch after start followed a stream event or a new ticket.
+      assert.ok(bulkCalls(rec.calls).every((c) => c.status === 200 || c.status === 304));
+    } finally {
+      await short.stop();
+    }
   });
 
   test('a wrong key fails initialisation (401) and evaluation returns the default', async () => {

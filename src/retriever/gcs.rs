@@ -1,0 +1,116 @@
+//! `kind: gcs`: one object in a Google Cloud Storage bucket.
+//!
+//! Built on `object_store`'s `gcp` client (token signing through aws-lc-rs, requests through
+//! reqwest/rustls). Credentials, read by `object_store`: a service-account JSON key
+//! (`GOOGLE_SERVICE_ACCOUNT` / `GOOGLE_SERVICE_ACCOUNT_PATH` / `GOOGLE_SERVICE_ACCOUNT_KEY`), or
+//! application default credentials (`GOOGLE_APPLICATION_CREDENTIALS`, or the gcloud file; GKE
+//! workload identity federation writes one), else the instance's metadata server.
+//!
+//! `endpoint` points at another base URL, such as an emulator's (`http://127.0.0.1:4443`).
+
+use std::time::Duration;
+
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
+use reqwest::Url;
+
+use super::object::{ObjectSource, object_path};
+use super::{Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
+use crate::config::RetrieverConfig;
+
+#[derive(Debug)]
+pub struct GcsRetriever {
+    object: ObjectSource,
+}
+
+impl GcsRetriever {
+    /// Credentials and settings from the process environment, the config entry on top.
+    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+        Self::with_builder(cfg, GoogleCloudStorageBuilder::from_env())
+    }
+
+    /// Build from a caller's builder (credentials already on it); tests pass keys this way.
+    pub fn with_builder(
+        cfg: &RetrieverConfig,
+        builder: GoogleCloudStorageBuilder,
+    ) -> Result<Self, RetrieverError> {
+        let bucket = cfg.bucket.clone().unwrap_or_default();
+        let item = cfg.item.as_deref().unwrap_or_default();
+        let timeout = cfg.timeout.duration().unwrap_or(Duration::from_secs(10));
+        let mut source = format!("gs://{bucket}/{}", item.trim_start_matches('/'));
+        let endpoint = match &cfg.endpoint {
+            Some(e) => {
+                let url = Url::parse(e).map_err(|err| RetrieverError::Setup {
+                    source_name: source.clone(),
+                    message: format!("endpoint is not a valid URL ({err})"),
+                })?;
+                source = format!(
+                    "{source} (endpoint {})",
+                    redact_url(&url).trim_end_matches('/')
+                );
+                Some(url)
+            }
+            None => None,
+        };
+        let setup = |message: String| RetrieverError::Setup {
+            source_name: source.clone(),
+            message,
+        };
+        if bucket.is_empty() {
+            return Err(setup("bucket is required".into()));
+        }
+        let (item, location) = object_path(item).map_err(setup)?;
+
+        let ms = timeout.as_millis().to_string() + "ms";
+        let mut builder = builder
+            .with_bucket_name(&bucket)
+            .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), &ms)
+            .with_config(
+                GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                &ms,
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 2,
+                retry_timeout: timeout,
+            });
+        if let Some(url) = &endpoint {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(setup(format!(
+                    "endpoint scheme must be http or https, not {:?}",
+                    url.scheme()
+                )));
+            }
+            builder = builder
+                .with_base_url(url.as_str().trim_end_matches('/'))
+                .with_config(
+                    GoogleConfigKey::Client(ClientConfigKey::AllowHttp),
+                    (url.scheme() == "http").to_string(),
+                );
+        }
+        let store = builder.build().map_err(|e| {
+            setup(format!(
+                "cannot set up the Google Cloud Storage client: {}",
+                error_chain(&e)
+            ))
+        })?;
+        Ok(GcsRetriever {
+            object: ObjectSource {
+                store: Box::new(store),
+                location,
+                format: format_for(cfg, &item),
+                source,
+                max_bytes: cfg.max_bytes,
+                timeout,
+            },
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.object.source
+    }
+
+    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        self.object.fetch(since).await
+    }
+}

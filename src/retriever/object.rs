@@ -1,0 +1,174 @@
+//! One object in a cloud object store, read through `object_store` (the `azblob` and `gcs`
+//! kinds): a conditional GET on the last ETag (the store's 304 becomes
+//! [`Fetched::NotModified`], costing neither a transfer nor a parse), the body streamed and
+//! bounded by `maxBytes`, the whole within `timeout`. Errors name the source (`azblob://…`,
+//! `gs://…`) and the store's own error code and message, never a credential: `object_store`
+//! signs in headers and redacts the URLs of its token requests.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, ObjectStore};
+
+use super::s3::{is_timeout, status_in, xml_field};
+use super::{Fetched, RetrieverError, Validators, error_chain};
+use crate::parse::Format;
+
+#[derive(Debug)]
+pub(crate) struct ObjectSource {
+    pub store: Box<dyn ObjectStore>,
+    pub location: ObjectPath,
+    pub source: String,
+    pub format: Option<Format>,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+}
+
+impl ObjectSource {
+    pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        match tokio::time::timeout(self.timeout, self.get(since)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> RetrieverError {
+        RetrieverError::Timeout {
+            source_name: self.source.clone(),
+            after: self.timeout,
+        }
+    }
+
+    async fn get(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        let options = GetOptions {
+            if_none_match: since.etag.clone(),
+            ..Default::default()
+        };
+        let result = match self.store.get_opts(&self.location, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::NotModified),
+            Err(e) => return Err(self.error(e)),
+        };
+        if result.meta.size > self.max_bytes {
+            return Err(self.too_large());
+        }
+        let validators = Validators {
+            etag: result.meta.e_tag.clone(),
+            last_modified: Some(
+                result
+                    .meta
+                    .last_modified
+                    .format("%a, %d %b %Y %H:%M:%S GMT")
+                    .to_string(),
+            ),
+        };
+        let declared = result.meta.size;
+        let mut stream = result.into_stream();
+        let mut buf = BytesMut::with_capacity(declared.min(1 << 20) as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: format!(
+                    "body truncated after {} of {declared} bytes ({})",
+                    buf.len(),
+                    error_chain(&e)
+                ),
+            })?;
+            if (buf.len() + chunk.len()) as u64 > self.max_bytes {
+                return Err(self.too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        super::changed(&self.source, buf.freeze(), self.format, validators)
+    }
+
+    fn too_large(&self) -> RetrieverError {
+        RetrieverError::TooLarge {
+            source_name: self.source.clone(),
+            limit: self.max_bytes,
+        }
+    }
+
+    /// A status the store answered becomes [`RetrieverError::Status`] with its error code and
+    /// message (Azure's XML `<Code>`/`<Message>`, Google's JSON `"message"`).
+    fn error(&self, e: object_store::Error) -> RetrieverError {
+        if is_timeout(&e) {
+            return self.timed_out();
+        }
+        let text = error_chain(&e);
+        let status = match &e {
+            object_store::Error::PermissionDenied { .. } => Some(403),
+            object_store::Error::Unauthenticated { .. } => Some(401),
+            object_store::Error::NotFound { .. } => Some(404),
+            object_store::Error::Precondition { .. } => Some(412),
+            _ => status_in(&text),
+        };
+        let Some(status) = status else {
+            return RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: text,
+            };
+        };
+        let what = match status {
+            403 => "access denied".to_owned(),
+            401 => "not authenticated".to_owned(),
+            404 => "not found".to_owned(),
+            s => reqwest::StatusCode::from_u16(s)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("error")
+                .to_ascii_lowercase(),
+        };
+        let message = xml_field(&text, "Message")
+            .map(|m| m.lines().next().unwrap_or_default().trim().to_owned())
+            .or_else(|| json_message(&text));
+        let detail = match (xml_field(&text, "Code"), message) {
+            (Some(code), Some(msg)) => format!(": {code}: {msg}"),
+            (Some(code), None) => format!(": {code}"),
+            (None, Some(msg)) => format!(": {msg}"),
+            (None, None) => String::new(),
+        };
+        RetrieverError::Status {
+            source_name: self.source.clone(),
+            status,
+            reason: format!("{what}{detail}"),
+        }
+    }
+}
+
+/// The first `"message": "…"` of a JSON error body quoted in `text` (Google's format).
+fn json_message(text: &str) -> Option<String> {
+    let start = text.find("\"message\"")? + "\"message\"".len();
+    let rest = text[start..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let value = rest[..end].trim();
+    (!value.is_empty() && value.len() <= 300).then(|| value.to_owned())
+}
+
+/// The object key from `item`: no leading slash, a valid object path.
+pub(crate) fn object_path(item: &str) -> Result<(String, ObjectPath), String> {
+    let item = item.trim_start_matches('/').to_owned();
+    if item.is_empty() {
+        return Err("item is required".into());
+    }
+    let path =
+        ObjectPath::parse(&item).map_err(|e| format!("item is not a valid object key ({e})"))?;
+    Ok((item, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_messages() {
+        let text = r#"Server returned non-2xx status code: 403 Forbidden: {"error": {"code": 403, "message": "no access to gs://b"}}"#;
+        assert_eq!(json_message(text).as_deref(), Some("no access to gs://b"));
+        assert_eq!(json_message("nothing"), None);
+        assert!(object_path("/").is_err());
+        assert_eq!(object_path("/a/b.yaml").unwrap().0, "a/b.yaml");
+    }
+}
