@@ -279,21 +279,27 @@ async fn wrong_redis_password_is_a_clear_error_without_the_secret() {
     write_atomic(&file, &flags("alone"));
     let retriever = format!("{{kind: file, path: {}}}", file.display());
     let secret = "wrong-pass-7f3a9c";
+    // The password through its environment variable, as the Helm chart passes it.
     let cfg = config(
         "auth",
-        &format!("{{url: \"{}\", password: {secret}}}", redis.url()),
+        &format!("{{url: \"{}\"}}", redis.url()),
         &retriever,
         500,
     );
-    let relay = Relay::start(&cfg);
+    let relay = Relay::start_with(support::relay::Options {
+        config: &cfg,
+        env: &[("FLAGRELAY_FLEET_REDIS_PASSWORD", secret)],
+        ..Default::default()
+    });
     wait_ready(&relay).await;
     assert_eq!(greeting(&relay).await.as_deref(), Some("alone"));
     let line = relay
         .wait_for_log(
-            |l| l.contains("WRONGPASS") || l.contains("uthentication"),
+            |l| l.contains("AuthenticationFailed") || l.contains("WRONGPASS"),
             LONG,
         )
         .unwrap_or_else(|| panic!("no auth error logged:\n{}", relay.all_output()));
+    // An authentication failure, not "unauthenticated": the password did arrive.
     assert!(line.contains("fleet"), "{line}");
     let i = info(&relay).await;
     assert_eq!(i["fleet"]["redisReachable"], false, "{i}");

@@ -234,6 +234,23 @@ impl Fleet {
     /// Wait until every live replica serves the version this one serves now (after an admin
     /// refresh), or `convergenceTimeout`.
     pub async fn converge(&self) -> Convergence {
+        // A set this replica built while Redis was away (maybe by this very refresh): publish it
+        // now rather than at the next check, so the refresh reaches the fleet.
+        if self.unpublished.load(Ordering::Relaxed)
+            && let Some(current) = self.refresher.store().load()
+        {
+            self.republish(&current).await;
+        }
+        if self.unpublished.load(Ordering::Relaxed) {
+            return Convergence {
+                version: self.served_version().unwrap_or(0),
+                replicas: 0,
+                converged: false,
+                laggards: Vec::new(),
+                error: Some("the fleet's Redis is unreachable: the new flag set is served by this replica alone".into()),
+                took: Duration::ZERO,
+            };
+        }
         let Some(version) = self.served_version() else {
             return Convergence {
                 version: 0,
