@@ -213,7 +213,11 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     // After the first load, so the set loaded at start is not announced as a change.
     if !config.notifiers.is_empty() {
         let notifiers = crate::notify::Notifiers::start(&config.notifiers)?;
-        tokio::spawn(notifiers.follow(relay.store.subscribe()));
+        match &relay.fleet {
+            // Once per version for the fleet, by the replica that published it.
+            Some(fleet) => tokio::spawn(fleet.clone().notify(notifiers)),
+            None => tokio::spawn(notifiers.follow(relay.store.subscribe())),
+        };
     }
     let poller = config.polling_interval.duration().map(|every| {
         tokio::spawn(

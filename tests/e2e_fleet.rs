@@ -1,6 +1,8 @@
 //! Fleet mode end to end (shared/spec/fleet.md): real relays, a real Redis, the flag file or an
 //! HTTP source they share.
 
+#[path = "support/http_source.rs"]
+mod http_source;
 mod support;
 #[path = "support/tls.rs"]
 mod tls;
@@ -409,4 +411,47 @@ async fn redis_over_tls_with_a_client_certificate() {
     let i = info(&c).await;
     assert_eq!(i["fleet"]["redisReachable"], false, "{i}");
     assert_eq!(i["fleet"]["version"], serde_json::Value::Null, "{i}");
+}
+
+/// Side effects once (promise 8): with a webhook notifier on every replica, a change is
+/// delivered once for the fleet, by the replica that published it, with the fleet version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_is_notified_once_for_the_fleet() {
+    let redis = RedisServer::start();
+    let hook = http_source::Server::start(|_| http_source::Reply::ok("", &[])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.yaml");
+    write_atomic(&file, &flags("v1"));
+    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let cfg = format!(
+        "{}notifiers:\n  - {{kind: webhook, url: \"{}\"}}\n",
+        config(
+            "notify",
+            &format!("{{url: \"{}\"}}", redis.url()),
+            &retriever,
+            0
+        ),
+        hook.url("http", "/hook")
+    );
+    let relays: Vec<Relay> = (0..3).map(|_| Relay::start(&cfg)).collect();
+    for r in &relays {
+        wait_ready(r).await;
+    }
+    let all: Vec<&Relay> = relays.iter().collect();
+    same_version(&all, LONG).await;
+
+    write_atomic(&file, &flags("v2"));
+    let (status, body) = admin_refresh(&relays[2]).await;
+    assert_eq!(status, 200, "{body}");
+    let v2 = body["fleet"]["version"].as_u64().unwrap();
+    support::relay::eventually(LONG, "the delivery", || async {
+        (!hook.requests().is_empty()).then_some(())
+    })
+    .await;
+    // Time for duplicates to show up, were there any.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = hook.requests();
+    assert_eq!(got.len(), 1, "{} deliveries for one change", got.len());
+    let v: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(v["version"].as_u64(), Some(v2), "{v}");
 }

@@ -74,6 +74,9 @@ pub struct Fleet {
     /// The last version this replica's own publish got: its refresh swaps that set in, so the
     /// follow loop, woken by the same announcement, need not load and build it again.
     own_version: AtomicU64,
+    /// The last version this replica's publish wrote (not found already published): the
+    /// versions whose side effects are this replica's (promise 8).
+    wrote_version: AtomicU64,
     live: AtomicUsize,
     stop: Notify,
     changes: broadcast::Sender<Change>,
@@ -166,6 +169,7 @@ impl Fleet {
             leader: AtomicBool::new(false),
             unpublished: AtomicBool::new(false),
             own_version: AtomicU64::new(0),
+            wrote_version: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             stop: Notify::new(),
             changes: broadcast::channel(64).0,
@@ -221,6 +225,30 @@ impl Fleet {
                 tracing::error!(error = %e, "retrievers failed at start and the fleet's published flag set is not usable");
                 false
             }
+        }
+    }
+
+    /// Change notifications in fleet mode (promise 8): a change is announced by the replica
+    /// whose publish wrote its version, once for the fleet; the others only serve it. A set a
+    /// replica built alone while Redis was away is announced by it (standalone behaviour).
+    pub async fn notify(self: Arc<Self>, notifiers: Arc<crate::notify::Notifiers>) {
+        let mut changes = self.refresher.store().subscribe();
+        let mut last = changes.borrow_and_update().clone();
+        while changes.changed().await.is_ok() {
+            let Some(next) = changes.borrow_and_update().clone() else {
+                continue;
+            };
+            let mine = match next.fleet_version {
+                Some(v) if last.as_ref().is_some_and(|p| p.fleet_version == Some(v)) => {
+                    self.unpublished.load(Ordering::Relaxed)
+                }
+                Some(v) => self.wrote_version.load(Ordering::Relaxed) == v,
+                None => true,
+            };
+            if mine && let Some(prev) = &last {
+                notifiers.changed(prev, &next, next.fleet_version);
+            }
+            last = Some(next);
         }
     }
 
@@ -431,6 +459,8 @@ impl Fleet {
 
     fn announce(&self, etag: &str, o: publish::Outcome) {
         if o.wrote {
+            self.wrote_version
+                .store(o.published.version, Ordering::Relaxed);
             self.metrics.published();
             tracing::info!(
                 version = o.published.version,
