@@ -21,7 +21,7 @@ pub struct FleetConfig {
     pub lease_ttl: Millis,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RedisConfig {
     /// `redis://[user@]host:port[/db]` or `rediss://…` (TLS). With `sentinel`, the host part
@@ -32,6 +32,28 @@ pub struct RedisConfig {
     pub ca_cert_path: Option<PathBuf>,
     pub client_cert_path: Option<PathBuf>,
     pub client_key_path: Option<PathBuf>,
+}
+
+/// Debug without the credentials: a password in the URL is redacted like `password` itself.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.url.as_deref().map(|u| match url::Url::parse(u) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("<redacted>"));
+                parsed.to_string()
+            }
+            Ok(_) => u.to_owned(),
+            Err(_) => "<unparsed>".to_owned(),
+        });
+        f.debug_struct("RedisConfig")
+            .field("url", &url)
+            .field("password", &self.password)
+            .field("sentinel", &self.sentinel)
+            .field("ca_cert_path", &self.ca_cert_path)
+            .field("client_cert_path", &self.client_cert_path)
+            .field("client_key_path", &self.client_key_path)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -177,6 +199,23 @@ mod tests {
         assert_eq!(f.lease_ttl.0, 5_000);
         assert_eq!(f.redis.password.unwrap().expose(), "pw");
         assert!(load("{}\n").unwrap().fleet.is_none());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let c = load(
+            "fleet: {name: r, redis: {url: \"redis://u:inurl-pw@h:6379/0\", password: field-pw}}\n",
+        )
+        .unwrap();
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("inurl-pw") && !text.contains("field-pw"),
+            "{text}"
+        );
+        assert!(
+            text.contains("redis://u:%3Credacted%3E@h:6379/0") || text.contains("<redacted>"),
+            "{text}"
+        );
     }
 
     #[test]
