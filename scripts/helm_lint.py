@@ -212,7 +212,9 @@ def common_checks(report: Report, label: str, docs: list[Manifest], values: dict
         grace = pod_spec.get("terminationGracePeriodSeconds", 30)
         ok = (ctr["args"] == ["--config", "/etc/flagrelay/flagrelay.yaml"]
               and config_vol.get("configMap", {}).get("name") == cm["metadata"]["name"]
-              and rendered == expected
+              # The config value (with shutdownDelay), plus the `fleet` section the chart
+              # derives from fleet.*.
+              and {k: v for k, v in rendered.items() if k != "fleet"} == expected
               and grace > delay
               and rendered["server"]["port"] == ports["http"]
               and rendered["server"].get("monitoringPort") == ports.get("monitoring"))
@@ -279,6 +281,21 @@ def full_checks(report: Report, docs: list[Manifest], values: dict[str, Any]) ->
         return not leaked, f"ConfigMap contains {leaked}"
 
     report.run(f"credentials stay out of the ConfigMap ({label})", no_secret_in_configmap)
+
+    def fleet() -> tuple[bool, str]:
+        config = yaml.safe_load(only(docs, "ConfigMap")["data"]["flagrelay.yaml"])
+        f = config.get("fleet", {})
+        ref = env_refs(deploy).get("FLAGRELAY_FLEET_REDIS_PASSWORD", {})
+        want = values["fleet"]
+        ok = (f.get("name") == want["name"]
+              and f["redis"].get("sentinel", {}).get("masterName") == want["redis"]["sentinel"]["masterName"]
+              and f["redis"].get("url") == want["redis"]["url"]
+              and "password" not in f["redis"] and "existingSecret" not in f["redis"]
+              and ref == {"name": want["redis"]["existingSecret"], "key": want["redis"]["existingSecretKey"]})
+        return ok, f"fleet config {f}, password ref {ref}"
+
+    report.run(f"fleet settings reach the config file, the Redis password comes from its Secret "
+               f"({label})", fleet)
 
     def irsa() -> tuple[bool, str]:
         sa = only(docs, "ServiceAccount")
@@ -392,6 +409,29 @@ def scenario_checks(report: Report, defaults: list[Manifest]) -> None:
         return spec.get("minAvailable") == "50%" and "maxUnavailable" not in spec, str(spec)
 
     report.run("podDisruptionBudget.minAvailable replaces maxUnavailable", pdb_min_available)
+
+    def fleet_needs_redis() -> tuple[bool, str]:
+        try:
+            render({"fleet": {"enabled": True}})
+        except helm_python.HelmError as e:
+            return "fleet.redis.url" in str(e), str(e)
+        return False, "rendered without an error"
+
+    report.run("fleet.enabled without a Redis URL or Sentinel is an error", fleet_needs_redis)
+
+    def fleet_default_name() -> tuple[bool, str]:
+        docs = render({"fleet": {"enabled": True, "redis": {"url": "redis://redis:6379/0"}}})
+        config = yaml.safe_load(only(docs, "ConfigMap")["data"]["flagrelay.yaml"])
+        name = only(docs, "Deployment")["metadata"]["name"]
+        refs = env_refs(only(docs, "Deployment"))
+        ok = config["fleet"]["name"] == name and "FLAGRELAY_FLEET_REDIS_PASSWORD" not in refs
+        return ok, f"{config.get('fleet')}, refs {refs}"
+
+    report.run("fleet.name defaults to the release name; no password variable without a Secret",
+               fleet_default_name)
+    report.run("default values render no fleet section",
+               lambda: ("fleet" not in yaml.safe_load(only(defaults, "ConfigMap")["data"]["flagrelay.yaml"]),
+                        "fleet rendered"))
 
 
 def main() -> int:

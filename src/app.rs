@@ -44,6 +44,8 @@ pub struct Relay {
     pub config: Config,
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
+    /// Fleet mode, once `serve` attached it (`crate::fleet`).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl Relay {
@@ -67,6 +69,7 @@ impl Relay {
             config,
             store,
             refresher,
+            fleet: None,
         })
     }
 
@@ -79,6 +82,12 @@ impl Relay {
         }
         let reasons: Vec<&str> = report.errors().collect();
         let reasons = reasons.join("; ");
+        // Fleet mode: the set the fleet published needs no volume.
+        if let Some(fleet) = &self.fleet
+            && fleet.load_published().await
+        {
+            return Ok(());
+        }
         if let Some(path) = &self.config.persistent_flag_configuration_file {
             match persist::load(path) {
                 Ok(flags) => {
@@ -127,7 +136,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     ignore_file_size_signal();
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
-    let relay = Relay::build(config)?;
+    let mut relay = Relay::build(config)?;
+    relay.fleet = crate::fleet::attach(&relay.config, &relay.refresher)?;
     crate::signals::handle_others(relay.refresher.clone());
     let config = &relay.config;
     let mut state = AppState::new(
@@ -219,10 +229,17 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             return Ok(());
         }
     }
+    if let Some(fleet) = &relay.fleet {
+        fleet.spawn();
+    }
     // After the first load, so the set loaded at start is not announced as a change.
     if !config.notifiers.is_empty() {
         let notifiers = crate::notify::Notifiers::start(&config.notifiers)?;
-        tokio::spawn(notifiers.follow(relay.store.subscribe()));
+        match &relay.fleet {
+            // Once per version for the fleet, by the replica that published it.
+            Some(fleet) => tokio::spawn(fleet.clone().notify(notifiers)),
+            None => tokio::spawn(notifiers.follow(relay.store.subscribe())),
+        };
     }
     let poller = config.polling_interval.duration().map(|every| {
         tokio::spawn(
@@ -248,6 +265,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         .duration()
         .unwrap_or(Duration::ZERO);
     drain(&lifecycle, poller, servers, delay, grace).await;
+    crate::fleet::shutdown().await;
     Ok(())
 }
 

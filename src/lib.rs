@@ -26,6 +26,7 @@ pub mod crypto;
 mod errtext;
 pub mod evaluator;
 pub mod flagd;
+pub mod fleet;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -931,7 +931,7 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(out, "{name} {v}");
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, v: &str) {
+pub(crate) fn gauge(out: &mut String, name: &str, help: &str, v: &str) {
     family(out, name, "gauge", help);
     let _ = writeln!(out, "{name} {v}");
 }

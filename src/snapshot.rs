@@ -40,6 +40,12 @@ pub struct Snapshot {
     pub etag: String,
     /// When this content was first loaded.
     pub loaded_at: SystemTime,
+    /// Unix seconds of the newest source document (file mtime, `Last-Modified`), or of the
+    /// fleet's published set; the load time only when no source says. Served as the bulk
+    /// `lastModified`, so two relays on the same sources answer the same bytes.
+    pub last_modified: u64,
+    /// The fleet-wide version this set was published under (fleet mode only).
+    pub fleet_version: Option<u64>,
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
     index: HashMap<Box<str>, usize, FnvBuildHasher>,
@@ -73,9 +79,12 @@ impl Snapshot {
             index.insert(entry.key.clone(), i);
             entries.push(entry);
         }
+        let loaded_at = SystemTime::now();
         Snapshot {
             etag,
-            loaded_at: SystemTime::now(),
+            last_modified: unix(loaded_at),
+            fleet_version: None,
+            loaded_at,
             entries,
             index,
             salt: salt.filter(|s| !s.is_empty()).map(String::from),
@@ -115,9 +124,16 @@ impl Snapshot {
 
     /// Seconds since the Unix epoch of [`Snapshot::loaded_at`].
     pub fn loaded_at_unix(&self) -> u64 {
-        self.loaded_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        unix(self.loaded_at)
+    }
+
+    /// The OFREP stream's `id:` for this set: the fleet version in fleet mode (the same on every
+    /// replica), else [`Snapshot::change_id`].
+    pub fn event_id(&self) -> String {
+        match self.fleet_version {
+            Some(v) => v.to_string(),
+            None => self.change_id().to_string(),
+        }
     }
 
     /// The rollout salt the rules were compiled with.
@@ -145,6 +161,10 @@ impl Snapshot {
     pub fn defs(&self) -> BTreeMap<&str, &FlagDef> {
         self.entries.iter().map(|e| (&*e.key, &e.def)).collect()
     }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// One key that differs between two flag sets: its entry before and after (`None` where the

@@ -7,6 +7,7 @@
 mod checks;
 mod duration;
 mod flagd;
+mod fleet;
 mod outbound;
 mod overlay;
 mod report;
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 pub use duration::Millis;
 pub use flagd::FlagdConfig;
+pub use fleet::{FleetConfig, RedisConfig, SentinelConfig, host_port, parse_url};
 pub use outbound::{NotifierConfig, NotifierKind, OtlpConfig, TracingConfig};
 pub use overlay::{ENV_PREFIX, Override};
 pub use retrievers::{RetrieverConfig, RetrieverKind};
@@ -48,6 +50,8 @@ pub struct Config {
     pub cors: CorsConfig,
     pub max_request_body_bytes: usize,
     pub fips: FipsConfig,
+    /// Fleet mode (Redis); `None` is a standalone relay.
+    pub fleet: Option<FleetConfig>,
     /// Where changes of the served flag set are announced (`notify`).
     pub notifiers: Vec<NotifierConfig>,
     /// OpenTelemetry traces (`telemetry`).
@@ -77,6 +81,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             max_request_body_bytes: 1024 * 1024,
             fips: FipsConfig::default(),
+            fleet: None,
             notifiers: Vec::new(),
             tracing: TracingConfig::default(),
             streams: StreamsConfig::default(),
@@ -376,6 +381,9 @@ impl Config {
             if k.expose().is_empty() {
                 return Err(invalid(format!("authorizedKeys.admin[{i}]"), "empty key"));
             }
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.validate()?;
         }
         if !matches!(
             self.log_level.as_str(),

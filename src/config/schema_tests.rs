@@ -50,6 +50,32 @@ const CONTEXT: &[(&str, &str, &str)] = &[
         "FLAGRELAY_FLAGD_ALLOWUNAUTHENTICATED",
         "true",
     ),
+    ("fleet.", "FLAGRELAY_FLEET_NAME", "relays"),
+    (
+        "fleet.",
+        "FLAGRELAY_FLEET_REDIS_URL",
+        "redis://redis.test:6379/0",
+    ),
+    (
+        "fleet.redis.sentinel.",
+        "FLAGRELAY_FLEET_REDIS_SENTINEL_MASTERNAME",
+        "mymaster",
+    ),
+    (
+        "fleet.redis.sentinel.",
+        "FLAGRELAY_FLEET_REDIS_SENTINEL_NODES",
+        "sentinel.test:26379",
+    ),
+    (
+        "fleet.redis.clientCertPath",
+        "FLAGRELAY_FLEET_REDIS_CLIENTKEYPATH",
+        "client.key",
+    ),
+    (
+        "fleet.redis.clientKeyPath",
+        "FLAGRELAY_FLEET_REDIS_CLIENTCERTPATH",
+        "client.pem",
+    ),
     ("notifiers[0].", "FLAGRELAY_NOTIFIERS_0_KIND", "webhook"),
     (
         "notifiers[0].",
@@ -94,6 +120,8 @@ fn candidates(node: &Value) -> Vec<(String, Value)> {
         for s in [
             "https://sample.test/path-0123456789abcdef0123456789abcdef",
             "debug",
+            // A Redis URL that is also a host:port (fleet.redis.url, sentinel nodes).
+            "redis://sample.test:6379",
         ] {
             out.push((s.into(), Value::from(s)));
         }

@@ -61,10 +61,21 @@ pub async fn refresh(
         body["error"] = why.as_str().into();
     }
     // 502 makes `curl --fail` in CI fail when a source is broken.
-    let status = if report.ok {
+    let mut status = if report.ok {
         StatusCode::OK
     } else {
         StatusCode::BAD_GATEWAY
     };
+    // Fleet mode: answer once every live replica serves what this one now serves; 504 (naming
+    // the laggards) when one did not confirm in time.
+    if report.ok
+        && let Some(fleet) = crate::fleet::running()
+    {
+        let c = fleet.converge().await;
+        if !c.converged {
+            status = StatusCode::GATEWAY_TIMEOUT;
+        }
+        body["fleet"] = serde_json::to_value(&c).unwrap_or_default();
+    }
     (status, Json(body)).into_response()
 }

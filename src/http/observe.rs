@@ -350,13 +350,14 @@ fn hex_into(out: &mut [u8], v: u64) {
 /// `GET /metrics`: the Prometheus text exposition of [`metrics::global`].
 pub async fn metrics(State(s): State<AppState>) -> axum::response::Response {
     let snapshot = s.store.load();
-    let text = metrics::global().render(&Scrape {
+    let mut text = metrics::global().render(&Scrape {
         version: s.lifecycle.version,
         fips140: s.lifecycle.fips140,
         snapshot: snapshot.as_deref(),
         sse_clients: s.stream_clients.open(),
         last_refresh: s.refresher.last_refresh(),
     });
+    crate::fleet::render_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,

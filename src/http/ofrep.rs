@@ -230,7 +230,8 @@ pub struct BulkAnswer {
 
 /// The bulk answer, telling `seen` each flag's position and reason (for metrics).
 ///
-/// The body is a function of the flag set (its etag and load time), `change_stream` and each
+/// The body is a function of the flag set (its etag, `lastModified` and fleet version: never
+/// this process's load time, so replicas answer the same bytes), `change_stream` and each
 /// flag's outcome, so the ETag hashes those: about one byte per flag instead of the whole body
 /// (130 kB for 1,000 flags, where hashing the body was most of the request's CPU).
 pub fn bulk_answer(
@@ -257,13 +258,21 @@ pub fn bulk_answer_with(
             80 + e.key_json.len() + e.on_json.len().max(e.off_json.len()) + e.metadata_json.len()
         })
         .sum();
-    let last_modified = snapshot.map(|s| s.loaded_at_unix().to_string());
-    // What the ETag covers: the flag set, its load time, the stream option, every outcome.
+    let last_modified = snapshot.map(|s| s.last_modified.to_string());
+    let version = snapshot
+        .and_then(|s| s.fleet_version)
+        .map(|v| v.to_string());
+    // What the ETag covers: the flag set, its lastModified and version, the stream option,
+    // every outcome.
     let mut validator = Vec::with_capacity(entries.len() + 64);
     if let (Some(s), Some(lm)) = (snapshot, &last_modified) {
         validator.extend_from_slice(s.etag.as_bytes());
         validator.push(b' ');
         validator.extend_from_slice(lm.as_bytes());
+    }
+    if let Some(v) = &version {
+        validator.push(b'v');
+        validator.extend_from_slice(v.as_bytes());
     }
     validator.push(b' ');
     if let Some(streams) = event_streams {
@@ -287,6 +296,10 @@ pub fn bulk_answer_with(
         out.push_str(&s.etag);
         out.push_str("\",\"lastModified\":");
         out.push_str(lm);
+    }
+    if let Some(v) = &version {
+        out.push_str(",\"flagSetVersion\":");
+        out.push_str(v);
     }
     out.push('}');
     if let Some(streams) = event_streams {

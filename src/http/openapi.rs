@@ -295,6 +295,11 @@ pub const DOCUMENT: &str = r##"{
             "description": "A retriever failed, or the new set was refused by the mass-removal guard (`error`); `refreshed` is false.",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefreshReport"}}}
+          },
+          "504": {
+            "description": "Fleet mode: the refresh succeeded but a live replica did not confirm serving it within `fleet.convergenceTimeout`; `fleet.laggards` names them.",
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefreshReport"}}}
           }
         }
       }
@@ -517,7 +522,8 @@ pub const DOCUMENT: &str = r##"{
             "description": "Empty before the first flag set is loaded.",
             "properties": {
               "flagSetEtag": {"type": "string"},
-              "lastModified": {"type": "integer", "minimum": 0, "description": "Unix seconds."}
+              "lastModified": {"type": "integer", "minimum": 0, "description": "Unix seconds: the sources' (or the fleet's published set's) last modification."},
+              "flagSetVersion": {"type": "integer", "minimum": 1, "description": "Fleet mode: the fleet-wide version of the flag set."}
             }
           },
           "eventStreams": {
@@ -616,6 +622,20 @@ pub const DOCUMENT: &str = r##"{
         "properties": {
           "refreshed": {"type": "boolean"},
           "changed": {"type": "boolean"},
+          "fleet": {
+            "type": "object",
+            "description": "Fleet mode: whether every live replica serves the version this refresh left.",
+            "required": ["version", "replicas", "converged", "tookMs"],
+            "additionalProperties": false,
+            "properties": {
+              "version": {"type": "integer", "minimum": 0},
+              "replicas": {"type": "integer", "minimum": 0, "description": "Live replicas."},
+              "converged": {"type": "boolean"},
+              "tookMs": {"type": "number", "minimum": 0, "description": "From this replica serving the version to the last live replica confirming it."},
+              "laggards": {"type": "array", "items": {"type": "string"}},
+              "error": {"type": "string"}
+            }
+          },
           "flags": {"type": "integer", "minimum": 0, "description": "Flags served after the refresh."},
           "etag": {"type": ["string", "null"], "description": "The flag-set etag served after the refresh."},
           "error": {"type": "string", "description": "Every retriever succeeded but the new set was refused: it would remove more than maxFlagRemovalPercent of the flags (retry with force=true if intended)."},
@@ -643,7 +663,8 @@ pub const DOCUMENT: &str = r##"{
           "fips140": {"type": "boolean"},
           "flags": {"type": "integer", "minimum": 0},
           "etag": {"type": ["string", "null"]},
-          "lastModified": {"type": ["string", "null"], "description": "RFC 3339: when the flag set served was first loaded."},
+          "lastModified": {"type": ["string", "null"], "description": "RFC 3339: the sources' last modification of the flag set served (its load time when no source says)."},
+          "fleet": {"type": ["object", "null"], "description": "Fleet mode: name, replica id, role, served version, Redis reachability, live replicas."},
           "lastRefresh": {"type": ["string", "null"], "description": "RFC 3339: the last refresh in which every retriever succeeded."},
           "retrievers": {
             "type": "array",

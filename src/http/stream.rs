@@ -151,7 +151,7 @@ pub async fn ofrep_sse(
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     if let (Some(seen), Some(now)) = (last_seen, s.store.load())
-        && seen != now.change_id().to_string()
+        && seen != now.event_id()
     {
         opening.push(refetch_event(&now));
     }
@@ -164,11 +164,11 @@ fn refetch_event(snapshot: &Snapshot) -> Event {
     let data = json!({
         "type": "refetchEvaluation",
         "etag": snapshot.etag,
-        "lastModified": snapshot.loaded_at_unix(),
+        "lastModified": snapshot.last_modified,
     });
     Event::default()
         .event("message")
-        .id(snapshot.change_id().to_string())
+        .id(snapshot.event_id())
         .data(data.to_string())
 }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
@@ -21,6 +21,9 @@ use crate::parse::{FlagDef, FlagDoc};
 use crate::persist;
 use crate::retriever::{Fetched, Retriever, Validators};
 use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
+
+mod hook;
+pub use hook::{FleetHook, Published};
 
 /// What one retriever last did, for `/info` and the admin answer.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -78,6 +81,8 @@ struct SlotState {
     doc: Option<Arc<FlagDoc>>,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
+    /// Unix seconds the source gave for the document last parsed (mtime, `Last-Modified`).
+    modified: Option<u64>,
 }
 
 /// Settings of the refresh pipeline.
@@ -110,6 +115,8 @@ pub struct Refresher {
     /// Tests make the next build panic with this.
     #[cfg(test)]
     panic_next_build: std::sync::atomic::AtomicBool,
+    /// Fleet mode (set once at start, see [`FleetHook`]); empty for a standalone relay.
+    fleet: OnceLock<Arc<dyn FleetHook>>,
 }
 
 #[derive(Default)]
@@ -143,6 +150,7 @@ impl Refresher {
             removal_guard: guard::RemovalGuard::default(),
             #[cfg(test)]
             panic_next_build: Default::default(),
+            fleet: OnceLock::new(),
         })
     }
 
@@ -212,10 +220,12 @@ impl Refresher {
         let mut statuses = Vec::with_capacity(self.slots.len());
         let mut docs = Vec::with_capacity(self.slots.len());
         let mut hashes = Vec::with_capacity(self.slots.len());
+        let mut modified: Option<u64> = None;
         for (slot, result) in self.slots.iter().zip(fetched) {
             let mut st = lock(&slot.state);
             let error = match result {
                 Ok(SlotDoc { hash, doc }) => {
+                    modified = modified.max(st.modified);
                     st.last_success = Some(now);
                     st.last_error = None;
                     hashes.push(hash);
@@ -262,7 +272,10 @@ impl Refresher {
                 let built_set = tokio::task::spawn_blocking(move || {
                     assert!(!inject_panic, "injected build panic");
                     crate::tuning::background_priority();
-                    let next = merge_and_build(inputs, salt.as_deref());
+                    let mut next = merge_and_build(inputs, salt.as_deref());
+                    if let Some(m) = modified {
+                        next.last_modified = m;
+                    }
                     // Before the swap, so no request builds the per-flag metrics table.
                     crate::metrics::global().flag_set_loaded(&next);
                     // Parsing and building freed far more than they kept; give it back.
@@ -290,7 +303,7 @@ impl Refresher {
                     ok = false;
                     self.forget_documents();
                 }
-                if let Some(next) = next.filter(|_| refused.is_none()) {
+                if let Some(mut next) = next.filter(|_| refused.is_none()) {
                     *lock(&self.built_from) = Some((hashes, next.etag.clone()));
                     // The etag hashes the flags only; an upstream relay's new salt alone changes
                     // answers too.
@@ -298,6 +311,21 @@ impl Refresher {
                         .as_ref()
                         .is_none_or(|c| c.etag != next.etag || c.salt() != next.salt())
                     {
+                        if let Some(fleet) = self.fleet.get() {
+                            // Published (or found already published) under a version: serve
+                            // it as the fleet does. Unreachable: serve it alone under the
+                            // version already served, so no replica ever goes back.
+                            match fleet.publish(&next).await {
+                                Some(p) => {
+                                    next.fleet_version = Some(p.version);
+                                    next.last_modified = p.last_modified;
+                                }
+                                None => {
+                                    next.fleet_version =
+                                        current.as_ref().and_then(|c| c.fleet_version)
+                                }
+                            }
+                        }
                         let next = Arc::new(next);
                         retire(self.store.swap(next.clone()));
                         changed = true;
@@ -365,6 +393,18 @@ impl Refresher {
             }
             Fetched::Changed(doc) => {
                 let hash = short_hash(&doc.bytes);
+                let modified = doc
+                    .validators
+                    .last_modified
+                    .as_deref()
+                    .and_then(|t| httpdate::parse_http_date(t).ok())
+                    .map(|t| {
+                        t.duration_since(SystemTime::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs())
+                    });
+                if modified.is_some() {
+                    lock(&slot.state).modified = modified;
+                }
                 if last_hash.as_deref() == Some(hash.as_str()) {
                     lock(&slot.state).validators = doc.validators;
                     return Ok(SlotDoc { hash, doc: cached });
@@ -466,7 +506,10 @@ impl Refresher {
             let wait = if jitter { jittered(interval) } else { interval };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {
-                    self.refresh().await;
+                    // In a fleet only the leader polls (or everyone, while Redis is away).
+                    if self.fleet.get().is_none_or(|f| f.polls()) {
+                        self.refresh().await;
+                    }
                 }
                 () = self.poll_reset.notified() => {}
                 () = crate::retriever::any_changed(&pushed) => {

@@ -53,12 +53,12 @@ impl FileRetriever {
         // Within a short retriever timeout, a shorter settle period.
         let settle = SETTLE.min(self.timeout / 4);
         for _ in 0..SETTLE_ATTEMPTS {
-            let buf = match self.read_once().await? {
-                Some((buf, stamp)) if stamp.unsettled_for(settle).is_zero() => buf,
+            let (buf, stamp) = match self.read_once().await? {
+                Some((buf, stamp)) if stamp.unsettled_for(settle).is_zero() => (buf, stamp),
                 Some((buf, stamp)) => {
                     tokio::time::sleep(stamp.unsettled_for(settle)).await;
                     match self.stamp_now().await {
-                        Some(now) if now == stamp => buf,
+                        Some(now) if now == stamp => (buf, stamp),
                         _ => continue,
                     }
                 }
@@ -67,7 +67,12 @@ impl FileRetriever {
                     continue;
                 }
             };
-            return super::changed(&self.source, buf.into(), self.format, Validators::default());
+            // The mtime is the document's `lastModified` (the same on every relay reading it).
+            let validators = Validators {
+                etag: None,
+                last_modified: stamp.mtime.map(httpdate::fmt_http_date),
+            };
+            return super::changed(&self.source, buf.into(), self.format, validators);
         }
         Err(RetrieverError::Io {
             source_name: self.source.clone(),

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod flagd;
+pub mod fleet;
 pub mod hardening;
+pub mod redis;
 pub mod relay;
 pub mod sse;
 pub mod startup;

@@ -23,6 +23,9 @@ pub struct Pki {
     /// A client certificate from the other CA, which the server does not trust.
     pub rogue_cert_pem: PathBuf,
     pub rogue_key_pem: PathBuf,
+    /// The server certificate and its key (PEM), for servers started as processes (Redis).
+    pub server_cert_pem: PathBuf,
+    pub server_key_pem: PathBuf,
     ca_der: CertificateDer<'static>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
@@ -85,6 +88,8 @@ impl Pki {
             client_key_pem: write("client.key", &client_key.serialize_pem()),
             rogue_cert_pem: write("rogue.pem", &rogue.pem()),
             rogue_key_pem: write("rogue.key", &rogue_key.serialize_pem()),
+            server_cert_pem: write("server.pem", &server.pem()),
+            server_key_pem: write("server.key", &server_key.serialize_pem()),
             ca_der: ca_cert.der().clone(),
             server_chain: vec![server.der().clone()],
             server_key: server_key.serialize_der(),

@@ -75,6 +75,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $server "shutdownDelay" (printf "%ds" (int .Values.shutdownDelaySeconds)) }}
 {{- end }}
 {{- $_ := set $config "server" $server }}
+{{- with .Values.fleet }}
+{{- if .enabled }}
+{{- $redis := dict }}
+{{- with .redis.url }}{{- $_ := set $redis "url" . }}{{- end }}
+{{- if .redis.sentinel.masterName }}
+{{- $_ := set $redis "sentinel" (dict "masterName" .redis.sentinel.masterName "nodes" .redis.sentinel.nodes) }}
+{{- end }}
+{{- with .redis.caCertPath }}{{- $_ := set $redis "caCertPath" . }}{{- end }}
+{{- with .redis.clientCertPath }}{{- $_ := set $redis "clientCertPath" . }}{{- end }}
+{{- with .redis.clientKeyPath }}{{- $_ := set $redis "clientKeyPath" . }}{{- end }}
+{{- $name := .name | default (include "flagrelay.fullname" $) }}
+{{- $_ := set $config "fleet" (dict "name" $name "redis" $redis "convergenceTimeout" .convergenceTimeout "leaseTtl" .leaseTtl) }}
+{{- end }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -119,6 +133,13 @@ jwtSecret: {{ . | toString | b64enc }}
 {{- if and $a.existingSecret (or $a.adminKeys $a.evaluationKeys $a.jwtSecret) }}
 {{- fail "set either auth.existingSecret or auth.adminKeys/evaluationKeys/jwtSecret, not both" }}
 {{- end }}
+{{- $f := .Values.fleet }}
+{{- if and $f.enabled (not $f.redis.url) (not $f.redis.sentinel.masterName) }}
+{{- fail "fleet.enabled needs fleet.redis.url or fleet.redis.sentinel.masterName" }}
+{{- end }}
+{{- if and $f.enabled $f.redis.sentinel.masterName (not $f.redis.sentinel.nodes) }}
+{{- fail "fleet.redis.sentinel.masterName needs fleet.redis.sentinel.nodes" }}
+{{- end }}
 {{- end }}
 
 {{/* The FLAGRELAY_ variables that carry the credentials. From the chart's Secret: only those
@@ -139,6 +160,10 @@ that are set. From auth.existingSecret: all three, each optional. Empty when non
 {{- else if index . 2 }}
 {{- $env = append $env (dict "name" $name "valueFrom" (dict "secretKeyRef" (dict "name" (include "flagrelay.fullname" $) "key" $field))) }}
 {{- end }}
+{{- end }}
+{{- $f := .Values.fleet }}
+{{- if and $f.enabled $f.redis.existingSecret }}
+{{- $env = append $env (dict "name" "FLAGRELAY_FLEET_REDIS_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" $f.redis.existingSecret "key" $f.redis.existingSecretKey))) }}
 {{- end }}
 {{- if $env }}
 {{- toYaml $env }}
