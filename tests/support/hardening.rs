@@ -122,6 +122,8 @@ pub async fn admin_refresh(relay: &Relay, key: &str, query: &str) -> (u16, serde
     let r = super::relay::client()
         .post(relay.url(&format!("/admin/v1/retriever/refresh{query}")))
         .header("X-API-Key", key)
+        // A refresh parses the whole document at low priority: slow on a loaded debug build.
+        .timeout(std::time::Duration::from_secs(120))
         .send()
         .await
         .unwrap();
