@@ -37,6 +37,7 @@ pub mod parse;
 pub mod persist;
 pub mod refresh;
 pub mod retriever;
+pub mod shared;
 mod signals;
 pub mod snapshot;
 pub mod telemetry;

@@ -60,7 +60,7 @@ fn now_rfc3339() -> String {
     let millis = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_millis());
-    let base = crate::refresh::rfc3339(now);
+    let base = crate::shared::rfc3339(now);
     format!("{}.{millis:03}Z", base.trim_end_matches('Z'))
 }
 

@@ -225,17 +225,7 @@ pub fn content_hash(flags: &BTreeMap<String, FlagDef>) -> String {
 /// Hex of the first 128 bits of SHA-256 (through aws-lc-rs, so FIPS builds cover it).
 pub fn short_hash(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    hex(&digest.as_ref()[..16])
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    s
+    crate::shared::hex(&digest.as_ref()[..16])
 }
 
 /// Where the current snapshot lives. Cloned as `Arc<SnapshotStore>` into every handler.

@@ -381,7 +381,7 @@ fn sha256(bytes: &[u8]) -> Digest {
 }
 
 fn key_id_of(d: &Digest) -> String {
-    crate::snapshot::hex(&d[..6])
+    crate::shared::hex(&d[..6])
 }
 
 /// A short label for a credential, safe to log: the first 12 hex digits of its SHA-256.
@@ -413,7 +413,7 @@ mod tests {
                 EvaluationKey {
                     key: Secret(format!(
                         "sha256:{}",
-                        crate::snapshot::hex(&sha256(b"eval-staging"))
+                        crate::shared::hex(&sha256(b"eval-staging"))
                     )),
                     env: Some("staging".into()),
                 },

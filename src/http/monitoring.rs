@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::refresh::{Refresher, rfc3339};
+use crate::refresh::Refresher;
+use crate::shared::rfc3339;
 
 /// Process-wide facts the monitoring endpoints report.
 #[derive(Debug)]

@@ -103,7 +103,7 @@ impl ChangeSet {
             "etag": self.etag,
             "previousEtag": self.previous_etag,
             "version": self.version,
-            "time": crate::refresh::rfc3339(self.time),
+            "time": crate::shared::rfc3339(self.time),
             "changes": self.changes,
             "added": added,
             "updated": updated,

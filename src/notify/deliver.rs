@@ -187,7 +187,7 @@ impl Worker {
         };
         let signature = secret.as_ref().map(|s| {
             let mac = crate::crypto::hmac_sha256(s, body.as_bytes());
-            format!("sha256={}", crate::snapshot::hex(&mac))
+            format!("sha256={}", crate::shared::hex(&mac))
         });
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;

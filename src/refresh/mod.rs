@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 
 use crate::errtext::MAX_MESSAGE;
 use crate::parse::{FlagDef, FlagDoc};
-use crate::persist;
 use crate::retriever::{Fetched, Retriever, Validators};
+use crate::shared::rfc3339;
 use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
 
 mod hook;
@@ -106,7 +106,7 @@ pub struct Refresher {
     poll_reset: Notify,
     last_refresh: Mutex<Option<SystemTime>>,
     /// At most one save runs at a time; changes meanwhile keep only the newest set to save.
-    saves: Arc<Mutex<SaveQueue>>,
+    saves: Arc<Mutex<save::SaveQueue>>,
     /// The byte hashes of the documents the last built snapshot came from, and its etag. When a
     /// refresh finds every source unchanged, building again would give the same set: for
     /// 100,000 flags that is a second of CPU on every poll, so it is skipped.
@@ -117,12 +117,6 @@ pub struct Refresher {
     panic_next_build: std::sync::atomic::AtomicBool,
     /// Fleet mode (set once at start, see [`FleetHook`]); empty for a standalone relay.
     fleet: OnceLock<Arc<dyn FleetHook>>,
-}
-
-#[derive(Default)]
-struct SaveQueue {
-    running: bool,
-    pending: Option<Arc<Snapshot>>,
 }
 
 impl Refresher {
@@ -145,7 +139,7 @@ impl Refresher {
             running: tokio::sync::Mutex::new(None),
             poll_reset: Notify::new(),
             last_refresh: Mutex::new(None),
-            saves: Arc::new(Mutex::new(SaveQueue::default())),
+            saves: Arc::new(Mutex::new(save::SaveQueue::default())),
             built_from: Mutex::new(None),
             removal_guard: guard::RemovalGuard::default(),
             #[cfg(test)]
@@ -439,42 +433,9 @@ impl Refresher {
     }
 
     fn persist(&self, snapshot: Arc<Snapshot>) {
-        let Some(path) = self.options.persist_to.clone() else {
-            return;
-        };
-        {
-            let mut q = lock(&self.saves);
-            if q.running {
-                // A save is under way (maybe stuck on a hung volume): keep only the newest set
-                // for it to write next, instead of one more blocked thread per change.
-                q.pending = Some(snapshot);
-                return;
-            }
-            q.running = true;
+        if let Some(path) = &self.options.persist_to {
+            save::persist(&self.saves, path, snapshot);
         }
-        let saves = self.saves.clone();
-        // Disk I/O off the reactor; a failure is logged and serving goes on.
-        tokio::task::spawn_blocking(move || {
-            let mut next = snapshot;
-            loop {
-                match persist::save(&path, &next) {
-                    Ok(()) => {
-                        tracing::debug!(path = %path.display(), etag = %next.etag, "persisted flag set")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not persist the flag set; serving continues")
-                    }
-                }
-                let mut q = lock(&saves);
-                match q.pending.take() {
-                    Some(newer) => next = newer,
-                    None => {
-                        q.running = false;
-                        return;
-                    }
-                }
-            }
-        });
     }
 
     /// Per-retriever status for `/info`.
@@ -632,28 +593,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// RFC 3339 UTC timestamp, second precision.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
-}
-
 mod guard;
+mod save;
 
 #[cfg(test)]
 mod tests;
