@@ -22,6 +22,10 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Wait until the API port is known (false for relays expected to exit at start).
     pub wait_listening: bool,
+    /// A command the relay runs under, e.g. `["prlimit", "--fsize=4096", "--"]` for a resource
+    /// limit from its first instruction; it must `exec` the relay, so that the child's process
+    /// id is the relay's.
+    pub wrapper: &'a [&'a str],
 }
 
 impl Default for Options<'_> {
@@ -31,6 +35,7 @@ impl Default for Options<'_> {
             args: &[],
             env: &[],
             wait_listening: true,
+            wrapper: &[],
         }
     }
 }
@@ -57,7 +62,15 @@ impl Relay {
             .config
             .replace("{{dir}}", &dir.path().display().to_string());
         std::fs::write(&config_path, config).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagrelay"));
+        let bin = env!("CARGO_BIN_EXE_flagrelay");
+        let mut cmd = match o.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--config")
             .arg(&config_path)
             .args(["--host", "127.0.0.1"]);
@@ -148,6 +161,11 @@ impl Relay {
         None
     }
 
+    /// The exit status, if the process has exited (does not wait).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().unwrap()
+    }
+
     /// Send a signal (e.g. "TERM") to the relay.
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id();
@@ -222,10 +240,16 @@ where
     }
 }
 
+/// [`Relay::wait_exit`] from a test on a multi-threaded runtime: it sleeps on the thread, so
+/// the runtime's other workers are kept free meanwhile.
+pub fn wait_exit(relay: &mut Relay, timeout: Duration) -> Option<ExitStatus> {
+    tokio::task::block_in_place(|| relay.wait_exit(timeout))
+}
+
 /// Wait until `/ready` answers 200.
 pub async fn wait_ready(relay: &Relay) {
     let c = client();
-    eventually(Duration::from_secs(10), "/ready to answer 200", || {
+    eventually(Duration::from_secs(15), "/ready to answer 200", || {
         let (c, url) = (c.clone(), relay.url("/ready"));
         async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
     })
@@ -254,4 +278,45 @@ pub async fn get_text(relay: &Relay, path: &str) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// GET `path` on the relay: the status code.
+pub async fn get_status(relay: &Relay, path: &str) -> u16 {
+    client()
+        .get(relay.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// One OFREP evaluation of `key` for `targetingKey: user-1`: the HTTP status and the `value`
+/// (or the `errorCode` when there is none).
+pub async fn eval(relay: &Relay, key: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
+        .json(&serde_json::json!({"context": {"targetingKey": "user-1"}}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+    (
+        status,
+        v.get("value").cloned().unwrap_or(v["errorCode"].clone()),
+    )
+}
+
+/// `POST /admin/v1/retriever/refresh` with `key` (and `query`, e.g. "?force=true"): status and
+/// JSON answer.
+pub async fn admin_refresh(relay: &Relay, key: &str, query: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(relay.url(&format!("/admin/v1/retriever/refresh{query}")))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
