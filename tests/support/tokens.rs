@@ -21,6 +21,16 @@ pub fn b64(s: &str) -> String {
 
 /// Lower-case hex SHA-256 of `s`, as in a `sha256:` hashed key.
 pub fn sha256_hex(s: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes()).as_ref())
+}
+
+/// Lower-case hex HMAC-SHA256 of `body` under `secret`, as in a webhook signature.
+pub fn hmac_sha256_hex(secret: &str, body: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    hex(aws_lc_rs::hmac::sign(&key, body).as_ref())
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
