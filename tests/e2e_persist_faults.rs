@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::hardening::{COLOR_FLAGS, color_flags, thread_count};
 use support::relay::{
-    Options, Relay, admin_refresh, client, eval, eventually, get_status, wait_exit, wait_ready,
-    write_atomic,
+    Options, Relay, admin_refresh, client, eval, eventually, get_json, get_status, wait_exit,
+    wait_ready, write_atomic,
 };
 
 const PERSIST_FAILED: &str = "could not persist the flag set";
@@ -44,6 +44,21 @@ async fn wait_persist_failures(
         async move { (f.len() >= n).then_some(f) }
     })
     .await
+}
+
+/// Saves to `state/flags.json`; loads only at start and on an admin refresh (key `admin-key`).
+const SAVE_ON_REFRESH: &str = "pollingInterval: 0\n\
+    persistentFlagConfigurationFile: \"{{dir}}/state/flags.json\"\n\
+    authorizedKeys: {admin: [admin-key]}\n\
+    retrievers:\n  - {kind: file, path: \"{{dir}}/flags.yaml\"}\n";
+
+/// Wait until the saved file at `saved` can be read and holds `needle`.
+async fn wait_saved(saved: &Path, needle: &str, what: &str) {
+    eventually(Duration::from_secs(10), what, || async move {
+        let text = std::fs::read_to_string(saved).ok()?;
+        text.contains(needle).then_some(())
+    })
+    .await;
 }
 
 /// Start a relay in a fresh temp dir holding a `state/` directory and [`COLOR_FLAGS`] in
@@ -103,13 +118,7 @@ async fn saving_to_an_unwritable_target_fails_loudly_and_serving_goes_on() {
             "pollingInterval: 200\npersistentFlagConfigurationFile: \"{target}\"\n\
              retrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n"
         );
-        let relay = Relay::start_in(
-            dir,
-            Options {
-                config: &cfg,
-                ..Options::default()
-            },
-        );
+        let relay = Relay::start_in(dir, Options::with_config(&cfg));
         wait_ready(&relay).await;
         let first = wait_persist_failures(|| relay.logs(), 1, "a save failure at start").await;
         assert_serving(&relay, "red").await;
@@ -147,21 +156,10 @@ async fn a_full_disk_fails_the_save_keeps_the_old_file_and_serving_goes_on() {
     // A full disk for root without mounting anything: the relay writes the snapshot to
     // `.<name>.tmp-<pid>` beside the target and renames it over. A symlink at that temp path
     // to /dev/full makes the relay's own write fail with ENOSPC from the kernel.
-    let cfg = "pollingInterval: 0\npersistentFlagConfigurationFile: \"{{dir}}/state/flags.json\"\n\
-               authorizedKeys: {admin: [admin-key]}\n\
-               retrievers:\n  - {kind: file, path: \"{{dir}}/flags.yaml\"}\n";
-    let relay = start_with_state_dir(cfg, &[]);
+    let relay = start_with_state_dir(SAVE_ON_REFRESH, &[]);
     wait_ready(&relay).await;
     let saved = relay.path("state/flags.json");
-    eventually(Duration::from_secs(10), "the first save", || {
-        let saved = saved.clone();
-        async move {
-            std::fs::read_to_string(&saved)
-                .ok()
-                .filter(|s| s.contains("red"))
-        }
-    })
-    .await;
+    wait_saved(&saved, "red", "the first save").await;
     let before = std::fs::read(&saved).unwrap();
     let tmp = relay.path(&format!("state/.flags.json.tmp-{}", relay.pid()));
     std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
@@ -191,19 +189,7 @@ async fn a_full_disk_fails_the_save_keeps_the_old_file_and_serving_goes_on() {
     );
     write_atomic(&relay.path("flags.yaml"), &color_flags("green"));
     assert_eq!(admin_refresh(&relay, "admin-key", "").await.0, 200);
-    eventually(
-        Duration::from_secs(10),
-        "the save after the disk freed up",
-        || {
-            let saved = saved.clone();
-            async move {
-                std::fs::read_to_string(&saved)
-                    .ok()
-                    .filter(|s| s.contains("green"))
-            }
-        },
-    )
-    .await;
+    wait_saved(&saved, "green", "the save after the disk freed up").await;
     assert_serving(&relay, "green").await;
 }
 
@@ -242,11 +228,7 @@ async fn file_size_limit_case(ignore_sigxfsz: bool) {
     let mut relay = start_with_state_dir(cfg, &wrapper);
     wait_ready(&relay).await;
     let saved = relay.path("state/flags.json");
-    eventually(Duration::from_secs(10), "the first (small) save", || {
-        let saved = saved.clone();
-        async move { saved.exists().then_some(()) }
-    })
-    .await;
+    wait_saved(&saved, "", "the first (small) save").await;
     let before = std::fs::read(&saved).unwrap();
     assert!(before.len() < LIMIT);
 
@@ -300,20 +282,10 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
     std::fs::write(dir.path().join("flags.yaml"), COLOR_FLAGS).unwrap();
-    let mut relay = Relay::start_in(
-        dir,
-        Options {
-            config: &persist_cfg(false),
-            ..Options::default()
-        },
-    );
+    let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
     wait_ready(&relay).await;
     let saved = relay.path("state/flags.json");
-    eventually(Duration::from_secs(10), "the saved file", || {
-        let saved = saved.clone();
-        async move { saved.exists().then_some(()) }
-    })
-    .await;
+    wait_saved(&saved, "", "the saved file").await;
     relay.signal("TERM");
     assert!(
         wait_exit(&mut relay, Duration::from_secs(15))
@@ -327,13 +299,7 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
 
     // With the good file and the source down, the saved set is served (the setup works).
     std::fs::remove_file(dir.path().join("flags.yaml")).unwrap();
-    let mut relay = Relay::start_in(
-        dir,
-        Options {
-            config: &persist_cfg(false),
-            ..Options::default()
-        },
-    );
+    let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
     wait_ready(&relay).await;
     assert_eq!(eval(&relay, "color").await, (200, json!("red")));
     relay.signal("TERM");
@@ -392,13 +358,7 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
         dir = reclaim(relay);
 
         // startWithRetrieverError: starts empty rather than serving the bad file.
-        let mut relay = Relay::start_in(
-            dir,
-            Options {
-                config: &persist_cfg(true),
-                ..Options::default()
-            },
-        );
+        let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(true)));
         let base = relay.url("");
         wait_ready(&relay).await;
         assert_eq!(
@@ -417,14 +377,7 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
             .await
             .unwrap();
         assert_eq!(bulk["flags"], json!([]), "{what}");
-        let info: Value = client()
-            .get(format!("{base}/info"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let info = get_json(&relay, "/info").await;
         assert_eq!(info["flags"], 0, "{what}");
         let out = relay.all_output();
         let line = relay
@@ -449,24 +402,10 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
 
     // The source back: served from it, and the bad file is replaced by a good one.
     std::fs::write(dir.path().join("flags.yaml"), color_flags("blue")).unwrap();
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &persist_cfg(false),
-            ..Options::default()
-        },
-    );
+    let relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
     wait_ready(&relay).await;
     assert_eq!(eval(&relay, "color").await, (200, json!("blue")));
-    eventually(Duration::from_secs(10), "a good file saved again", || {
-        let saved = saved.clone();
-        async move {
-            std::fs::read_to_string(&saved)
-                .ok()
-                .filter(|s| s.contains("\"blue\""))
-        }
-    })
-    .await;
+    wait_saved(&saved, "\"blue\"", "a good file saved again").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,17 +414,10 @@ async fn a_hung_disk_does_not_pile_up_saves() {
     // makes the save's open() block until someone reads it (nobody does). Flag changes keep
     // coming; serving must go on, and the stuck save must not be joined by one more blocked
     // thread (holding one more flag set) per change.
-    let cfg = "pollingInterval: 0\npersistentFlagConfigurationFile: \"{{dir}}/state/flags.json\"\n\
-               authorizedKeys: {admin: [admin-key]}\n\
-               retrievers:\n  - {kind: file, path: \"{{dir}}/flags.yaml\"}\n";
-    let relay = start_with_state_dir(cfg, &[]);
+    let relay = start_with_state_dir(SAVE_ON_REFRESH, &[]);
     wait_ready(&relay).await;
     let saved = relay.path("state/flags.json");
-    eventually(Duration::from_secs(10), "the first save", || {
-        let saved = saved.clone();
-        async move { saved.exists().then_some(()) }
-    })
-    .await;
+    wait_saved(&saved, "", "the first save").await;
     let tmp = relay.path(&format!("state/.flags.json.tmp-{}", relay.pid()));
     assert!(Command::new("mkfifo").arg(&tmp).status().unwrap().success());
     // Let the blocking pool settle to what steady serving needs.

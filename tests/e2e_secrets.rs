@@ -11,9 +11,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::relay::{Options, Relay, admin_refresh, client, wait_exit, wait_ready};
-use support::tokens::{b64, hs256, sha256_hex};
+use serde_json::json;
+use support::relay::{Options, Relay, admin_refresh, client, get_text, wait_exit, wait_ready};
+use support::tokens::{b64, hs256, issue_token, sha256_hex};
 use support::upstreams::{Upstream, UpstreamState, fake_http_source, fake_s3, set_upstream};
 
 const EVAL_PLAIN: &str = "evalkey-plain-Zq8rT3vW9xY2";
@@ -161,15 +161,7 @@ authorizedKeys:
     // Tokens, and the token endpoint's error paths with keys in the body.
     let mut tokens = Vec::new();
     for key in [EVAL_PLAIN, EVAL_BOUND, EVAL_HASHED] {
-        let r = client()
-            .post(format!("{base}/client/auth"))
-            .json(&json!({"apiKey": key}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        tokens.push(v["authToken"].as_str().unwrap().to_owned());
+        tokens.push(issue_token(&relay, key).await);
     }
     for body in [
         json!({"apiKey": WRONG_KEY}).to_string(),
@@ -258,59 +250,25 @@ authorizedKeys:
     }
     // Spot checks that the matrix means what it should.
     let ofrep = "/ofrep/v1/evaluate/flags/color";
-    assert_eq!(
-        hit(&base, "POST", ofrep, &Cred::Key(EVAL_PLAIN.into())).await,
-        200
-    );
-    assert_eq!(
-        hit(&base, "POST", ofrep, &Cred::Bearer(tokens[0].clone())).await,
-        200
-    );
-    assert_eq!(
-        hit(&base, "POST", ofrep, &Cred::Key(EVAL_HASHED.into())).await,
-        200
-    );
-    assert_eq!(
-        hit(&base, "POST", ofrep, &Cred::Key(WRONG_KEY.into())).await,
-        401
-    );
-    assert_eq!(
-        hit(&base, "POST", ofrep, &Cred::Bearer(forged.clone())).await,
-        401
-    );
-    assert_eq!(
-        hit(&base, "POST", ofrep, &Cred::Bearer(expired.clone())).await,
-        401
-    );
-    assert_eq!(
-        hit(
-            &base,
-            "GET",
-            "/ofrep/v1/sse",
-            &Cred::Query(EVAL_PLAIN.into())
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        hit(
-            &base,
-            "GET",
-            "/ofrep/v1/sse",
-            &Cred::Query(WRONG_QUERY.into())
-        )
-        .await,
-        401
-    );
     let admin = "/admin/v1/retriever/refresh";
-    assert_eq!(
-        hit(&base, "POST", admin, &Cred::Key(EVAL_PLAIN.into())).await,
-        403
-    );
-    assert_eq!(
-        hit(&base, "POST", admin, &Cred::Key(ADMIN_KEY.into())).await,
-        200
-    );
+    for (method, path, cred, want) in [
+        ("POST", ofrep, Cred::Key(EVAL_PLAIN.into()), 200),
+        ("POST", ofrep, Cred::Bearer(tokens[0].clone()), 200),
+        ("POST", ofrep, Cred::Key(EVAL_HASHED.into()), 200),
+        ("POST", ofrep, Cred::Key(WRONG_KEY.into()), 401),
+        ("POST", ofrep, Cred::Bearer(forged.clone()), 401),
+        ("POST", ofrep, Cred::Bearer(expired.clone()), 401),
+        ("GET", "/ofrep/v1/sse", Cred::Query(EVAL_PLAIN.into()), 200),
+        ("GET", "/ofrep/v1/sse", Cred::Query(WRONG_QUERY.into()), 401),
+        ("POST", admin, Cred::Key(EVAL_PLAIN.into()), 403),
+        ("POST", admin, Cred::Key(ADMIN_KEY.into()), 200),
+    ] {
+        assert_eq!(
+            hit(&base, method, path, &cred).await,
+            want,
+            "{method} {path} {cred:?}"
+        );
+    }
 
     // Both sources failing, in every way: refresh failures logged by the poller and answered
     // by the admin endpoint (502).
@@ -335,14 +293,7 @@ authorizedKeys:
         failures += 1;
         // Let the poller fail at least once too.
         tokio::time::sleep(Duration::from_millis(900)).await;
-        let info = client()
-            .get(format!("{base}/info"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let info = get_text(&relay, "/info").await;
         for s in [
             UPSTREAM_BEARER,
             URL_PASSWORD,

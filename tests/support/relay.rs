@@ -40,6 +40,16 @@ impl Default for Options<'_> {
     }
 }
 
+impl<'a> Options<'a> {
+    /// The defaults with `config`.
+    pub fn with_config(config: &'a str) -> Self {
+        Options {
+            config,
+            ..Options::default()
+        }
+    }
+}
+
 impl Relay {
     /// Start with a config (YAML text; `{{dir}}` is replaced by the temp dir) and wait until
     /// it listens.

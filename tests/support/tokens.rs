@@ -1,4 +1,4 @@
-//! Token signing and credential encodings for tests, with the crates the relay itself uses
+//! Token signing, tokens from the relay and credential encodings for tests, with the crates the relay itself uses
 //! (`jsonwebtoken`, `base64`, `aws-lc-rs`).
 
 use base64::Engine;
@@ -33,4 +33,18 @@ pub fn hmac_sha256_hex(secret: &str, body: &[u8]) -> String {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A token from the relay's `POST /client/auth` for the evaluation key `key`.
+pub async fn issue_token(relay: &super::relay::Relay, key: &str) -> String {
+    let r = super::relay::client()
+        .post(relay.url("/client/auth"))
+        .json(&serde_json::json!({"apiKey": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["expiresIn"].as_u64().unwrap() > 0);
+    v["authToken"].as_str().unwrap().to_owned()
 }
