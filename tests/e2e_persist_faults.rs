@@ -13,15 +13,15 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::hardening::{COLOR_FLAGS, color_flags, thread_count};
 use support::relay::{
-    Options, Relay, admin_refresh, client, eval, eventually, get_json, get_status, wait_exit,
-    wait_ready, write_atomic,
+    Options, Relay, admin_refresh, client, eval, eventually, get_json, get_status, post_json,
+    wait_exit, wait_ready, write_atomic,
 };
 
 const PERSIST_FAILED: &str = "could not persist the flag set";
@@ -75,6 +75,17 @@ fn start_with_state_dir(config: &str, wrapper: &[&str]) -> Relay {
             ..Options::default()
         },
     )
+}
+
+/// A relay over [`SAVE_ON_REFRESH`] once its first save holds `needle`: the relay, the saved
+/// file, and the temp path the relay writes its next save to before renaming it over.
+async fn start_saved(needle: &str) -> (Relay, PathBuf, PathBuf) {
+    let relay = start_with_state_dir(SAVE_ON_REFRESH, &[]);
+    wait_ready(&relay).await;
+    let saved = relay.path("state/flags.json");
+    wait_saved(&saved, needle, "the first save").await;
+    let tmp = relay.path(&format!("state/.flags.json.tmp-{}", relay.pid()));
+    (relay, saved, tmp)
 }
 
 /// Serving goes on: ready, healthy, and `color` evaluates to `expect`.
@@ -156,12 +167,8 @@ async fn a_full_disk_fails_the_save_keeps_the_old_file_and_serving_goes_on() {
     // A full disk for root without mounting anything: the relay writes the snapshot to
     // `.<name>.tmp-<pid>` beside the target and renames it over. A symlink at that temp path
     // to /dev/full makes the relay's own write fail with ENOSPC from the kernel.
-    let relay = start_with_state_dir(SAVE_ON_REFRESH, &[]);
-    wait_ready(&relay).await;
-    let saved = relay.path("state/flags.json");
-    wait_saved(&saved, "red", "the first save").await;
+    let (relay, saved, tmp) = start_saved("red").await;
     let before = std::fs::read(&saved).unwrap();
-    let tmp = relay.path(&format!("state/.flags.json.tmp-{}", relay.pid()));
     std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
 
     write_atomic(&relay.path("flags.yaml"), &color_flags("blue"));
@@ -359,7 +366,6 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
 
         // startWithRetrieverError: starts empty rather than serving the bad file.
         let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(true)));
-        let base = relay.url("");
         wait_ready(&relay).await;
         assert_eq!(
             eval(&relay, "color").await,
@@ -367,15 +373,7 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
             "{what}: {}",
             relay.all_output()
         );
-        let bulk: Value = client()
-            .post(format!("{base}/ofrep/v1/evaluate/flags"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let bulk = post_json(&relay, "/ofrep/v1/evaluate/flags", "{}").await;
         assert_eq!(bulk["flags"], json!([]), "{what}");
         let info = get_json(&relay, "/info").await;
         assert_eq!(info["flags"], 0, "{what}");
@@ -414,11 +412,7 @@ async fn a_hung_disk_does_not_pile_up_saves() {
     // makes the save's open() block until someone reads it (nobody does). Flag changes keep
     // coming; serving must go on, and the stuck save must not be joined by one more blocked
     // thread (holding one more flag set) per change.
-    let relay = start_with_state_dir(SAVE_ON_REFRESH, &[]);
-    wait_ready(&relay).await;
-    let saved = relay.path("state/flags.json");
-    wait_saved(&saved, "", "the first save").await;
-    let tmp = relay.path(&format!("state/.flags.json.tmp-{}", relay.pid()));
+    let (relay, _saved, tmp) = start_saved("").await;
     assert!(Command::new("mkfifo").arg(&tmp).status().unwrap().success());
     // Let the blocking pool settle to what steady serving needs.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -266,39 +266,37 @@ pub async fn wait_ready(relay: &Relay) {
     .await;
 }
 
+/// GET `path` on the relay.
+pub async fn get(relay: &Relay, path: &str) -> reqwest::Response {
+    client().get(relay.url(path)).send().await.unwrap()
+}
+
 /// GET `path` on the relay and parse the JSON answer.
 pub async fn get_json(relay: &Relay, path: &str) -> serde_json::Value {
+    get(relay, path).await.json().await.unwrap()
+}
+
+/// GET `path` on the relay as text (e.g. `/metrics`).
+pub async fn get_text(relay: &Relay, path: &str) -> String {
+    get(relay, path).await.text().await.unwrap()
+}
+
+/// GET `path` on the relay: the status code.
+pub async fn get_status(relay: &Relay, path: &str) -> u16 {
+    get(relay, path).await.status().as_u16()
+}
+
+/// POST `body` to `path` on the relay and parse the JSON answer.
+pub async fn post_json(relay: &Relay, path: &str, body: &str) -> serde_json::Value {
     client()
-        .get(relay.url(path))
+        .post(relay.url(path))
+        .body(body.to_owned())
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap()
-}
-
-/// GET `path` on the relay as text (e.g. `/metrics`).
-pub async fn get_text(relay: &Relay, path: &str) -> String {
-    client()
-        .get(relay.url(path))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// GET `path` on the relay: the status code.
-pub async fn get_status(relay: &Relay, path: &str) -> u16 {
-    client()
-        .get(relay.url(path))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// One OFREP evaluation of `key` for `targetingKey: user-1`: the HTTP status and the `value`
