@@ -271,9 +271,16 @@ async fn file_size_limit_case(ignore_sigxfsz: bool) {
     assert!(relay.exited().is_none());
 }
 
-/// Take the temp dir back from a relay that has exited, to start another over the same files.
-fn reclaim(mut relay: Relay) -> tempfile::TempDir {
-    std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap())
+/// SIGTERM the relay, check it exits 0, and take its temp dir back to start another relay
+/// over the same files.
+fn stop(mut relay: Relay) -> tempfile::TempDir {
+    relay.signal("TERM");
+    assert!(
+        wait_exit(&mut relay, Duration::from_secs(15))
+            .unwrap()
+            .success()
+    );
+    relay.into_dir()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,33 +296,21 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
     std::fs::write(dir.path().join("flags.yaml"), COLOR_FLAGS).unwrap();
-    let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
+    let relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
     wait_ready(&relay).await;
     let saved = relay.path("state/flags.json");
     wait_saved(&saved, "", "the saved file").await;
-    relay.signal("TERM");
-    assert!(
-        wait_exit(&mut relay, Duration::from_secs(15))
-            .unwrap()
-            .success()
-    );
-    let mut dir = reclaim(relay);
+    let mut dir = stop(relay);
     let good = std::fs::read(&saved).unwrap();
     let good_text = String::from_utf8(good.clone()).unwrap();
     assert!(good_text.contains("\"red\""), "{good_text}");
 
     // With the good file and the source down, the saved set is served (the setup works).
     std::fs::remove_file(dir.path().join("flags.yaml")).unwrap();
-    let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
+    let relay = Relay::start_in(dir, Options::with_config(&persist_cfg(false)));
     wait_ready(&relay).await;
     assert_eq!(eval(&relay, "color").await, (200, json!("red")));
-    relay.signal("TERM");
-    assert!(
-        wait_exit(&mut relay, Duration::from_secs(15))
-            .unwrap()
-            .success()
-    );
-    dir = reclaim(relay);
+    dir = stop(relay);
 
     let mut middle_garbage = good.clone();
     let mid = good.len() / 2;
@@ -362,10 +357,10 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
             !out.contains("serving the persisted flag set"),
             "{what}: served; {out}"
         );
-        dir = reclaim(relay);
+        dir = relay.into_dir();
 
         // startWithRetrieverError: starts empty rather than serving the bad file.
-        let mut relay = Relay::start_in(dir, Options::with_config(&persist_cfg(true)));
+        let relay = Relay::start_in(dir, Options::with_config(&persist_cfg(true)));
         wait_ready(&relay).await;
         assert_eq!(
             eval(&relay, "color").await,
@@ -389,13 +384,7 @@ async fn a_truncated_or_corrupted_saved_file_is_refused_at_start() {
             "{what}: {out}"
         );
         println!("{what}: {line}");
-        relay.signal("TERM");
-        assert!(
-            wait_exit(&mut relay, Duration::from_secs(15))
-                .unwrap()
-                .success()
-        );
-        dir = reclaim(relay);
+        dir = stop(relay);
     }
 
     // The source back: served from it, and the bad file is replaced by a good one.

@@ -234,8 +234,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
 
     // The upstream is down; the restarted relay serves what it saved.
     source.set(503, "down");
-    let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
-    drop(relay);
+    let dir = relay.into_dir();
     let relay = Relay::start_in(
         dir,
         Options {
@@ -262,7 +261,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
         let mut relay = relay;
         relay.signal("TERM");
         relay.wait_exit(Duration::from_secs(10)).unwrap();
-        std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap())
+        relay.into_dir()
     };
     let mut relay = Relay::start_in(
         dir,

@@ -192,6 +192,12 @@ impl Relay {
         self.child.as_ref().unwrap().id()
     }
 
+    /// Take the temp dir back (killing the relay if it still runs), to start another relay
+    /// over the same files.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
