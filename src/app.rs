@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::http::conn::{AcceptErrors, ConnBudget, MarkFirst, first_request_deadline};
+use crate::http::serve::{ConnLimits, Observe, run_server};
 use crate::http::{self, AppState, Auth, EvalSettings, Lifecycle};
 use crate::persist;
 use crate::refresh::{RefreshOptions, Refresher};
@@ -175,28 +175,13 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         .duration()
         .unwrap_or(Duration::ZERO);
     let mut servers = tokio::task::JoinSet::new();
-    let limits = ConnLimits {
-        read_header_timeout: config
-            .server
-            .read_header_timeout
-            .duration()
-            .unwrap_or(Duration::from_secs(10)),
-        max_header_bytes: config.server.max_header_bytes,
-        max_connections: config
-            .server
-            .max_connections
-            .unwrap_or_else(http::conn::default_max_connections),
-        read_body_timeout: config
-            .server
-            .read_body_timeout
-            .duration()
-            .unwrap_or(Duration::from_secs(10)),
-    };
+    let limits = ConnLimits::from_config(&config.server);
     tracing::info!(max_connections = limits.max_connections, "connection limit");
     servers.spawn(run_server(
         main_listener,
         main_app,
         limits,
+        Observe::Requests,
         lifecycle.stopping(),
     ));
     if let Some((listener, app)) = monitor {
@@ -206,7 +191,13 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             max_connections: http::conn::MONITORING_CONNECTIONS,
             ..limits
         };
-        servers.spawn(run_server(listener, app, limits, lifecycle.stopping()));
+        servers.spawn(run_server(
+            listener,
+            app,
+            limits,
+            Observe::Requests,
+            lifecycle.stopping(),
+        ));
     }
     if let Some(flagd) = crate::flagd::listen(config, &state).await? {
         servers.spawn(flagd);
@@ -325,93 +316,6 @@ fn log_listening(what: &str, l: &TcpListener) {
     }
 }
 
-/// Connection limits every listener applies.
-#[derive(Debug, Clone, Copy)]
-struct ConnLimits {
-    read_header_timeout: Duration,
-    max_header_bytes: usize,
-    max_connections: usize,
-    read_body_timeout: Duration,
-}
-
-/// Accept connections until `stop` turns true, then stop accepting and let open connections
-/// finish their in-flight requests (the caller bounds how long that may take).
-///
-/// hyper-util's server is used directly (rather than `axum::serve`) for the limits axum does
-/// not expose: a deadline for request headers (against slowloris, and to close idle
-/// keep-alive connections) and a cap on their size.
-async fn run_server(
-    listener: TcpListener,
-    app: axum::Router,
-    limits: ConnLimits,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_header_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(limits.read_header_timeout));
-    // Around the whole router (not per route, as `Router::layer` would): one layer call per
-    // request, and it sees every answer, the fallback's and the panic handler's included.
-    let app = tower::Layer::layer(&crate::http::observe::layer(), app);
-    // A body must arrive whole within server.readBodyTimeout (a trickle holds no connection).
-    let body_deadline = limits.read_body_timeout;
-    let app = tower::util::MapRequest::new(app, move |req| {
-        http::conn::with_body_deadline(req, body_deadline)
-    });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let budget = ConnBudget::new(limits.max_connections);
-    let accept_errors = AcceptErrors::new();
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    accept_errors.record(&e, "listener");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stopped(&mut stop) => break,
-        };
-        // Over server.maxConnections: close this one at once, the others are untouched.
-        let Some(permit) = budget.admit() else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let seen = Arc::new(tokio::sync::Notify::new());
-        let service = TowerToHyperService::new(MarkFirst {
-            inner: app.clone(),
-            seen: seen.clone(),
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let deadline = limits.read_header_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            // Errors here are the client's (reset, timeout, malformed request).
-            first_request_deadline(conn, seen, deadline).await;
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
 /// A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the process. Saving
 /// the persisted snapshot must fail with EFBIG instead (logged; serving goes on), so install a
 /// handler: tokio keeps it for the life of the process, and the signal then only interrupts
@@ -425,11 +329,6 @@ fn ignore_file_size_signal() {
             tracing::warn!(error = %e, "cannot handle SIGXFSZ; a save past the file-size limit would stop the relay");
         }
     }
-}
-
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not Send: drop it here, not across an await.
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// SIGTERM and SIGINT, registered at once (not on first poll) so no signal is missed.

@@ -6,9 +6,11 @@
 //! source ─► retriever ─► parse (validate) ─► refresh (merge) ─► snapshot ─► evaluator ─► http
 //! ```
 //!
-//! - [`retriever`]: fetch raw documents from files, HTTP(S) URLs and S3 objects.
+//! - [`retriever`]: fetch raw documents from files, HTTP(S), S3, Azure Blob, GCS, SQL tables
+//!   and other relays.
 //! - [`parse`]: turn a YAML/JSON document into validated flag definitions, with located errors.
 //! - [`refresh`]: run the retrievers, merge their documents, swap in a new snapshot; polling.
+//! - [`fleet`] (beside refresh): many replicas, one flag set, through Redis.
 //! - [`snapshot`]: the immutable flag set served, behind a lock-free `arc-swap` pointer.
 //! - [`evaluator`]: the rule chain, compiled once per flag at load time.
 //! - [`http`]: OFREP, admin, monitoring endpoints.

@@ -455,3 +455,65 @@ async fn a_change_is_notified_once_for_the_fleet() {
     let v: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(v["version"].as_u64(), Some(v2), "{v}");
 }
+
+/// A bulk re-fetch naming a flag set the replica does not serve yet (`flagConfigEtag`, heard
+/// from a change stream) makes the replica take it from Redis before answering, not at its
+/// next check (issue 14 item 3); the answer is never a 304.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_config_etag_ahead_is_loaded_from_the_fleet_before_answering() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.yaml");
+    write_atomic(&file, &flags("before"));
+    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let cfg = config(
+        "catchup",
+        &format!("{{url: \"{}\"}}", redis.url()),
+        &retriever,
+        0,
+    );
+    let relay = Relay::start(&cfg);
+    wait_ready(&relay).await;
+    let v = same_version(&[&relay], LONG).await;
+    let (etag, _) = bulk(&relay).await;
+
+    // Another replica published a new set; its announcement has not reached this one (written
+    // here without PUBLISH, so only the next check, within a second, would find it).
+    let doc = flagrelay::parse::parse_document("t", flags("after").as_bytes(), None).unwrap();
+    let defs: std::collections::BTreeMap<_, _> = doc.flags.into_iter().collect();
+    let new_etag = flagrelay::snapshot::content_hash(&defs);
+    redis.cli(&[
+        "HSET",
+        "flagrelay:{catchup}:set",
+        "version",
+        &(v + 1).to_string(),
+        "etag",
+        &new_etag,
+        "lastModified",
+        "1700000000",
+        "flags",
+        &serde_json::to_string(&defs).unwrap(),
+        "format",
+        "1",
+        "publishedBy",
+        "another-replica",
+    ]);
+    let res = client()
+        .post(relay.url(&format!(
+            "/ofrep/v1/evaluate/flags?flagConfigEtag={new_etag}"
+        )))
+        .header("if-none-match", &etag)
+        .json(&serde_json::json!({"context": {"targetingKey": "user-1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "never a 304 for a set the client is ahead of"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["metadata"]["flagSetEtag"], new_etag.as_str());
+    assert_eq!(body["metadata"]["flagSetVersion"], v + 1);
+    assert_eq!(greeting(&relay).await.as_deref(), Some("after"));
+}

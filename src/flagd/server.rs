@@ -4,12 +4,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use tokio::net::TcpListener;
+
+use crate::http::serve::{ConnLimits, Observe, run_server};
 use tower::ServiceExt;
 
 use super::grpc::{V1, V2};
@@ -93,18 +94,14 @@ pub async fn listen(
         "allowUnauthenticated": config.flagd.allow_unauthenticated,
         "environment": config.flagd.environment,
     }));
-    let limits = Limits {
-        read_header_timeout: config
-            .server
-            .read_header_timeout
-            .duration()
-            .unwrap_or(Duration::from_secs(10)),
-        max_header_bytes: config.server.max_header_bytes,
-    };
-    Ok(Some(serve(
+    // The API port's guards (first-request and body deadlines, the connection cap, accept
+    // errors without a flood); requests are counted per RPC by the flagd service itself.
+    let limits = ConnLimits::from_config(&config.server);
+    Ok(Some(run_server(
         listener,
         router,
         limits,
+        Observe::Own,
         app.lifecycle.stopping(),
     )))
 }
@@ -165,69 +162,6 @@ pub(crate) fn router(
 pub(crate) fn call_of(path: &str) -> Option<(Version, Rpc)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     Some((Version::from_service(service)?, Rpc::from_name(method)?))
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    read_header_timeout: Duration,
-    max_header_bytes: usize,
-}
-
-/// Accept until shutdown starts, then let open connections finish (their event streams end
-/// at the same moment); the caller bounds how long that may take.
-async fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    limits: Limits,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_header_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(limits.read_header_timeout));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, server = "flagd", "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stopped(&mut stop) => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            // Errors here are the client's (reset, garbage, timeout).
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not Send: drop it here, not across an await.
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 #[cfg(test)]

@@ -377,6 +377,12 @@ impl Fleet {
             .map_err(|_| "timed out subscribing".to_owned())?
     }
 
+    /// A client heard of a flag set this replica does not serve yet (a bulk request's
+    /// `flagConfigEtag`): look at Redis now rather than at the next message or tick.
+    pub async fn catch_up(&self) {
+        self.check().await;
+    }
+
     /// Take a newer published set; after serving one built alone, publish it (or take what
     /// was published meanwhile).
     async fn check(&self) {

@@ -41,6 +41,10 @@ pub struct OfrepState {
     pub inactivity_delay_sec: u64,
 }
 
+/// How long a bulk request naming a flag set this replica does not serve may wait for it to
+/// come from the fleet's Redis.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The bulk request's query (ADR-0008 with protocol PR #84): what the client last heard from
 /// the change stream. Anything else in the query is ignored.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -175,7 +179,20 @@ pub async fn evaluate_all(
         )
         .with_status(StatusCode::PRECONDITION_FAILED);
     }
-    let snapshot = s.store.load();
+    let mut snapshot = s.store.load();
+    let heard = query
+        .as_ref()
+        .ok()
+        .and_then(|q| q.flag_config_etag.as_deref())
+        .map(|e| e.trim_matches('"'));
+    if let (Some(heard), Some(fleet)) = (heard, crate::fleet::running())
+        && snapshot.as_ref().is_none_or(|s| s.etag != heard)
+    {
+        // The client heard (from a change stream, maybe another replica's) of a set this
+        // replica does not serve yet: take it from Redis first, within a bounded wait.
+        let _ = tokio::time::timeout(CATCH_UP_WAIT, fleet.catch_up()).await;
+        snapshot = s.store.load();
+    }
     let subject = ctx.subject(&caller, &s.settings);
     let streams = s.settings.change_stream.then(|| {
         let ticket = s.auth.stream_ticket(&headers);
@@ -194,14 +211,8 @@ pub async fn evaluate_all(
     recorder.finish(snapshot.as_ref().map_or(0, |s| s.len()));
     // A client that heard of a flag set this relay does not serve (yet) must not be told its
     // copy is current (ADR-0008, protocol PR #84); a query we cannot read counts as such.
-    let heard_of_served = match &query {
-        Ok(q) => q.flag_config_etag.as_deref().is_none_or(|heard| {
-            snapshot
-                .as_ref()
-                .is_some_and(|s| s.etag == heard.trim_matches('"'))
-        }),
-        Err(_) => false,
-    };
+    let heard_of_served = query.is_ok()
+        && heard.is_none_or(|heard| snapshot.as_ref().is_some_and(|s| s.etag == heard));
     let mut res = if heard_of_served && precondition.lists(&etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

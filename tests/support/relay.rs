@@ -328,6 +328,8 @@ pub async fn admin_refresh(relay: &Relay, key: &str, query: &str) -> (u16, serde
     let r = client()
         .post(relay.url(&format!("/admin/v1/retriever/refresh{query}")))
         .header("X-API-Key", key)
+        // A refresh parses the whole document at low priority: slow on a loaded debug build.
+        .timeout(Duration::from_secs(120))
         .send()
         .await
         .unwrap();
