@@ -138,8 +138,15 @@ fn labels(c: usize) -> String {
     )
 }
 
+/// Add the flagd families to the relay's exposition (once per process, when a flagd listener
+/// starts: the counters are process-wide too).
+pub(crate) fn register() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| crate::metrics::global().add_collector(render));
+}
+
 /// The flagd families, appended to the relay's exposition.
-pub(crate) fn render(out: &mut String) {
+fn render(out: &mut String) {
     use std::fmt::Write as _;
     let m = global();
     family(

@@ -52,6 +52,7 @@ pub async fn listen(
     let Some(port) = config.flagd.port else {
         return Ok(None);
     };
+    super::metrics::register();
     let host = config.flagd.host.as_deref().unwrap_or(&config.server.host);
     let addr = format!("{host}:{port}");
     let listener = match addr.parse::<std::net::SocketAddr>() {

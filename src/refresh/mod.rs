@@ -347,7 +347,12 @@ impl Refresher {
         };
         self.removal_guard.reset();
         log_outcome(&report);
-        crate::metrics::global().refresh_finished(&report);
+        crate::metrics::global().refresh_finished(&crate::metrics::RefreshOutcome {
+            ok: report.ok,
+            changed: report.changed,
+            duration: report.duration,
+            retrievers: &report.retrievers,
+        });
         report
     }
 

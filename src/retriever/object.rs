@@ -81,6 +81,14 @@ impl ObjectSource {
             }
             buf.extend_from_slice(&chunk);
         }
+        // The stream ending early without an error (a proxy that closes cleanly) is still a
+        // document cut short: the object's size says how long it is.
+        if buf.len() as u64 != declared {
+            return Err(RetrieverError::Io {
+                source_name: self.source.clone(),
+                message: format!("body truncated: {} of {declared} bytes received", buf.len()),
+            });
+        }
         super::changed(&self.source, buf.freeze(), self.format, validators)
     }
 

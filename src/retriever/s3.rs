@@ -24,25 +24,20 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientConfigKey, GetOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 use reqwest::Url;
 
+use super::object::ObjectSource;
 use super::{Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
 use crate::config::RetrieverConfig;
-use crate::parse::Format;
 
 #[derive(Debug)]
 pub struct S3Retriever {
-    store: AmazonS3,
-    location: ObjectPath,
-    source: String,
-    format: Option<Format>,
-    max_bytes: u64,
-    timeout: Duration,
+    /// The conditional, bounded GET and its error mapping are the same for every object store
+    /// (super::object); only the setup here is S3's.
+    object: ObjectSource,
 }
 
 impl S3Retriever {
@@ -151,135 +146,23 @@ impl S3Retriever {
             .build()
             .map_err(|e| setup(format!("cannot set up the S3 client: {}", error_chain(&e))))?;
         Ok(S3Retriever {
-            store,
-            location,
-            format: format_for(cfg, &item),
-            source,
-            max_bytes: cfg.max_bytes,
-            timeout,
+            object: ObjectSource {
+                store: Box::new(store),
+                location,
+                format: format_for(cfg, &item),
+                source,
+                max_bytes: cfg.max_bytes,
+                timeout,
+            },
         })
     }
 
     pub fn source(&self) -> &str {
-        &self.source
+        &self.object.source
     }
 
     pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.get(since)).await {
-            Ok(result) => result,
-            Err(_) => Err(RetrieverError::Timeout {
-                source_name: self.source.clone(),
-                after: self.timeout,
-            }),
-        }
-    }
-
-    async fn get(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        let options = GetOptions {
-            if_none_match: since.etag.clone(),
-            ..Default::default()
-        };
-        let result = match self.store.get_opts(&self.location, options).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::NotModified),
-            Err(e) => return Err(self.error(e)),
-        };
-        if result.meta.size > self.max_bytes {
-            return Err(self.too_large());
-        }
-        let validators = Validators {
-            etag: result.meta.e_tag.clone(),
-            last_modified: Some(
-                result
-                    .meta
-                    .last_modified
-                    .format("%a, %d %b %Y %H:%M:%S GMT")
-                    .to_string(),
-            ),
-        };
-        let declared = result.meta.size;
-        let mut stream = result.into_stream();
-        let mut buf = BytesMut::with_capacity(declared.min(1 << 20) as usize);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RetrieverError::Io {
-                source_name: self.source.clone(),
-                message: format!(
-                    "body truncated after {} of {declared} bytes ({})",
-                    buf.len(),
-                    error_chain(&e)
-                ),
-            })?;
-            if (buf.len() + chunk.len()) as u64 > self.max_bytes {
-                return Err(self.too_large());
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        // The stream ending early without an error (a proxy that closes cleanly) is still a
-        // document cut short: the object's size says how long it is.
-        if buf.len() as u64 != declared {
-            return Err(RetrieverError::Io {
-                source_name: self.source.clone(),
-                message: format!("body truncated: {} of {declared} bytes received", buf.len()),
-            });
-        }
-        super::changed(&self.source, buf.freeze(), self.format, validators)
-    }
-
-    fn too_large(&self) -> RetrieverError {
-        RetrieverError::TooLarge {
-            source_name: self.source.clone(),
-            limit: self.max_bytes,
-        }
-    }
-
-    /// An `object_store` error as the relay reports it. A status the store answered becomes
-    /// [`RetrieverError::Status`] with the S3 error code (`SignatureDoesNotMatch`,
-    /// `NoSuchKey`, …) and message; anything else keeps `object_store`'s own text, which names
-    /// the request URL (no credentials: SigV4 sends them in headers, and `object_store` redacts
-    /// the URL of its credential requests) and the cause.
-    fn error(&self, e: object_store::Error) -> RetrieverError {
-        // The client's own per-request timeout may fire a moment before ours: same outcome.
-        if is_timeout(&e) {
-            return RetrieverError::Timeout {
-                source_name: self.source.clone(),
-                after: self.timeout,
-            };
-        }
-        let text = error_chain(&e);
-        let status = match &e {
-            object_store::Error::PermissionDenied { .. } => Some(403),
-            object_store::Error::Unauthenticated { .. } => Some(401),
-            object_store::Error::NotFound { .. } => Some(404),
-            object_store::Error::Precondition { .. } => Some(412),
-            _ => status_in(&text),
-        };
-        let Some(status) = status else {
-            return RetrieverError::Io {
-                source_name: self.source.clone(),
-                message: text,
-            };
-        };
-        let what = match status {
-            403 => "access denied".to_owned(),
-            401 => "not authenticated".to_owned(),
-            404 => "not found".to_owned(),
-            s => reqwest::StatusCode::from_u16(s)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("error")
-                .to_ascii_lowercase(),
-        };
-        let detail = match (xml_field(&text, "Code"), xml_field(&text, "Message")) {
-            (Some(code), Some(msg)) => format!(": {code}: {msg}"),
-            (Some(code), None) => format!(": {code}"),
-            (None, Some(msg)) => format!(": {msg}"),
-            (None, None) => String::new(),
-        };
-        RetrieverError::Status {
-            source_name: self.source.clone(),
-            status,
-            reason: format!("{what}{detail}"),
-        }
+        self.object.fetch(since).await
     }
 }
 
@@ -494,10 +377,10 @@ mod tests {
             r.source(),
             "s3://flags/env/prod.yaml (endpoint https://s3.example.com)"
         );
-        assert_eq!(r.format, Some(Format::Yaml));
+        assert_eq!(r.object.format, Some(crate::parse::Format::Yaml));
         let r = S3Retriever::with_builder(&cfg("flags", "/flags.json", None), keys()).unwrap();
         assert_eq!(r.source(), "s3://flags/flags.json");
-        assert_eq!(r.location.as_ref(), "flags.json");
+        assert_eq!(r.object.location.as_ref(), "flags.json");
         assert!(!format!("{r:?}").contains("s3cr3t-key"));
     }
 
