@@ -9,6 +9,7 @@ use flagrelay::evaluator::{Rules, Subject};
 use serde_json::{Value, json};
 use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
 use support::sse::SseReader;
+use support::tokens::issue_token;
 
 const FLAGS: &str = "
 on-flag: {enabled: true, rollout: 100}
@@ -48,19 +49,6 @@ fn start(config: &str) -> Relay {
     )
 }
 
-async fn token(relay: &Relay, key: &str) -> String {
-    let r = client()
-        .post(relay.url("/client/auth"))
-        .json(&json!({"apiKey": key}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    assert!(v["expiresIn"].as_u64().unwrap() > 0);
-    v["authToken"].as_str().unwrap().to_owned()
-}
-
 /// Status of one call to one endpoint kind with one credential header.
 async fn status(relay: &Relay, endpoint: &str, header: Option<(&str, String)>) -> u16 {
     let c = client();
@@ -86,7 +74,7 @@ async fn status(relay: &Relay, endpoint: &str, header: Option<(&str, String)>) -
 async fn auth_matrix_across_endpoint_kinds() {
     let relay = start(&keyed_config(60_000, ""));
     wait_ready(&relay).await;
-    let tok = token(&relay, "eval-plain").await;
+    let tok = issue_token(&relay, "eval-plain").await;
     let mut tampered = tok.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'x' { 'y' } else { 'x' });
@@ -198,7 +186,7 @@ async fn auth_matrix_across_endpoint_kinds() {
 async fn tokens_expire() {
     let relay = start(&keyed_config(60_000, "").replace("auth:\n", "auth:\n  tokenTtl: 1\n"));
     wait_ready(&relay).await;
-    let tok = token(&relay, "eval-plain").await;
+    let tok = issue_token(&relay, "eval-plain").await;
     let bearer = Some(("authorization", format!("Bearer {tok}")));
     assert_eq!(status(&relay, "ofrep", bearer.clone()).await, 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -253,7 +241,7 @@ async fn a_bound_key_fixes_the_environment() {
         true
     );
     // A token carries its key's environment.
-    let tok = token(&relay, "eval-staging").await;
+    let tok = issue_token(&relay, "eval-staging").await;
     assert_eq!(
         eval(("authorization", format!("Bearer {tok}")), "production").await,
         true

@@ -11,7 +11,7 @@ use prost_types::value::Kind;
 use prost_types::{Struct, Value as PValue};
 use serde_json::{Value, json};
 use support::flagd::{FLAGS, channel, start, start_with, with_key};
-use support::relay::{Relay, client, wait_ready, write_atomic};
+use support::relay::{Relay, client, get_json, wait_ready, write_atomic};
 use tonic::Code;
 
 fn ctx(pairs: &[(&str, &str)]) -> Option<Struct> {
@@ -364,14 +364,7 @@ async fn credentials_and_environment_binding() {
         Code::Unauthenticated,
         "a wrong key is refused even so"
     );
-    let info: Value = client()
-        .get(open.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = get_json(&open, "/info").await;
     assert_eq!(info["flagd"]["allowUnauthenticated"], true);
     assert!(
         info["flagd"]["addr"]

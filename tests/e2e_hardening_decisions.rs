@@ -9,8 +9,8 @@
 mod support;
 
 use serde_json::json;
-use support::hardening::{admin_refresh, start_over};
-use support::relay::{client, wait_ready, write_atomic};
+use support::hardening::start_over;
+use support::relay::{admin_refresh, client, wait_ready, write_atomic};
 
 const ADMIN: &str = "admin-key-0001";
 

@@ -15,8 +15,9 @@ use std::time::Duration;
 use http_source::{Reply, Request, Server};
 use serde_json::Value;
 use support::relay::{
-    Options, Relay, client, eventually, get_json, get_text, wait_ready, write_atomic,
+    Options, Relay, admin_refresh, client, eventually, get_json, get_text, wait_ready, write_atomic,
 };
+use support::tokens::hmac_sha256_hex;
 
 const SECRET: &str = "whsec-0123456789-do-not-log";
 
@@ -48,12 +49,6 @@ fn body(r: &Request) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = aws_lc_rs::hmac::sign(&key, body);
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 async fn deliveries(server: &Server, n: usize, what: &str) -> Vec<Request> {
     eventually(Duration::from_secs(15), what, || async {
         let r = server.requests();
@@ -71,13 +66,7 @@ async fn one_signed_delivery_per_change_with_the_diff() {
     ));
     wait_ready(&relay).await;
     // The first load is not a change; an unchanged refresh is none either.
-    let refreshed = client()
-        .post(relay.url("/admin/v1/retriever/refresh"))
-        .header("x-api-key", "admin-key")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refreshed.status(), 200);
+    assert_eq!(admin_refresh(&relay, "admin-key", "").await.0, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(hook.requests().is_empty(), "no delivery without a change");
 
@@ -92,7 +81,7 @@ async fn one_signed_delivery_per_change_with_the_diff() {
     assert_eq!(r.header("x-team"), Some("flags"));
     assert_eq!(r.header("content-type"), Some("application/json"));
     let sig = r.header("x-hub-signature-256").expect("signed");
-    assert_eq!(sig, format!("sha256={}", hmac_hex(SECRET, &r.body)));
+    assert_eq!(sig, format!("sha256={}", hmac_sha256_hex(SECRET, &r.body)));
     let v = body(r);
     assert_eq!(v["event"], "flagsChanged");
     assert_eq!(v["added"]["c"]["enabled"], false);

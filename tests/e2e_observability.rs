@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::relay::{Options, Relay, client, eventually, write_atomic};
+use support::relay::{Options, Relay, admin_refresh, client, eventually, wait_ready, write_atomic};
 
 const EVAL_KEY: &str = "e2e-obs-evaluation-key-5d41402a";
 const ADMIN_KEY: &str = "e2e-obs-admin-key-7d793037a076";
@@ -34,32 +34,11 @@ fn start() -> Relay {
     )
 }
 
-async fn wait_ready(relay: &Relay) {
-    let c = client();
-    eventually(Duration::from_secs(10), "ready", || {
-        let c = c.clone();
-        let url = relay.url("/ready");
-        async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
-    })
-    .await;
-}
-
 async fn eval(relay: &Relay, key: &str, user: &str) -> u16 {
     client()
         .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
         .header("x-api-key", EVAL_KEY)
         .json(&json!({"context": {"targetingKey": user}}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn admin_refresh(relay: &Relay) -> u16 {
-    client()
-        .post(relay.url("/admin/v1/retriever/refresh"))
-        .header("x-api-key", ADMIN_KEY)
         .send()
         .await
         .unwrap()
@@ -159,12 +138,12 @@ async fn a_scrape_after_traffic_shows_the_numbers() {
         &relay.path("flags.yaml"),
         &format!("{FLAGS}new-flag: {{enabled: true, rollout: 100}}\n"),
     );
-    assert_eq!(admin_refresh(&relay).await, 200);
+    assert_eq!(admin_refresh(&relay, ADMIN_KEY, "").await.0, 200);
     write_atomic(
         &relay.path("flags.yaml"),
         "on-flag: {enabled: [not a bool]}\n",
     );
-    assert_eq!(admin_refresh(&relay).await, 502);
+    assert_eq!(admin_refresh(&relay, ADMIN_KEY, "").await.0, 502);
     // An open event stream.
     let stream = c
         .get(relay.url("/ofrep/v1/sse"))
@@ -338,7 +317,7 @@ async fn request_ids_are_echoed_or_generated_and_logged_without_credentials() {
         .unwrap();
     assert_eq!(r.status(), 200);
     drop(r);
-    assert_eq!(admin_refresh(&relay).await, 200);
+    assert_eq!(admin_refresh(&relay, ADMIN_KEY, "").await.0, 200);
 
     // One debug line per request, with the id, the route template and the status.
     let line = relay

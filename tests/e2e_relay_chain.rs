@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use flagrelay::evaluator::{Rules, Subject};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::relay::{Options, Relay, admin_refresh, client, eventually, wait_ready, write_atomic};
 
 const SALT: &str = "chain-salt-7";
 const UP_KEY: &str = "upstream-eval-key-0123";
@@ -120,17 +120,6 @@ fn encode(key: &str) -> String {
     out
 }
 
-async fn admin_refresh(relay: &Relay) -> u16 {
-    client()
-        .post(relay.url("/admin/v1/retriever/refresh"))
-        .header("x-api-key", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_relays_answer_alike_follow_changes_and_survive_upstream_restarts() {
     let cases = cases();
@@ -199,7 +188,7 @@ async fn chained_relays_answer_alike_follow_changes_and_survive_upstream_restart
             &[("chain-new", json!({"enabled": true, "rollout": 100}))],
         ),
     );
-    assert_eq!(admin_refresh(&upstream).await, 200);
+    assert_eq!(admin_refresh(&upstream, ADMIN_KEY, "").await.0, 200);
     let changed = Instant::now();
     eventually(Duration::from_secs(20), "the change downstream", || {
         let c = c.clone();
@@ -215,7 +204,7 @@ async fn chained_relays_answer_alike_follow_changes_and_survive_upstream_restart
     // The upstream stops: the downstream keeps serving, a refresh fails and changes nothing.
     let port = upstream.addr.unwrap().port();
     drop(upstream);
-    assert_eq!(admin_refresh(&downstream).await, 502);
+    assert_eq!(admin_refresh(&downstream, ADMIN_KEY, "").await.0, 502);
     assert_eq!(
         eval(&c, &downstream, "chain-new", json!({})).await,
         Ok(json!([true, "STATIC"]))

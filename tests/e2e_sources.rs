@@ -9,6 +9,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::Value;
 use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::tokens::sha256_hex;
+use support::upstreams::serve;
 
 /// An HTTP flag source whose answer the test controls.
 #[derive(Clone)]
@@ -27,9 +29,7 @@ async fn http_source(body: &str) -> Source {
             async move { (StatusCode::from_u16(status).unwrap(), body) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/flags.json", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}/flags.json", serve(app).await);
     Source { answer, url }
 }
 
@@ -58,11 +58,6 @@ async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
     let r = req.send().await.unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
-}
-
-fn sha256_hex(s: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,8 +234,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
 
     // The upstream is down; the restarted relay serves what it saved.
     source.set(503, "down");
-    let dir = std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap());
-    drop(relay);
+    let dir = relay.into_dir();
     let relay = Relay::start_in(
         dir,
         Options {
@@ -267,7 +261,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
         let mut relay = relay;
         relay.signal("TERM");
         relay.wait_exit(Duration::from_secs(10)).unwrap();
-        std::mem::replace(&mut relay.dir, tempfile::tempdir().unwrap())
+        relay.into_dir()
     };
     let mut relay = Relay::start_in(
         dir,

@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::tokens::hex;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -47,10 +48,6 @@ fn spans(receiver: &Server) -> Vec<(String, Span)> {
         }
     }
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn attr(span: &Span, key: &str) -> Option<String> {

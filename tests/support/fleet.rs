@@ -71,16 +71,9 @@ pub async fn greeting(relay: &Relay) -> Option<String> {
     v["value"].as_str().map(String::from)
 }
 
+/// An admin refresh with the fleet's admin key.
 pub async fn admin_refresh(relay: &Relay) -> (u16, Value) {
-    let r = client()
-        .post(relay.url("/admin/v1/retriever/refresh"))
-        .header("x-api-key", ADMIN)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
+    super::relay::admin_refresh(relay, ADMIN, "").await
 }
 
 /// Wait until every replica serves `value` for `greeting`.

@@ -1,8 +1,21 @@
-//! Helpers for the hardening tests (issue 12): relays over a flag file, raw sockets.
+//! Helpers for the hardening and reliability tests: relays over a flag file, raw sockets,
+//! process limits.
 
 use std::time::Duration;
 
 use super::relay::{Options, Relay};
+
+/// Three flags; `color` is `red` for everyone (see [`color_flags`]).
+pub const COLOR_FLAGS: &str = "
+color: {enabled: true, rollout: 100, value: {on: red, off: grey}}
+on-flag: {enabled: true, rollout: 100}
+half: {enabled: true, rollout: 50, value: {on: b, off: a}}
+";
+
+/// [`COLOR_FLAGS`] with `color` at `color` for everyone.
+pub fn color_flags(color: &str) -> String {
+    COLOR_FLAGS.replace("on: red", &format!("on: {color}"))
+}
 
 /// Start a relay whose config is `config` (`{{dir}}` is its temp dir) over a `flags.yaml`
 /// holding `flags`.
@@ -114,21 +127,6 @@ pub fn thread_count(pid: u32) -> usize {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap()
-}
-
-/// `POST /admin/v1/retriever/refresh` with `key` (and `query`, e.g. "?force=true"): status and
-/// JSON answer.
-pub async fn admin_refresh(relay: &Relay, key: &str, query: &str) -> (u16, serde_json::Value) {
-    let r = super::relay::client()
-        .post(relay.url(&format!("/admin/v1/retriever/refresh{query}")))
-        .header("X-API-Key", key)
-        // A refresh parses the whole document at low priority: slow on a loaded debug build.
-        .timeout(std::time::Duration::from_secs(120))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// Resident memory of a running process in bytes (Linux `/proc`).

@@ -8,3 +8,5 @@ pub mod redis;
 pub mod relay;
 pub mod sse;
 pub mod startup;
+pub mod tokens;
+pub mod upstreams;

@@ -22,6 +22,10 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Wait until the API port is known (false for relays expected to exit at start).
     pub wait_listening: bool,
+    /// A command the relay runs under, e.g. `["prlimit", "--fsize=4096", "--"]` for a resource
+    /// limit from its first instruction; it must `exec` the relay, so that the child's process
+    /// id is the relay's.
+    pub wrapper: &'a [&'a str],
 }
 
 impl Default for Options<'_> {
@@ -31,6 +35,17 @@ impl Default for Options<'_> {
             args: &[],
             env: &[],
             wait_listening: true,
+            wrapper: &[],
+        }
+    }
+}
+
+impl<'a> Options<'a> {
+    /// The defaults with `config`.
+    pub fn with_config(config: &'a str) -> Self {
+        Options {
+            config,
+            ..Options::default()
         }
     }
 }
@@ -57,7 +72,15 @@ impl Relay {
             .config
             .replace("{{dir}}", &dir.path().display().to_string());
         std::fs::write(&config_path, config).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagrelay"));
+        let bin = env!("CARGO_BIN_EXE_flagrelay");
+        let mut cmd = match o.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--config")
             .arg(&config_path)
             .args(["--host", "127.0.0.1"]);
@@ -148,6 +171,11 @@ impl Relay {
         None
     }
 
+    /// The exit status, if the process has exited (does not wait).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().unwrap()
+    }
+
     /// Send a signal (e.g. "TERM") to the relay.
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id();
@@ -162,6 +190,12 @@ impl Relay {
     /// The relay's process id (e.g. to change its limits with `prlimit`).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// Take the temp dir back (killing the relay if it still runs), to start another relay
+    /// over the same files.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     pub fn stderr_text(&self) -> String {
@@ -222,20 +256,47 @@ where
     }
 }
 
+/// [`Relay::wait_exit`] from a test on a multi-threaded runtime: it sleeps on the thread, so
+/// the runtime's other workers are kept free meanwhile.
+pub fn wait_exit(relay: &mut Relay, timeout: Duration) -> Option<ExitStatus> {
+    tokio::task::block_in_place(|| relay.wait_exit(timeout))
+}
+
 /// Wait until `/ready` answers 200.
 pub async fn wait_ready(relay: &Relay) {
     let c = client();
-    eventually(Duration::from_secs(10), "/ready to answer 200", || {
+    eventually(Duration::from_secs(15), "/ready to answer 200", || {
         let (c, url) = (c.clone(), relay.url("/ready"));
         async move { (c.get(url).send().await.ok()?.status() == 200).then_some(()) }
     })
     .await;
 }
 
+/// GET `path` on the relay.
+pub async fn get(relay: &Relay, path: &str) -> reqwest::Response {
+    client().get(relay.url(path)).send().await.unwrap()
+}
+
 /// GET `path` on the relay and parse the JSON answer.
 pub async fn get_json(relay: &Relay, path: &str) -> serde_json::Value {
+    get(relay, path).await.json().await.unwrap()
+}
+
+/// GET `path` on the relay as text (e.g. `/metrics`).
+pub async fn get_text(relay: &Relay, path: &str) -> String {
+    get(relay, path).await.text().await.unwrap()
+}
+
+/// GET `path` on the relay: the status code.
+pub async fn get_status(relay: &Relay, path: &str) -> u16 {
+    get(relay, path).await.status().as_u16()
+}
+
+/// POST `body` to `path` on the relay and parse the JSON answer.
+pub async fn post_json(relay: &Relay, path: &str, body: &str) -> serde_json::Value {
     client()
-        .get(relay.url(path))
+        .post(relay.url(path))
+        .body(body.to_owned())
         .send()
         .await
         .unwrap()
@@ -244,14 +305,34 @@ pub async fn get_json(relay: &Relay, path: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// GET `path` on the relay as text (e.g. `/metrics`).
-pub async fn get_text(relay: &Relay, path: &str) -> String {
-    client()
-        .get(relay.url(path))
+/// One OFREP evaluation of `key` for `targetingKey: user-1`: the HTTP status and the `value`
+/// (or the `errorCode` when there is none).
+pub async fn eval(relay: &Relay, key: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
+        .json(&serde_json::json!({"context": {"targetingKey": "user-1"}}))
         .send()
         .await
-        .unwrap()
-        .text()
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+    (
+        status,
+        v.get("value").cloned().unwrap_or(v["errorCode"].clone()),
+    )
+}
+
+/// `POST /admin/v1/retriever/refresh` with `key` (and `query`, e.g. "?force=true"): status and
+/// JSON answer.
+pub async fn admin_refresh(relay: &Relay, key: &str, query: &str) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(relay.url(&format!("/admin/v1/retriever/refresh{query}")))
+        .header("X-API-Key", key)
+        // A refresh parses the whole document at low priority: slow on a loaded debug build.
+        .timeout(Duration::from_secs(120))
+        .send()
         .await
-        .unwrap()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }

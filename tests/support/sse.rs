@@ -1,4 +1,4 @@
-//! A minimal Server-Sent Events reader for tests.
+//! Server-Sent Events readers for tests: parsed events, or the raw text to the stream's end.
 
 use std::time::Duration;
 
@@ -80,4 +80,63 @@ impl SseReader {
         .await
         .is_ok()
     }
+}
+
+/// An event stream read as raw text, so that a clean end (the final chunk) can be told apart
+/// from a broken connection, which [`SseReader::ended`] does not do.
+pub struct RawSse {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    pub text: String,
+}
+
+impl RawSse {
+    pub fn new(res: reqwest::Response) -> RawSse {
+        RawSse {
+            stream: res.bytes_stream().boxed(),
+            text: String::new(),
+        }
+    }
+
+    /// Wait until the text read so far contains `needle`.
+    pub async fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, async {
+            while !self.text.contains(needle) {
+                match self.stream.next().await {
+                    Some(Ok(b)) => self.text.push_str(&String::from_utf8_lossy(&b)),
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Read to the end: `Ok` when the server ended the stream cleanly, `Err` when the
+    /// connection broke or `timeout` passed first.
+    pub async fn until_end(&mut self, timeout: Duration) -> Result<(), String> {
+        tokio::time::timeout(timeout, async {
+            while let Some(chunk) = self.stream.next().await {
+                match chunk {
+                    Ok(b) => self.text.push_str(&String::from_utf8_lossy(&b)),
+                    Err(e) => return Err(format!("stream broke: {}", error_chain(&e))),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| "stream still open".to_string())?
+    }
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message hides the cause).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        next = c.source();
+    }
+    s
 }
