@@ -171,8 +171,24 @@ async fn request_and_refresh_spans_reach_the_collector() {
 
 #[tokio::test]
 async fn a_ratio_of_zero_still_follows_a_sampled_parent() {
+    ratio_zero_case("tracing: {otlp: {sampleRatio: 0}}\n", &[]).await;
+}
+
+#[tokio::test]
+async fn the_standard_sampler_variables_apply() {
+    ratio_zero_case(
+        "",
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    )
+    .await;
+}
+
+async fn ratio_zero_case(config: &str, env: &[(&str, &str)]) {
     let receiver = Server::start(|_| Reply::ok("", &[])).await;
-    let relay = start(&receiver, "tracing: {otlp: {sampleRatio: 0}}\n", &[]);
+    let relay = start(&receiver, config, env);
     wait_ready(&relay).await;
     for _ in 0..5 {
         assert_eq!(evaluate(&relay, None).await, 200);

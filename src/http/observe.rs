@@ -139,14 +139,17 @@ where
             Some(v) if sane_request_id(v) => v.clone(),
             _ => shared.ids.next(),
         };
-        // Only when traces are exported: otherwise not even the headers are looked at.
-        let span = crate::telemetry::enabled().then(|| {
+        // Only when traces are exported (otherwise not even the headers are looked at), and only
+        // for a sampled trace: an unsampled request builds no span at all.
+        let span = if crate::telemetry::enabled() {
             crate::telemetry::request_span(
                 req.method().as_str(),
                 shared.metrics.route_label(route),
                 req.headers(),
             )
-        });
+        } else {
+            None
+        };
         let pending = Pending {
             shared: shared.clone(),
             started,

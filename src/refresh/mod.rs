@@ -184,20 +184,22 @@ impl Refresher {
 
     async fn run(&self) -> RefreshReport {
         use tracing::Instrument;
-        // Spans only for trace export (a text log would otherwise prefix every line with them).
-        let span = if crate::telemetry::enabled() {
+        // Spans only for trace export, and only for a sampled trace (a text log would otherwise
+        // prefix every line with them).
+        let traced = crate::telemetry::sample_root();
+        let span = if traced {
             tracing::info_span!("refresh", otel.name = "refresh", sources = self.slots.len())
         } else {
             tracing::Span::none()
         };
-        self.run_inner().instrument(span).await
+        self.run_inner(traced).instrument(span).await
     }
 
-    async fn run_inner(&self) -> RefreshReport {
+    async fn run_inner(&self, traced: bool) -> RefreshReport {
         use tracing::Instrument;
         let started = Instant::now();
         let fetched = join_all(self.slots.iter().map(|s| {
-            let span = if crate::telemetry::enabled() {
+            let span = if traced {
                 tracing::info_span!(
                     "fetch",
                     otel.name = format!("fetch {}", s.retriever.kind().as_str()),
