@@ -6,7 +6,6 @@
 //! admin refresh called right after a flag file changed never gets an answer computed from
 //! before the change, and concurrent callers never stack runs.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::errtext::MAX_MESSAGE;
-use crate::parse::{FlagDef, FlagDoc};
+use crate::parse::FlagDoc;
 use crate::retriever::{Fetched, Retriever, Validators};
 use crate::shared::rfc3339;
 use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
@@ -488,69 +487,11 @@ impl Refresher {
     }
 }
 
-/// Merge documents in order (a later one overrides an earlier one on the same key) and build.
-/// Frees a replaced flag set away from requests. Freeing 100,000 flags takes tens of
-/// milliseconds, and whichever holder lets go last pays for it: a request in flight at the swap
-/// would. So a task waits (up to 2 s, without holding a thread) until its reference is the only
-/// one left, then frees the set on a blocking thread and hands the pages back to the OS.
-fn retire(old: Option<Arc<Snapshot>>) {
-    let Some(old) = old else { return };
-    tokio::spawn(async move {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::task::spawn_blocking(move || {
-            drop(old);
-            crate::tuning::release_free_pages();
-        });
-    });
-}
-
 /// What a source gave this refresh: the hash of its bytes, and its parsed document unless it
 /// was unchanged and not kept (see `SlotState::doc`).
 struct SlotDoc {
     hash: String,
     doc: Option<Arc<FlagDoc>>,
-}
-
-/// Merge in configured order (later sources win) and build. A document nobody else holds (the
-/// one source's fresh parse) is moved in rather than copied.
-fn merge_and_build(docs: Vec<Arc<FlagDoc>>, salt: Option<&str>) -> Snapshot {
-    let mut merged: BTreeMap<String, FlagDef> = BTreeMap::new();
-    let configured = salt;
-    let mut salt = salt.map(str::to_owned);
-    for doc in docs {
-        // An upstream relay's salt replaces the local one (later sources win, as for flags).
-        if let Some(upstream) = &doc.salt {
-            if configured.is_some() && configured != upstream.as_deref() {
-                // Values not logged: a salt keeps cohorts unguessable.
-                tracing::warn!(
-                    "rolloutSalt differs from the upstream relay's; the upstream's is used"
-                );
-            }
-            salt.clone_from(upstream);
-        }
-        match Arc::try_unwrap(doc) {
-            Ok(owned) => merged.extend(owned.flags),
-            Err(shared) => merged.extend(shared.flags.iter().cloned()),
-        }
-    }
-    Snapshot::build(merged, salt.as_deref())
-}
-
-/// The error of a build that panicked (a defect; the served set stays).
-fn build_failed(e: tokio::task::JoinError) -> String {
-    let what = match e.try_into_panic() {
-        Ok(p) => p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into()),
-        Err(e) => e.to_string(),
-    };
-    let what = crate::errtext::bounded(&what, MAX_MESSAGE);
-    format!("building the flag set failed ({what}); the last good set keeps serving")
 }
 
 fn log_outcome(r: &RefreshReport) {
@@ -595,8 +536,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+mod build;
 mod guard;
 mod save;
+
+use build::{build_failed, merge_and_build, retire};
 
 #[cfg(test)]
 mod tests;
