@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
-use reqwest::Url;
 
-use super::object::{ObjectSource, object_path};
-use super::{Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
+use super::object::{ObjectSource, object_path, with_endpoint};
+use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
 use crate::config::RetrieverConfig;
 
 #[derive(Debug)]
@@ -37,21 +36,8 @@ impl GcsRetriever {
         let bucket = cfg.bucket.clone().unwrap_or_default();
         let item = cfg.item.as_deref().unwrap_or_default();
         let timeout = cfg.timeout.duration().unwrap_or(Duration::from_secs(10));
-        let mut source = format!("gs://{bucket}/{}", item.trim_start_matches('/'));
-        let endpoint = match &cfg.endpoint {
-            Some(e) => {
-                let url = Url::parse(e).map_err(|err| RetrieverError::Setup {
-                    source_name: source.clone(),
-                    message: format!("endpoint is not a valid URL ({err})"),
-                })?;
-                source = format!(
-                    "{source} (endpoint {})",
-                    redact_url(&url).trim_end_matches('/')
-                );
-                Some(url)
-            }
-            None => None,
-        };
+        let source = format!("gs://{bucket}/{}", item.trim_start_matches('/'));
+        let (source, endpoint) = with_endpoint(source, cfg.endpoint.as_deref())?;
         let setup = |message: String| RetrieverError::Setup {
             source_name: source.clone(),
             message,

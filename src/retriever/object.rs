@@ -156,6 +156,26 @@ fn json_message(text: &str) -> Option<String> {
     (!value.is_empty() && value.len() <= 300).then(|| value.to_owned())
 }
 
+/// The source's name with its `endpoint` (for emulators and private clouds) added, credentials
+/// and query removed, and the endpoint parsed.
+pub(crate) fn with_endpoint(
+    source: String,
+    endpoint: Option<&str>,
+) -> Result<(String, Option<reqwest::Url>), RetrieverError> {
+    let Some(e) = endpoint else {
+        return Ok((source, None));
+    };
+    let url = reqwest::Url::parse(e).map_err(|err| RetrieverError::Setup {
+        source_name: source.clone(),
+        message: format!("endpoint is not a valid URL ({err})"),
+    })?;
+    let named = format!(
+        "{source} (endpoint {})",
+        super::redact_url(&url).trim_end_matches('/')
+    );
+    Ok((named, Some(url)))
+}
+
 /// The object key from `item`: no leading slash, a valid object path.
 pub(crate) fn object_path(item: &str) -> Result<(String, ObjectPath), String> {
     let item = item.trim_start_matches('/').to_owned();
