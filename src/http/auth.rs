@@ -258,26 +258,31 @@ impl Auth {
         })
     }
 
-    /// A stream ticket for the credential this request carries (see [`super::ticket`]), or
-    /// `None` when evaluation is open (streams need no credential then) or the credential is
-    /// not valid.
-    pub fn stream_ticket(&self, headers: &HeaderMap) -> Option<String> {
+    /// A caller of the bulk OFREP endpoint, checked once, and (with `ticket`) a stream ticket
+    /// for its credential (see [`super::ticket`]); no ticket when evaluation is open (streams
+    /// need no credential then).
+    pub fn bulk_caller(
+        &self,
+        headers: &HeaderMap,
+        ticket: bool,
+    ) -> Result<(Caller, Option<String>), Denied> {
         if self.evaluation.is_empty() {
-            return None;
+            return Ok((Caller::Anonymous, None));
         }
-        let (caller, digest) = self.identify_key(credential(headers)?)?;
-        let kid = key_id_of(&digest);
-        let claims = super::ticket::TicketClaims {
-            kid: &kid,
-            env: caller.bound_env().map(|e| &**e),
-        };
-        let secret = super::ticket::key_secret(&self.ticket_base, &digest);
-        Some(super::ticket::issue(
-            &secret,
-            &claims,
-            now_secs(),
-            self.ticket_ttl,
-        ))
+        let presented = credential(headers).ok_or(Denied::Unauthenticated)?;
+        let (caller, digest) = self
+            .identify_key(presented)
+            .ok_or(Denied::Unauthenticated)?;
+        let ticket = ticket.then(|| {
+            let kid = key_id_of(&digest);
+            let claims = super::ticket::TicketClaims {
+                kid: &kid,
+                env: caller.bound_env().map(|e| &**e),
+            };
+            let secret = super::ticket::key_secret(&self.ticket_base, &digest);
+            super::ticket::issue(&secret, &claims, now_secs(), self.ticket_ttl)
+        });
+        Ok((caller, ticket))
     }
 
     /// The caller a stream ticket stands for: the key it names, if that key is still configured

@@ -157,7 +157,7 @@ pub async fn evaluate_all(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match s.auth.evaluation_caller(&headers, None) {
+    let (caller, ticket) = match s.auth.bulk_caller(&headers, s.settings.change_stream) {
         Ok(c) => c,
         Err(d) => return ApiError::from(d).into_response(),
     };
@@ -196,7 +196,6 @@ pub async fn evaluate_all(
     }
     let subject = ctx.subject(&caller, &s.settings);
     let streams = s.settings.change_stream.then(|| {
-        let ticket = s.auth.stream_ticket(&headers);
         let origin = ticket
             .as_ref()
             .and_then(|_| event_streams::request_origin(&headers, &uri));
