@@ -17,7 +17,7 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Why the relay could not start or keep running.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("retriever setup: {0}")]
@@ -40,7 +40,7 @@ pub enum StartError {
 }
 
 /// The pieces of a relay, built from a config; the CLI's `serve` and `export` both use them.
-pub struct Relay {
+pub(crate) struct Relay {
     pub config: Config,
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
@@ -49,7 +49,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn build(config: Config) -> Result<Relay, StartError> {
+    pub(crate) fn build(config: Config) -> Result<Relay, StartError> {
         let retrievers = config
             .retrievers
             .iter()
@@ -75,7 +75,7 @@ impl Relay {
 
     /// Load the first flag set: from the retrievers, else from the persisted snapshot, else
     /// empty when `startWithRetrieverError` allows it.
-    pub async fn first_load(&self) -> Result<(), StartError> {
+    pub(crate) async fn first_load(&self) -> Result<(), StartError> {
         let report = self.refresher.refresh().await;
         if report.ok {
             return Ok(());
@@ -114,7 +114,7 @@ impl Relay {
 }
 
 /// Run the relay until SIGTERM/SIGINT.
-pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
+pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     if config.fips.strict && !fips140 {
         return Err(StartError::FipsRequired);
     }

@@ -16,7 +16,7 @@ use crate::{app, crypto, logging, persist};
     version,
     about = "Feature-flag relay proxy (OFREP, sync API, SSE)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -24,7 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve flags over HTTP (the default).
     Serve,
     /// Parse and check flag files; print every error with its location. `--source ENTRY`
@@ -46,7 +46,7 @@ pub enum Command {
 
 /// Settings that override the config file and the environment.
 #[derive(Debug, Args)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// YAML or JSON config file.
     #[arg(long, short, global = true, env = "FLAGRELAY_CONFIG")]
     pub config: Option<PathBuf>,

@@ -18,12 +18,12 @@ pub fn install_default_provider() {
 
 /// Whether FIPS mode is in force, as the installed provider itself reports it (not the build
 /// flag): the provider only says so when the AWS-LC FIPS module is linked and self-tested.
-pub fn fips_active() -> bool {
+pub(crate) fn fips_active() -> bool {
     CryptoProvider::get_default().is_some_and(|p| p.fips())
 }
 
 /// HMAC-SHA256 (stream tickets; through AWS-LC, so the FIPS build covers it).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
     let mut out = [0u8; 32];
     out.copy_from_slice(aws_lc_rs::hmac::sign(&key, message).as_ref());

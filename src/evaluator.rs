@@ -54,7 +54,7 @@ pub struct Outcome {
 impl Outcome {
     /// One byte that tells outcomes apart (the bulk answer's ETag is computed over these).
     #[inline]
-    pub const fn code(self) -> u8 {
+    pub(crate) const fn code(self) -> u8 {
         (self.reason as u8) << 1 | self.on as u8
     }
 }
@@ -128,7 +128,7 @@ impl Rules {
 
     /// `FNV-1a-32(salt 0x00 key 0x00 subject) mod 100`; subject is user, else tenant, else "".
     #[inline]
-    pub fn bucket(&self, s: &Subject<'_>) -> u32 {
+    pub(crate) fn bucket(&self, s: &Subject<'_>) -> u32 {
         let subject = if !s.user.is_empty() { s.user } else { s.tenant };
         fnv1a(self.hash_prefix, subject.as_bytes()) % 100
     }

@@ -18,7 +18,11 @@ use crate::config::LogFormat;
 /// Install the global subscriber. `level` is the configured `logLevel`; `RUST_LOG`, when set,
 /// refines it for debugging the relay's dependencies. With `tracer`, the relay's own spans are
 /// exported too (whatever the log level: the two are filtered separately).
-pub fn init(level: &str, format: LogFormat, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
+pub(crate) fn init(
+    level: &str,
+    format: LogFormat,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -42,7 +46,7 @@ pub fn init(level: &str, format: LogFormat, tracer: Option<opentelemetry_sdk::tr
 }
 
 /// The first line of every run, written whatever the log level is.
-pub fn crypto_mode_line(format: LogFormat, fips140: bool) {
+pub(crate) fn crypto_mode_line(format: LogFormat, fips140: bool) {
     let line = match format {
         LogFormat::Json => format!(
             "{{\"level\":\"info\",\"msg\":\"crypto mode\",\"fips140\":{fips140},\"ts\":\"{}\"}}",

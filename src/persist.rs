@@ -41,7 +41,7 @@ struct EnvelopeIn {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PersistError {
+pub(crate) enum PersistError {
     #[error("persisted snapshot {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("persisted snapshot {path}: {source}")]
@@ -53,7 +53,7 @@ pub enum PersistError {
 
 /// Write `snapshot` to `path` atomically: a temp file in the same directory, fsynced, then
 /// renamed over the old one, so a crash or a full disk leaves the previous file intact.
-pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), PersistError> {
+pub(crate) fn save(path: &Path, snapshot: &Snapshot) -> Result<(), PersistError> {
     let io = |source| PersistError::Io {
         path: path.to_owned(),
         source,
@@ -69,7 +69,7 @@ pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), PersistError> {
 }
 
 /// Write `bytes` to `path` through a temp file and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -92,7 +92,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Read a persisted snapshot (or a plain flag document) back, fully validated.
-pub fn load(path: &Path) -> Result<BTreeMap<String, FlagDef>, PersistError> {
+pub(crate) fn load(path: &Path) -> Result<BTreeMap<String, FlagDef>, PersistError> {
     let bytes = std::fs::read(path).map_err(|source| PersistError::Io {
         path: path.to_owned(),
         source,

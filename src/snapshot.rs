@@ -96,11 +96,11 @@ impl Snapshot {
     /// The id of the change that brought this set in: it only grows from one served set to the
     /// next, also across restarts (it is at least the swap's Unix time in milliseconds), so a
     /// stream client's `Last-Event-ID` tells whether it missed a change. 0 before the swap.
-    pub fn change_id(&self) -> u64 {
+    pub(crate) fn change_id(&self) -> u64 {
         self.change_id.load(Ordering::Acquire)
     }
 
-    pub fn empty() -> Snapshot {
+    pub(crate) fn empty() -> Snapshot {
         Snapshot::build(BTreeMap::new(), None)
     }
 
@@ -110,7 +110,7 @@ impl Snapshot {
     }
 
     /// All flags, sorted by key.
-    pub fn entries(&self) -> &[Entry] {
+    pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
@@ -123,13 +123,13 @@ impl Snapshot {
     }
 
     /// Seconds since the Unix epoch of [`Snapshot::loaded_at`].
-    pub fn loaded_at_unix(&self) -> u64 {
+    pub(crate) fn loaded_at_unix(&self) -> u64 {
         unix(self.loaded_at)
     }
 
     /// The OFREP stream's `id:` for this set: the fleet version in fleet mode (the same on every
     /// replica), else [`Snapshot::change_id`].
-    pub fn event_id(&self) -> String {
+    pub(crate) fn event_id(&self) -> String {
         match self.fleet_version {
             Some(v) => v.to_string(),
             None => self.change_id().to_string(),
@@ -137,12 +137,12 @@ impl Snapshot {
     }
 
     /// The rollout salt the rules were compiled with.
-    pub fn salt(&self) -> Option<&str> {
+    pub(crate) fn salt(&self) -> Option<&str> {
         self.salt.as_deref()
     }
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
-    pub fn sync_json(&self) -> Arc<str> {
+    pub(crate) fn sync_json(&self) -> Arc<str> {
         self.sync_json
             .get_or_init(|| {
                 let mut body = serde_json::Map::new();
@@ -169,11 +169,11 @@ fn unix(t: SystemTime) -> u64 {
 
 /// One key that differs between two flag sets: its entry before and after (`None` where the
 /// set does not have it). Equal entries are skipped.
-pub type Difference<'a> = (&'a str, Option<&'a Entry>, Option<&'a Entry>);
+pub(crate) type Difference<'a> = (&'a str, Option<&'a Entry>, Option<&'a Entry>);
 
 /// The keys added, changed or removed from `prev` to `next`, in key order: both entry lists are
 /// sorted, so one walk over the two finds them.
-pub fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Difference<'a>> {
+pub(crate) fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Difference<'a>> {
     let (a, b) = (prev.entries(), next.entries());
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
@@ -257,7 +257,7 @@ impl SnapshotStore {
     }
 
     /// Serve `next` from now on, and tell the streams. Returns the set it replaced.
-    pub fn swap(&self, next: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+    pub(crate) fn swap(&self, next: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -271,12 +271,8 @@ impl SnapshotStore {
     }
 
     /// A receiver that wakes on every swap.
-    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
         self.changes.subscribe()
-    }
-
-    pub fn subscribers(&self) -> usize {
-        self.changes.receiver_count()
     }
 }
 

@@ -26,23 +26,23 @@ static DRAWS: AtomicU64 = AtomicU64::new(0);
 
 /// Whether spans are being recorded (checked on every request before doing anything).
 #[inline]
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
 /// Why trace export could not be set up. Never carries a header value.
 #[derive(Debug, thiserror::Error)]
 #[error("tracing.otlp: {0}")]
-pub struct TelemetryError(String);
+pub(crate) struct TelemetryError(String);
 
 /// The running exporter; flush it at shutdown.
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     provider: SdkTracerProvider,
 }
 
 impl Telemetry {
     /// Export what is still batched (bounded by the exporter's timeout).
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         ENABLED.store(false, Ordering::Relaxed);
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!(error = %e, "trace export did not flush at shutdown");
@@ -56,7 +56,7 @@ fn env_set(name: &str) -> bool {
 
 /// Whether export is configured at all (and not switched off by `OTEL_SDK_DISABLED` or
 /// `OTEL_TRACES_EXPORTER=none`).
-pub fn configured(cfg: &OtlpConfig) -> bool {
+pub(crate) fn configured(cfg: &OtlpConfig) -> bool {
     let off = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
         || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
     !off && (cfg.endpoint.is_some()
@@ -66,7 +66,7 @@ pub fn configured(cfg: &OtlpConfig) -> bool {
 
 /// Build the exporter and tracer. Must run inside the tokio runtime (the batch task is spawned
 /// on it). `None` when export is not configured.
-pub fn start(cfg: &OtlpConfig) -> Result<Option<(Telemetry, Tracer)>, TelemetryError> {
+pub(crate) fn start(cfg: &OtlpConfig) -> Result<Option<(Telemetry, Tracer)>, TelemetryError> {
     if !configured(cfg) {
         return Ok(None);
     }

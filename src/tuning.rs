@@ -36,7 +36,7 @@ pub fn limit_malloc_arenas() {
 /// Hands pages that are free inside malloc's heaps back to the OS. Call after freeing a
 /// replaced flag set: glibc keeps freed memory mapped (RSS) unless it sits at the top of the
 /// heap, so without this every refresh of a large set would leave the process at its peak.
-pub fn release_free_pages() {
+pub(crate) fn release_free_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes malloc's own locks; it only returns unused pages.
     unsafe {
@@ -48,7 +48,7 @@ pub fn release_free_pages() {
 /// a new flag set. On a relay with fewer CPUs than busy threads, a refresh of a large set then
 /// takes what requests leave over instead of an equal share, so request latency holds during a
 /// refresh (measured in BENCHMARKS.md). Idempotent; Linux with glibc only (nice is per thread there).
-pub fn background_priority() {
+pub(crate) fn background_priority() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes its
     // scheduling weight, and a failure (EACCES) leaves it as it was.

@@ -1,11 +1,8 @@
 //! Fleet mode end to end (shared/spec/fleet.md): real relays, a real Redis, the flag file or an
 //! HTTP source they share.
 
-#[path = "support/http_source.rs"]
-mod http_source;
+use support::{http_source, tls};
 mod support;
-#[path = "support/tls.rs"]
-mod tls;
 
 use std::time::Duration;
 

@@ -1,8 +1,7 @@
 //! Fleet mode under faults: one poller and its successor, Redis lost and back, a start with the
 //! source down, a Sentinel failover (shared/spec/fleet.md promises 1, 5, 6, 7).
 
-#[path = "support/http_source.rs"]
-mod http_source;
+use support::http_source;
 mod support;
 
 use std::sync::{Arc, Mutex};

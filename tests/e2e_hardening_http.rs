@@ -4,11 +4,8 @@
 //!   cut short is refused, the flag set kept; a retriever with `allowUnverifiedLength: true`
 //!   accepts such a body.
 
-#[path = "support/http_source.rs"]
-mod http_source;
 mod support;
-#[path = "support/tls.rs"]
-mod tls;
+use support::http_source;
 
 use std::sync::{Arc, Mutex};
 

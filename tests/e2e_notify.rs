@@ -4,8 +4,7 @@
 //! other notifiers, a full queue that merges, Slack's message, the log line, and no secret in
 //! any log line.
 
-#[path = "support/http_source.rs"]
-mod http_source;
+use support::http_source;
 mod support;
 
 use std::sync::Arc;

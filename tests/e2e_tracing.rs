@@ -3,8 +3,7 @@
 //! `traceparent` and free of credentials and context values; the refresh and retriever spans;
 //! the standard `OTEL_*` variables; a parent-based ratio sampler.
 
-#[path = "support/http_source.rs"]
-mod http_source;
+use support::http_source;
 mod support;
 
 use std::time::Duration;

@@ -1,14 +1,7 @@
 //! The azblob and gcs retrievers against real emulators started per test: Azurite (which
 //! checks Shared Key signatures) and fake-gcs-server (`bash scripts/install-deps.sh azure gcs`).
 
-#[path = "support/azurite.rs"]
-mod azurite;
-#[path = "support/fake_gcs.rs"]
-mod fake_gcs;
-#[allow(dead_code)]
-#[path = "support/relay.rs"]
-mod relay;
-
+mod support;
 use azurite::Azurite;
 use fake_gcs::FakeGcs;
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind};
@@ -21,6 +14,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::Value;
+use support::{azurite, fake_gcs, relay};
 
 const DOC_V1: &[u8] = b"flag-a: {enabled: true}\n";
 const DOC_V2: &[u8] = b"flag-a: {enabled: false}\nflag-b: {enabled: true}\n";

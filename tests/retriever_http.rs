@@ -1,13 +1,10 @@
 //! The http retriever against a real server on loopback (plain and TLS): conditional requests,
 //! every failure the contract lists, and that no error shows a header value or URL credentials.
 
-#[path = "support/http_source.rs"]
-mod http_source;
-#[path = "support/tls.rs"]
-mod tls;
-
+mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{http_source, tls};
 
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind, Secret};
 use flagrelay::parse::Format;

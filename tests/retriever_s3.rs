@@ -1,10 +1,9 @@
 //! The s3 retriever against a real S3-compatible server that checks signatures: SeaweedFS,
 //! started by each test on loopback (`bash scripts/install-deps.sh s3` installs it).
 
-#[path = "support/seaweedfs.rs"]
-mod seaweedfs;
-
+mod support;
 use std::time::{Duration, Instant};
+use support::seaweedfs;
 
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind};
 use flagrelay::parse::Format;

@@ -1,15 +1,11 @@
 //! `kind: sql` against GoFastr's flag table: SQLite files made with its DDL, and a real
 //! PostgreSQL started per test (`bash scripts/install-deps.sh postgres` installs it).
 
-#[path = "support/postgres.rs"]
-mod postgres;
-#[allow(dead_code)]
-#[path = "support/relay.rs"]
-mod relay;
-
+mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{postgres, relay};
 
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind, Secret};
 use flagrelay::evaluator::{Rules, Subject};

@@ -5,7 +5,7 @@
 //! `flag-{i:06}` with a description and a rollout, and every 10th has a user allow list, every
 //! 7th a tenant allow list, every 5th an environment gate, every 4th string values, every 3rd
 //! metadata. `variant` changes every rollout, so two variants are two different flag sets.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::fmt::Write;
 

@@ -11,13 +11,13 @@ pub struct Millis(pub i64);
 
 impl Millis {
     /// `None` when zero or negative.
-    pub fn duration(self) -> Option<Duration> {
+    pub(crate) fn duration(self) -> Option<Duration> {
         (self.0 > 0).then(|| Duration::from_millis(self.0 as u64))
     }
 }
 
 /// Parse `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1500"`.
-pub fn parse_millis(text: &str) -> Result<i64, String> {
+pub(super) fn parse_millis(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '-' || c == '.'))

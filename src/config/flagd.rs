@@ -7,7 +7,7 @@ use super::{ConfigError, invalid};
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct FlagdConfig {
+pub(crate) struct FlagdConfig {
     /// Interface of the flagd listener; `server.host` when absent.
     pub host: Option<String>,
     /// The listener is off unless a port is set (flagd's own default is 8013).

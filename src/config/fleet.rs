@@ -9,7 +9,7 @@ use super::{ConfigError, Millis, Secret, invalid};
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FleetConfig {
+pub(crate) struct FleetConfig {
     /// Namespace of every Redis key and channel: `flagrelay:{name}:…`.
     pub name: String,
     pub redis: RedisConfig,
@@ -23,7 +23,7 @@ pub struct FleetConfig {
 
 #[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct RedisConfig {
+pub(crate) struct RedisConfig {
     /// `redis://[user@]host:port[/db]` or `rediss://…` (TLS). With `sentinel`, the host part
     /// may be left out (`redis://user@/0`): the scheme, user and database still apply.
     pub url: Option<String>,
@@ -58,7 +58,7 @@ impl std::fmt::Debug for RedisConfig {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SentinelConfig {
+pub(crate) struct SentinelConfig {
     pub master_name: String,
     pub nodes: Vec<String>,
 }
@@ -72,7 +72,7 @@ fn default_lease_ttl() -> Millis {
 }
 
 impl FleetConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -158,7 +158,7 @@ impl FleetConfig {
 
 /// Parse `fleet.redis.url`. With Sentinel the host may be left out (`redis://user@/0`), which
 /// a URL parser refuses: a placeholder host stands in (Sentinel names the real one).
-pub fn parse_url(url: &str, sentinel: bool) -> Result<url::Url, url::ParseError> {
+pub(crate) fn parse_url(url: &str, sentinel: bool) -> Result<url::Url, url::ParseError> {
     match url::Url::parse(url) {
         Err(url::ParseError::EmptyHost) if sentinel => {
             let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
@@ -171,7 +171,7 @@ pub fn parse_url(url: &str, sentinel: bool) -> Result<url::Url, url::ParseError>
 }
 
 /// `host:port` (IPv6 in brackets) split, or `None`.
-pub fn host_port(s: &str) -> Option<(String, u16)> {
+pub(crate) fn host_port(s: &str) -> Option<(String, u16)> {
     let (host, port) = s.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {

@@ -23,10 +23,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::Millis;
-pub use flagd::FlagdConfig;
-pub use fleet::{FleetConfig, RedisConfig, SentinelConfig, host_port, parse_url};
-pub use outbound::{NotifierConfig, NotifierKind, OtlpConfig, TracingConfig};
-pub use overlay::{ENV_PREFIX, Override};
+pub(crate) use flagd::FlagdConfig;
+pub(crate) use fleet::{FleetConfig, RedisConfig, host_port, parse_url};
+pub(crate) use outbound::{NotifierConfig, NotifierKind, OtlpConfig, TracingConfig};
+pub(crate) use overlay::Override;
 pub use retrievers::{RetrieverConfig, RetrieverKind};
 
 use crate::parse::Format;
@@ -36,31 +36,31 @@ use crate::parse::Format;
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
     pub server: ServerConfig,
-    pub log_level: String,
-    pub log_format: LogFormat,
-    pub environment: Option<String>,
-    pub rollout_salt: Option<String>,
+    pub(crate) log_level: String,
+    pub(crate) log_format: LogFormat,
+    pub(crate) environment: Option<String>,
+    pub(crate) rollout_salt: Option<String>,
     pub polling_interval: Millis,
-    pub enable_polling_jitter: bool,
-    pub start_with_retriever_error: bool,
-    pub persistent_flag_configuration_file: Option<PathBuf>,
+    pub(crate) enable_polling_jitter: bool,
+    pub(crate) start_with_retriever_error: bool,
+    pub(crate) persistent_flag_configuration_file: Option<PathBuf>,
     pub retrievers: Vec<RetrieverConfig>,
     pub authorized_keys: AuthorizedKeys,
     pub auth: AuthConfig,
-    pub cors: CorsConfig,
-    pub max_request_body_bytes: usize,
-    pub fips: FipsConfig,
+    pub(crate) cors: CorsConfig,
+    pub(crate) max_request_body_bytes: usize,
+    pub(crate) fips: FipsConfig,
     /// Fleet mode (Redis); `None` is a standalone relay.
-    pub fleet: Option<FleetConfig>,
+    pub(crate) fleet: Option<FleetConfig>,
     /// Where changes of the served flag set are announced (`notify`).
-    pub notifiers: Vec<NotifierConfig>,
+    pub(crate) notifiers: Vec<NotifierConfig>,
     /// OpenTelemetry traces (`telemetry`).
-    pub tracing: TracingConfig,
-    pub streams: StreamsConfig,
-    pub flagd: FlagdConfig,
+    pub(crate) tracing: TracingConfig,
+    pub(crate) streams: StreamsConfig,
+    pub(crate) flagd: FlagdConfig,
     /// A refresh that would remove more than this share of the flags (in percent) fails,
     /// unless forced by an admin refresh with `?force=true`; 100 turns the guard off.
-    pub max_flag_removal_percent: u8,
+    pub(crate) max_flag_removal_percent: u8,
 }
 
 impl Default for Config {
@@ -94,26 +94,26 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ServerConfig {
-    pub host: String,
-    pub port: u16,
-    pub monitoring_port: Option<u16>,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) monitoring_port: Option<u16>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_period: Millis,
     /// After SIGTERM/SIGINT, how long the relay keeps accepting and serving while `/ready`
     /// answers 503, so load balancers stop routing to it before its listener closes.
-    pub shutdown_delay: Millis,
+    pub(crate) shutdown_delay: Millis,
     /// Open SSE streams allowed at once; more get 503 on the stream endpoints only.
-    pub max_sse_clients: usize,
+    pub(crate) max_sse_clients: usize,
     /// Time a client has to send a request's headers (a slowloris guard); also how long an
     /// idle keep-alive connection stays open waiting for its next request.
-    pub read_header_timeout: Millis,
+    pub(crate) read_header_timeout: Millis,
     /// Largest request head (request line + headers) accepted; larger gets 431.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Open connections on the API port beyond which a new one is closed at once; unset means
     /// derived from the descriptor limit (see `http::conn::default_max_connections`).
-    pub max_connections: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
     /// Time a client has to send a request's whole body, from when the handler starts reading.
-    pub read_body_timeout: Millis,
+    pub(crate) read_body_timeout: Millis,
 }
 
 impl Default for ServerConfig {
@@ -135,7 +135,7 @@ impl Default for ServerConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Json,
     Text,
 }
@@ -152,7 +152,7 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -219,7 +219,7 @@ impl Default for AuthConfig {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct CorsConfig {
+pub(crate) struct CorsConfig {
     pub allowed_origins: Vec<String>,
 }
 
@@ -233,14 +233,14 @@ impl Default for CorsConfig {
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct FipsConfig {
+pub(crate) struct FipsConfig {
     pub strict: bool,
 }
 
 /// Change streams for browsers (`http-api.md`, stream tickets).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct StreamsConfig {
+pub(crate) struct StreamsConfig {
     /// How long a stream ticket in a bulk answer's `eventStreams` URL stays valid (at most;
     /// at least half of it).
     pub ticket_ttl: Millis,
@@ -283,11 +283,11 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// The longest token lifetime accepted: one year.
-pub const TOKEN_TTL_MAX: u64 = 366 * 24 * 3600;
+pub(crate) const TOKEN_TTL_MAX: u64 = 366 * 24 * 3600;
 
 /// A loaded configuration plus the notes about it that should be logged once logging is up.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
 }
@@ -295,7 +295,7 @@ pub struct Loaded {
 impl Config {
     /// Load the layers: `file` (if any), then `env` (pairs of name and value, usually
     /// `std::env::vars()`), then `overrides` from the command line.
-    pub fn load(
+    pub(crate) fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &[Override],
@@ -315,7 +315,7 @@ impl Config {
     }
 
     /// Checks serde cannot express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(secret) = &self.auth.jwt_secret
             && secret.expose().len() < 32
         {

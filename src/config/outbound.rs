@@ -10,14 +10,14 @@ use super::{ConfigError, Millis, Secret, invalid};
 /// `tracing:`: trace export. The standard `OTEL_*` variables apply too.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct TracingConfig {
+pub(crate) struct TracingConfig {
     pub otlp: OtlpConfig,
 }
 
 /// `tracing.otlp`: OTLP/HTTP (protobuf) export of spans.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct OtlpConfig {
+pub(crate) struct OtlpConfig {
     /// The collector's base URL (`/v1/traces` is added), as `OTEL_EXPORTER_OTLP_ENDPOINT`.
     /// Export is on when this or that variable (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
     pub endpoint: Option<String>,
@@ -32,7 +32,7 @@ pub struct OtlpConfig {
 /// What a notifier does with a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum NotifierKind {
+pub(crate) enum NotifierKind {
     /// POST the change as JSON, signed with `secret` when set.
     Webhook,
     /// POST a readable message to a Slack incoming webhook.
@@ -42,7 +42,7 @@ pub enum NotifierKind {
 }
 
 impl NotifierKind {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             NotifierKind::Webhook => "webhook",
             NotifierKind::Slack => "slack",
@@ -54,7 +54,7 @@ impl NotifierKind {
 /// One entry of `notifiers`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NotifierConfig {
+pub(crate) struct NotifierConfig {
     pub kind: NotifierKind,
     /// Where to POST (webhook, slack). A Slack URL is itself a credential, so it is a secret.
     #[serde(default)]

@@ -12,14 +12,14 @@ use serde_json::{Map, Value};
 use super::ConfigError;
 use super::schema::{self, MapKeys, ResolveError, Step};
 
-pub const ENV_PREFIX: &str = "FLAGRELAY_";
+pub(super) const ENV_PREFIX: &str = "FLAGRELAY_";
 
 /// `FLAGRELAY_` variables that belong to the command line rather than to the config tree.
 const COMMAND_LINE_VARS: &[&str] = &["FLAGRELAY_CONFIG"];
 
 /// A value set from the command line, at a key path.
 #[derive(Debug, Clone)]
-pub struct Override {
+pub(crate) struct Override {
     pub(crate) path: Vec<Step>,
     pub value: Value,
 }
@@ -27,7 +27,7 @@ pub struct Override {
 impl Override {
     /// A named flag's value at its canonical dotted path (`server.port`); a test checks that
     /// every path the command line uses is a key of the schema.
-    pub fn new(path: &str, value: impl Into<Value>) -> Self {
+    pub(crate) fn new(path: &str, value: impl Into<Value>) -> Self {
         Override {
             path: Step::parse_path(path),
             value: value.into(),
@@ -36,7 +36,7 @@ impl Override {
 
     /// `--set KEY=VALUE`: the key case-insensitive (`server.port`, `retrievers[0].url`,
     /// `retrievers.0.headers.X-Api-Key`), the value read the way its variable's would be.
-    pub fn from_assignment(text: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn from_assignment(text: &str) -> Result<Self, ConfigError> {
         let (key, raw) = text.split_once('=').ok_or_else(|| ConfigError::Flag {
             key: text.split('=').next().unwrap_or_default().to_owned(),
             message: "expected KEY=VALUE (e.g. --set server.port=8080)".into(),
@@ -58,14 +58,15 @@ impl Override {
     }
 
     /// The key path as errors name it.
-    pub fn key(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> String {
         schema::display(&self.path)
     }
 }
 
 /// Apply every `FLAGRELAY_…` variable of `env` to `tree`. Returns which key each variable
 /// set, so an error about the value can name the variable too.
-pub fn apply_env(
+pub(super) fn apply_env(
     tree: &mut Value,
     env: impl IntoIterator<Item = (String, String)>,
     warnings: &mut Vec<String>,

@@ -24,7 +24,7 @@ pub enum RetrieverKind {
 }
 
 impl RetrieverKind {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             RetrieverKind::File => "file",
             RetrieverKind::Http => "http",

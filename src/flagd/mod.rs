@@ -35,7 +35,7 @@ use crate::snapshot::SnapshotStore;
 use metrics::{Protocol, Rpc, Version};
 use resolve::{Answer, FlagdError, Want};
 
-pub use server::listen;
+pub(crate) use server::listen;
 
 /// What the flagd services share.
 #[derive(Clone)]
@@ -139,6 +139,6 @@ impl FlagdState {
 static INFO: OnceLock<serde_json::Value> = OnceLock::new();
 
 /// `/info`'s `flagd` entry: `null` when the listener is off.
-pub fn info() -> serde_json::Value {
+pub(crate) fn info() -> serde_json::Value {
     INFO.get().cloned().unwrap_or(serde_json::Value::Null)
 }

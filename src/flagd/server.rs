@@ -45,7 +45,7 @@ impl Gate {
 
 /// Bind the flagd listener when `flagd.port` is set, and return the server to run (it ends
 /// after shutdown starts and its connections finish).
-pub async fn listen(
+pub(crate) async fn listen(
     config: &Config,
     app: &AppState,
 ) -> Result<Option<impl Future<Output = std::io::Result<()>> + Send + 'static>, StartError> {

@@ -15,7 +15,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// The `fleet` part of an admin refresh's answer.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Convergence {
+pub(crate) struct Convergence {
     pub version: u64,
     /// Live replicas when the wait ended.
     pub replicas: usize,

@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::{Notify, broadcast};
 
-pub use converge::Convergence;
+pub(crate) use converge::Convergence;
 
 use self::metrics::{FleetMetrics, FleetScrape};
 use self::publish::{Keys, LoadError};
@@ -52,13 +52,13 @@ const REJOIN_EVERY: Duration = Duration::from_millis(200);
 /// acts only on `published_by_me`, which is true on exactly one replica per version: the one
 /// whose publish wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     pub version: u64,
     pub etag: String,
     pub published_by_me: bool,
 }
 
-pub struct Fleet {
+pub(crate) struct Fleet {
     name: String,
     redis: Redis,
     keys: Keys,
@@ -88,13 +88,13 @@ pub struct Fleet {
 static RUNNING: OnceLock<Arc<Fleet>> = OnceLock::new();
 
 /// The fleet this process runs in, if any (the HTTP handlers ask).
-pub fn running() -> Option<&'static Arc<Fleet>> {
+pub(crate) fn running() -> Option<&'static Arc<Fleet>> {
     RUNNING.get()
 }
 
 /// Join the fleet `config.fleet` names, if any: the refresher publishes through it from now on.
 /// Nothing connects yet; an unreachable Redis is found (and logged) on first use.
-pub fn attach(
+pub(crate) fn attach(
     config: &Config,
     refresher: &Arc<Refresher>,
 ) -> Result<Option<Arc<Fleet>>, ConfigError> {
@@ -118,7 +118,7 @@ pub fn attach(
 }
 
 /// Leave the fleet at shutdown (give up the lease, drop out of the live replicas).
-pub async fn shutdown() {
+pub(crate) async fn shutdown() {
     if let Some(f) = running() {
         f.stop.notify_waiters();
         let leave = async {
@@ -130,7 +130,7 @@ pub async fn shutdown() {
 }
 
 /// Append the fleet's metrics to a `/metrics` body (nothing outside fleet mode).
-pub fn render_metrics(out: &mut String) {
+pub(crate) fn render_metrics(out: &mut String) {
     if let Some(f) = running() {
         metrics::render(
             out,
@@ -178,21 +178,16 @@ impl Fleet {
         })
     }
 
-    /// Every version this replica starts serving (see [`Change`]).
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
-    }
-
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Relaxed)
     }
 
-    pub fn served_version(&self) -> Option<u64> {
+    pub(crate) fn served_version(&self) -> Option<u64> {
         self.refresher.store().load().and_then(|s| s.fleet_version)
     }
 
     /// For `/info`.
-    pub fn info(&self) -> serde_json::Value {
+    pub(crate) fn info(&self) -> serde_json::Value {
         json!({
             "name": self.name,
             "replica": self.me,
@@ -204,7 +199,7 @@ impl Fleet {
     }
 
     /// Start-up without the sources: serve the published set, if Redis has one.
-    pub async fn load_published(&self) -> bool {
+    pub(crate) async fn load_published(&self) -> bool {
         match publish::load(&self.redis, &self.keys).await {
             Ok(Some(loaded)) => {
                 let version = loaded.version;
@@ -231,7 +226,7 @@ impl Fleet {
     /// Change notifications in fleet mode (promise 8): a change is announced by the replica
     /// whose publish wrote its version, once for the fleet; the others only serve it. A set a
     /// replica built alone while Redis was away is announced by it (standalone behaviour).
-    pub async fn notify(self: Arc<Self>, notifiers: Arc<crate::notify::Notifiers>) {
+    pub(crate) async fn notify(self: Arc<Self>, notifiers: Arc<crate::notify::Notifiers>) {
         let mut changes = self.refresher.store().subscribe();
         let mut last = changes.borrow_and_update().clone();
         while changes.changed().await.is_ok() {
@@ -253,7 +248,7 @@ impl Fleet {
     }
 
     /// Run the fleet's loops: lease, following, heartbeat. After the first load.
-    pub fn spawn(self: &Arc<Self>) {
+    pub(crate) fn spawn(self: &Arc<Self>) {
         tokio::spawn(self.clone().lease_loop());
         tokio::spawn(self.clone().follow_loop());
         tokio::spawn(self.clone().heartbeat_loop());
@@ -261,7 +256,7 @@ impl Fleet {
 
     /// Wait until every live replica serves the version this one serves now (after an admin
     /// refresh), or `convergenceTimeout`.
-    pub async fn converge(&self) -> Convergence {
+    pub(crate) async fn converge(&self) -> Convergence {
         // A set this replica built while Redis was away (maybe by this very refresh): publish it
         // now rather than at the next check, so the refresh reaches the fleet.
         if self.unpublished.load(Ordering::Relaxed)
@@ -379,7 +374,7 @@ impl Fleet {
 
     /// A client heard of a flag set this replica does not serve yet (a bulk request's
     /// `flagConfigEtag`): look at Redis now rather than at the next message or tick.
-    pub async fn catch_up(&self) {
+    pub(crate) async fn catch_up(&self) {
         self.check().await;
     }
 

@@ -22,7 +22,7 @@ pub(crate) const TIMEOUT: Duration = Duration::from_secs(3);
 /// Why the fleet could not be set up (a bad file named in the settings).
 #[derive(Debug, thiserror::Error)]
 #[error("config key `{key}`: {message}")]
-pub struct SetupError {
+pub(super) struct SetupError {
     pub key: &'static str,
     pub message: String,
 }

@@ -13,19 +13,19 @@ use super::error::ApiError;
 use crate::refresh::Refresher;
 
 #[derive(Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Auth>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct RefreshQuery {
+pub(crate) struct RefreshQuery {
     /// Let this refresh remove more than `maxFlagRemovalPercent` of the flags.
     #[serde(default)]
     force: bool,
 }
 
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(s): State<AdminState>,
     headers: HeaderMap,
     query: Result<Query<RefreshQuery>, axum::extract::rejection::QueryRejection>,

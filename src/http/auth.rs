@@ -41,7 +41,7 @@ pub enum Caller {
 
 impl Caller {
     /// The environment the credential fixes, which the request context cannot override.
-    pub fn bound_env(&self) -> Option<&Arc<str>> {
+    pub(crate) fn bound_env(&self) -> Option<&Arc<str>> {
         match self {
             Caller::Evaluation { env } => env.as_ref(),
             _ => None,
@@ -144,13 +144,14 @@ impl Auth {
     }
 
     /// Stream tickets live `ttl` at most (`streams.ticketTtl`).
-    pub fn with_ticket_ttl(mut self, ttl: std::time::Duration) -> Self {
+    pub(crate) fn with_ticket_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.ticket_ttl = ttl.as_secs().max(2);
         self
     }
 
     /// No keys and no tokens: everything but `/admin` is open.
-    pub fn open() -> Auth {
+    #[cfg(test)]
+    pub(crate) fn open() -> Auth {
         Auth {
             evaluation: Vec::new(),
             admin: Vec::new(),
@@ -161,11 +162,11 @@ impl Auth {
     }
 
     /// No evaluation key is configured: evaluation and streams need no credential.
-    pub fn evaluation_open(&self) -> bool {
+    pub(crate) fn evaluation_open(&self) -> bool {
         self.evaluation.is_empty()
     }
 
-    pub fn tokens_enabled(&self) -> bool {
+    pub(crate) fn tokens_enabled(&self) -> bool {
         self.jwt.is_some()
     }
 
@@ -186,7 +187,7 @@ impl Auth {
     }
 
     /// Check a caller of `/admin/*`: closed when no admin key is configured.
-    pub fn admin_caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+    pub(crate) fn admin_caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
         let presented = credential(headers).ok_or(Denied::Unauthenticated)?;
         match self.identify(presented) {
             Some(Caller::Admin) => Ok(Caller::Admin),
@@ -261,7 +262,7 @@ impl Auth {
     /// A caller of the bulk OFREP endpoint, checked once, and (with `ticket`) a stream ticket
     /// for its credential (see [`super::ticket`]); no ticket when evaluation is open (streams
     /// need no credential then).
-    pub fn bulk_caller(
+    pub(crate) fn bulk_caller(
         &self,
         headers: &HeaderMap,
         ticket: bool,
@@ -287,7 +288,7 @@ impl Auth {
 
     /// The caller a stream ticket stands for: the key it names, if that key is still configured
     /// with the same environment, and the ticket is in date and untampered.
-    pub fn ticket_caller(&self, ticket: &str) -> Result<Caller, Denied> {
+    pub(crate) fn ticket_caller(&self, ticket: &str) -> Result<Caller, Denied> {
         let key_for = |kid: &str| {
             let (digest, env) = self
                 .evaluation

@@ -38,7 +38,7 @@ impl ConnBudget {
 
 /// The default `server.maxConnections`: well under the process's descriptor limit, leaving
 /// room for the monitoring listener, source connections, files and the runtime.
-pub fn default_max_connections() -> usize {
+pub(crate) fn default_max_connections() -> usize {
     derive_max_connections(nofile_limit())
 }
 

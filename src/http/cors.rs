@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 /// The CORS settings of the API routes: `origins` may be `["*"]`.
-pub fn layer(origins: &[String]) -> CorsForBrowsers {
+pub(crate) fn layer(origins: &[String]) -> CorsForBrowsers {
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -39,7 +39,7 @@ const VARY: HeaderValue = HeaderValue::from_static(
 );
 
 #[derive(Clone)]
-pub struct CorsForBrowsers(Arc<CorsLayer>);
+pub(crate) struct CorsForBrowsers(Arc<CorsLayer>);
 
 impl<S> Layer<S> for CorsForBrowsers {
     type Service = CorsIfOrigin<S>;
@@ -53,7 +53,7 @@ impl<S> Layer<S> for CorsForBrowsers {
 }
 
 #[derive(Clone)]
-pub struct CorsIfOrigin<S> {
+pub(crate) struct CorsIfOrigin<S> {
     inner: S,
     cors: Arc<CorsLayer>,
 }

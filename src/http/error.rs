@@ -9,14 +9,14 @@ use super::auth::Denied;
 
 /// A non-OFREP error answer.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -24,7 +24,7 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
@@ -62,13 +62,13 @@ impl IntoResponse for ApiError {
 }
 
 /// The answer for a path no route serves.
-pub async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 /// The router's own 405 (a known path, another method) has no body: give it the JSON error
 /// body every other error has, keeping its `Allow` header.
-pub async fn json_for_bare_errors(res: Response) -> Response {
+pub(crate) async fn json_for_bare_errors(res: Response) -> Response {
     if res.status() != StatusCode::METHOD_NOT_ALLOWED
         || res.headers().contains_key(header::CONTENT_TYPE)
     {
@@ -87,7 +87,7 @@ pub async fn json_for_bare_errors(res: Response) -> Response {
 }
 
 /// A body that is already JSON text.
-pub fn json_body(text: String) -> Response {
+pub(crate) fn json_body(text: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,

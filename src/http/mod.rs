@@ -4,20 +4,20 @@
 //! [`MonitoringState`]) extracted from [`AppState`] with `FromRef`, so handlers depend only on
 //! what they use and can be tested against tiny states.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod auth;
-pub mod conn;
-pub mod cors;
-pub mod error;
+pub(crate) mod conn;
+pub(crate) mod cors;
+pub(crate) mod error;
 mod event_streams;
-pub mod monitoring;
-pub mod observe;
+pub(crate) mod monitoring;
+pub(crate) mod observe;
 pub mod ofrep;
 pub mod openapi;
 mod precondition;
 pub(crate) mod serve;
-pub mod stream;
-pub mod sync;
+pub(crate) mod stream;
+pub(crate) mod sync;
 mod ticket;
 
 use std::sync::Arc;
@@ -26,19 +26,19 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 
-pub use admin::AdminState;
+pub(crate) use admin::AdminState;
 pub use auth::Auth;
-pub use monitoring::{Lifecycle, MonitoringState};
-pub use ofrep::{EvalSettings, OfrepState};
-pub use stream::{DiffCache, StreamClients, StreamState};
-pub use sync::SyncState;
+pub(crate) use monitoring::{Lifecycle, MonitoringState};
+pub(crate) use ofrep::{EvalSettings, OfrepState};
+pub(crate) use stream::{DiffCache, StreamClients, StreamState};
+pub(crate) use sync::SyncState;
 
 use crate::refresh::Refresher;
 use crate::snapshot::SnapshotStore;
 
 /// Everything the handlers share.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Auth>,
@@ -52,7 +52,7 @@ pub struct AppState {
 
 impl AppState {
     /// State for a relay serving `store`, with default settings (tests, embedding).
-    pub fn new(
+    pub(crate) fn new(
         refresher: Arc<Refresher>,
         auth: Arc<Auth>,
         settings: EvalSettings,
@@ -124,7 +124,7 @@ impl FromRef<AppState> for MonitoringState {
 }
 
 /// The API routes (OFREP, sync, streams, token exchange, admin).
-pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
+pub(crate) fn api_router(state: AppState, cors_origins: &[String]) -> Router {
     Router::new()
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route(
@@ -142,7 +142,7 @@ pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
 }
 
 /// The monitoring routes, on the main port or on `server.monitoringPort`.
-pub fn monitoring_router(state: AppState) -> Router {
+pub(crate) fn monitoring_router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(monitoring::health))
         .route("/ready", get(monitoring::ready))
@@ -154,7 +154,7 @@ pub fn monitoring_router(state: AppState) -> Router {
 /// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,
 /// and the relay keeps serving. (Request metrics, logs and ids wrap the whole router in
 /// `app::run_server`, outside this, so they see every answer.)
-pub fn harden(router: Router) -> Router {
+pub(crate) fn harden(router: Router) -> Router {
     router
         .fallback(error::not_found)
         .layer(axum::middleware::map_response(error::json_for_bare_errors))

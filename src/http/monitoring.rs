@@ -14,7 +14,7 @@ use crate::shared::rfc3339;
 
 /// Process-wide facts the monitoring endpoints report.
 #[derive(Debug)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     pub version: &'static str,
     pub fips140: bool,
     /// Set when shutdown starts: readiness turns 503 so load balancers stop sending traffic.
@@ -24,7 +24,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(fips140: bool) -> Arc<Lifecycle> {
+    pub(crate) fn new(fips140: bool) -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
             version: env!("CARGO_PKG_VERSION"),
             fips140,
@@ -33,39 +33,39 @@ impl Lifecycle {
         })
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
 
     /// Fail readiness (so load balancers stop sending traffic) while still serving: the first
     /// step of a shutdown, `server.shutdownDelay` before [`Self::begin_shutdown`].
-    pub fn begin_draining(&self) {
+    pub(crate) fn begin_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Start shutting down: readiness fails, servers stop accepting, streams close.
-    pub fn begin_shutdown(&self) {
+    pub(crate) fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::Relaxed);
         self.stop.send_replace(true);
     }
 
     /// A receiver that turns `true` when shutdown starts.
-    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stop.subscribe()
     }
 }
 
 #[derive(Clone)]
-pub struct MonitoringState {
+pub(crate) struct MonitoringState {
     pub refresher: Arc<Refresher>,
     pub lifecycle: Arc<Lifecycle>,
 }
 
-pub async fn health() -> Response {
+pub(crate) async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-pub async fn ready(State(s): State<MonitoringState>) -> Response {
+pub(crate) async fn ready(State(s): State<MonitoringState>) -> Response {
     let not_ready = |reason: &str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -84,7 +84,7 @@ pub async fn ready(State(s): State<MonitoringState>) -> Response {
     }
 }
 
-pub async fn info(State(s): State<MonitoringState>) -> Response {
+pub(crate) async fn info(State(s): State<MonitoringState>) -> Response {
     let snap = s.refresher.store().load();
     Json(json!({
         "version": s.lifecycle.version,

@@ -47,7 +47,7 @@ use super::AppState;
 use crate::metrics::{self, Metrics, RouteId, Scrape};
 
 /// The request id header.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layer over the process-wide registry ([`metrics::global`]), for the finished router:
 /// `observe::layer().layer(router)`, the service then served.
@@ -59,7 +59,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// router); a test keeps the two in agreement. When recording is off ([`Metrics::set_enabled`]
 /// before this is called), the layer passes requests straight through: no metrics, ids or
 /// request logs.
-pub fn layer() -> ObserveLayer {
+pub(crate) fn layer() -> ObserveLayer {
     let m = metrics::global();
     if m.enabled() {
         ObserveLayer::new(m.clone())
@@ -70,7 +70,7 @@ pub fn layer() -> ObserveLayer {
 
 /// Observes every request of the service it wraps (a whole router).
 #[derive(Clone)]
-pub struct ObserveLayer {
+pub(crate) struct ObserveLayer {
     shared: Option<Arc<Shared>>,
 }
 
@@ -80,7 +80,7 @@ struct Shared {
 }
 
 impl ObserveLayer {
-    pub fn new(metrics: Arc<Metrics>) -> ObserveLayer {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> ObserveLayer {
         ObserveLayer {
             shared: Some(Arc::new(Shared {
                 metrics,
@@ -90,7 +90,7 @@ impl ObserveLayer {
     }
 
     /// A layer that does nothing (observability off).
-    pub fn pass_through() -> ObserveLayer {
+    pub(crate) fn pass_through() -> ObserveLayer {
         ObserveLayer { shared: None }
     }
 }
@@ -106,7 +106,7 @@ impl<S> Layer<S> for ObserveLayer {
 }
 
 #[derive(Clone)]
-pub struct Observe<S> {
+pub(crate) struct Observe<S> {
     inner: S,
     shared: Option<Arc<Shared>>,
 }
@@ -182,7 +182,7 @@ struct Pending {
 }
 
 /// The inner service's future; records, logs and sets the id header when it is ready.
-pub struct ObserveFuture<F> {
+pub(crate) struct ObserveFuture<F> {
     inner: F,
     pending: Option<Pending>,
     /// The request's server span, entered while the handler runs; ends with the answer.
@@ -235,7 +235,7 @@ where
 }
 
 /// How loud a request's line is (see the module docs).
-pub fn log_level(status: StatusCode, route: &str) -> tracing::Level {
+pub(crate) fn log_level(status: StatusCode, route: &str) -> tracing::Level {
     use tracing::Level;
     match status.as_u16() {
         503 if route == "/ready" => Level::DEBUG,
@@ -289,7 +289,7 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// A client's request id is kept when it is 1–128 characters of a conservative set.
-pub fn sane_request_id(v: &HeaderValue) -> bool {
+pub(crate) fn sane_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -351,7 +351,7 @@ fn hex_into(out: &mut [u8], v: u64) {
 }
 
 /// `GET /metrics`: the Prometheus text exposition of [`metrics::global`].
-pub async fn metrics(State(s): State<AppState>) -> axum::response::Response {
+pub(crate) async fn metrics(State(s): State<AppState>) -> axum::response::Response {
     let snapshot = s.store.load();
     let mut text = metrics::global().render(&Scrape {
         version: s.lifecycle.version,

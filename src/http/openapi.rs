@@ -51,7 +51,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// `GET /openapi.json`.
-pub async fn openapi() -> Response {
+pub(crate) async fn openapi() -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -63,7 +63,7 @@ pub async fn openapi() -> Response {
 }
 
 /// The document served: [`DOCUMENT`] with this build's version.
-pub fn document() -> &'static str {
+pub(crate) fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut v: serde_json::Value =
@@ -74,7 +74,7 @@ pub fn document() -> &'static str {
 }
 
 /// The OpenAPI 3.1 document (`info.version` is filled in when served).
-pub const DOCUMENT: &str = include_str!("openapi.json");
+pub(crate) const DOCUMENT: &str = include_str!("openapi.json");
 
 #[cfg(test)]
 mod tests {

@@ -30,10 +30,10 @@ use crate::parse::FlagDef;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Keep-alive comments keep proxies from closing idle streams.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
-pub struct StreamState {
+pub(crate) struct StreamState {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     pub lifecycle: Arc<Lifecycle>,
@@ -43,20 +43,20 @@ pub struct StreamState {
 
 /// Counts open streams against `server.maxSseClients`.
 #[derive(Debug)]
-pub struct StreamClients {
+pub(crate) struct StreamClients {
     open: AtomicUsize,
     max: usize,
 }
 
 impl StreamClients {
-    pub fn new(max: usize) -> Arc<Self> {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
         Arc::new(StreamClients {
             open: AtomicUsize::new(0),
             max,
         })
     }
 
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
@@ -87,7 +87,7 @@ impl Drop for ClientSlot {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct StreamQuery {
+pub(crate) struct StreamQuery {
     #[serde(rename = "apiKey")]
     api_key: Option<String>,
     /// A stream ticket from a bulk answer's `eventStreams` (OFREP stream only).
@@ -134,7 +134,7 @@ fn admit(
 /// `GET /ofrep/v1/sse`: one `refetchEvaluation` message per flag-set change, each with an
 /// `id:` that only grows. A reconnecting client (its `Last-Event-ID` is not the id of the set
 /// served now) missed something, so it is told to re-fetch at once.
-pub async fn ofrep_sse(
+pub(crate) async fn ofrep_sse(
     State(s): State<StreamState>,
     headers: HeaderMap,
     q: StreamQueryResult,
@@ -173,7 +173,7 @@ fn refetch_event(snapshot: &Snapshot) -> Event {
 }
 
 /// `GET /v1/flags/stream`: a `snapshot` event, then one `change` event per change.
-pub async fn sync_stream(
+pub(crate) async fn sync_stream(
     State(s): State<StreamState>,
     headers: HeaderMap,
     q: StreamQueryResult,
@@ -291,7 +291,7 @@ where
 /// the diff that led to it, never one snapshot per client: a client whose last etag is that
 /// diff's `previousEtag` gets it; any other client fell behind.
 #[derive(Debug, Default)]
-pub struct DiffCache {
+pub(crate) struct DiffCache {
     seen: Mutex<Seen>,
 }
 
@@ -331,7 +331,7 @@ impl DiffCache {
 }
 
 /// `{"etag", "previousEtag", "added", "updated", "deleted"}` between two snapshots.
-pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
+pub(crate) fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
     let mut added: BTreeMap<&str, &FlagDef> = BTreeMap::new();
     let mut updated: BTreeMap<&str, &FlagDef> = BTreeMap::new();
     let mut deleted: Vec<&str> = Vec::new();

@@ -16,7 +16,7 @@ use super::ofrep::if_none_match;
 use crate::snapshot::SnapshotStore;
 
 #[derive(Clone)]
-pub struct SyncState {
+pub(crate) struct SyncState {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     /// `maxRequestBodyBytes`, for `/client/auth`.
@@ -24,7 +24,7 @@ pub struct SyncState {
 }
 
 /// `GET /v1/flags`: the flag definitions exactly as evaluation.md defines them.
-pub async fn flags(State(s): State<SyncState>, headers: HeaderMap) -> Response {
+pub(crate) async fn flags(State(s): State<SyncState>, headers: HeaderMap) -> Response {
     if let Err(d) = s.auth.evaluation_caller(&headers, None) {
         return ApiError::from(d).into_response();
     }
@@ -55,7 +55,7 @@ struct TokenRequest {
 }
 
 /// `POST /client/auth {"apiKey"}` → `{"authToken", "expiresIn"}`.
-pub async fn client_auth(State(s): State<SyncState>, body: Body) -> Response {
+pub(crate) async fn client_auth(State(s): State<SyncState>, body: Body) -> Response {
     if !s.auth.tokens_enabled() {
         return ApiError::new(
             StatusCode::NOT_FOUND,

@@ -97,7 +97,7 @@ pub(super) fn position(snapshot: &Snapshot, entry: &Entry) -> Option<usize> {
 }
 
 /// Records the evaluations of one bulk request against the flag set it evaluated.
-pub struct Recorder<'a> {
+pub(crate) struct Recorder<'a> {
     pub(super) metrics: &'a Metrics,
     pub(super) table: Option<arc_swap::Guard<Arc<FlagTable>>>,
 }
@@ -105,14 +105,14 @@ pub struct Recorder<'a> {
 impl Recorder<'_> {
     /// Count the evaluation of the flag at `position` in `snapshot.entries()`.
     #[inline]
-    pub fn record(&self, position: usize, reason: Reason) {
+    pub(crate) fn record(&self, position: usize, reason: Reason) {
         if let Some(c) = self.table.as_ref().and_then(|t| t.by_pos.get(position)) {
             c.0[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Count one bulk request that evaluated `flags` flags.
-    pub fn finish(self, flags: usize) {
+    pub(crate) fn finish(self, flags: usize) {
         self.metrics.bulk_evaluation(flags);
     }
 }

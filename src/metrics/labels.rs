@@ -8,7 +8,7 @@ pub(super) const METHODS: [&str; 8] = [
 ];
 
 /// Index of a method in [`METHODS`].
-pub fn method_index(m: &axum::http::Method) -> usize {
+pub(crate) fn method_index(m: &axum::http::Method) -> usize {
     use axum::http::Method;
     match *m {
         Method::GET => 0,

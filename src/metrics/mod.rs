@@ -59,25 +59,25 @@ mod routes;
 mod text;
 
 use flags::FlagTable;
-pub use flags::Recorder;
+pub(crate) use flags::Recorder;
 pub(crate) use histogram::Histogram;
 pub(crate) use labels::LATENCY_BUCKETS;
-pub use labels::method_index;
+pub(crate) use labels::method_index;
 use labels::{METHODS, REFRESH_BUCKETS, STATUS_SLOTS, reason_index, status_slot};
-pub use routes::RouteId;
+pub(crate) use routes::RouteId;
 use routes::{Pattern, RouteStats};
 pub(crate) use text::{family, gauge};
 
 /// Content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Label of requests that matched no route.
-pub const UNMATCHED_ROUTE: &str = "__unmatched__";
+pub(crate) const UNMATCHED_ROUTE: &str = "__unmatched__";
 /// Label of evaluations of keys that are not in the flag set.
-pub const UNKNOWN_FLAG: &str = "__unknown__";
+pub(crate) const UNKNOWN_FLAG: &str = "__unknown__";
 
 /// The process-wide registry, with the relay's routes registered.
-pub fn global() -> &'static Arc<Metrics> {
+pub(crate) fn global() -> &'static Arc<Metrics> {
     static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         Arc::new(Metrics::new(
@@ -109,11 +109,10 @@ struct RefreshStats {
 
 /// Everything the relay counts. Cheap to share (`Arc`); every recording method takes `&self`.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     enabled: AtomicBool,
     /// Registered templates, then [`UNMATCHED_ROUTE`] last.
     routes: Box<[RouteStats]>,
-    route_ids: HashMap<Box<str>, usize, FnvBuildHasher>,
     /// The templates without parameters, and those with, tried in that order (as axum prefers
     /// a static route to a parameter).
     exact: Vec<(Box<str>, usize)>,
@@ -146,7 +145,7 @@ impl std::fmt::Debug for Collector {
 /// What [`Metrics::refresh_finished`] reads of a finished refresh (the refresh layer fills it
 /// in from its report, so this module does not depend on it).
 #[derive(Debug, Clone, Copy)]
-pub struct RefreshOutcome<'a> {
+pub(crate) struct RefreshOutcome<'a> {
     /// Every retriever succeeded.
     pub ok: bool,
     /// A new flag set was swapped in.
@@ -158,7 +157,7 @@ pub struct RefreshOutcome<'a> {
 
 /// What a scrape reads from the relay's state at that moment.
 #[derive(Debug, Clone, Default)]
-pub struct Scrape<'a> {
+pub(crate) struct Scrape<'a> {
     pub version: &'a str,
     pub fips140: bool,
     /// The flag set served, `None` before the first load.
@@ -170,9 +169,9 @@ pub struct Scrape<'a> {
 impl Metrics {
     /// A registry that knows these route templates (as axum's router writes them, e.g.
     /// `/ofrep/v1/evaluate/flags/{*key}`); duplicates are merged.
-    pub fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Metrics {
+    pub(crate) fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Metrics {
         let mut stats: Vec<RouteStats> = Vec::new();
-        let mut ids = HashMap::default();
+        let mut ids: HashMap<Box<str>, usize, FnvBuildHasher> = HashMap::default();
         let mut patterns = Vec::new();
         let mut exact = Vec::new();
         for r in routes {
@@ -191,7 +190,6 @@ impl Metrics {
         Metrics {
             enabled: AtomicBool::new(true),
             routes: stats.into(),
-            route_ids: ids,
             exact,
             patterns,
             flags: ArcSwap::from_pointee(FlagTable::empty()),
@@ -213,7 +211,7 @@ impl Metrics {
 
     /// Add families a layer above keeps itself (flagd's fixed-slot counters), written after
     /// the relay's own at every scrape: that layer registers here, so this one names none.
-    pub fn add_collector(&self, render: impl Fn(&mut String) + Send + Sync + 'static) {
+    pub(crate) fn add_collector(&self, render: impl Fn(&mut String) + Send + Sync + 'static) {
         self.collectors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -221,7 +219,7 @@ impl Metrics {
     }
 
     /// Register metrics in the shared registry (at start; scrapes encode them).
-    pub fn with_registry<T>(
+    pub(crate) fn with_registry<T>(
         &self,
         f: impl FnOnce(&mut prometheus_client::registry::Registry) -> T,
     ) -> T {
@@ -229,35 +227,23 @@ impl Metrics {
     }
 
     /// Turn recording on or off (benchmarks compare the two; scrapes still answer).
-    pub fn set_enabled(&self, on: bool) {
+    pub(crate) fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
     }
 
     #[inline]
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
     // --- requests ---------------------------------------------------------------------------
-
-    /// The slot of a matched route template; `None` (no match) is [`UNMATCHED_ROUTE`]. A
-    /// template that was not registered also counts there (a test keeps the lists in step).
-    #[inline]
-    pub fn route(&self, template: Option<&str>) -> RouteId {
-        let unmatched = self.routes.len() - 1;
-        RouteId(
-            template
-                .and_then(|t| self.route_ids.get(t).copied())
-                .unwrap_or(unmatched),
-        )
-    }
 
     /// The slot of the route a request path matches, the way axum's router matches it: a
     /// template without parameters equal to the path, else the first template with parameters
     /// that matches (`{name}`: one non-empty segment; `{*name}`: a non-empty rest). Else
     /// [`UNMATCHED_ROUTE`]. A test checks that this agrees with axum's `MatchedPath`.
     #[inline]
-    pub fn route_for_path(&self, path: &str) -> RouteId {
+    pub(crate) fn route_for_path(&self, path: &str) -> RouteId {
         // A dozen templates: comparing lengths first beats hashing the path.
         for (t, i) in &self.exact {
             if t.len() == path.len() && **t == *path {
@@ -273,13 +259,19 @@ impl Metrics {
     }
 
     /// The label of a route slot.
-    pub fn route_label(&self, id: RouteId) -> &str {
+    pub(crate) fn route_label(&self, id: RouteId) -> &str {
         &self.routes[id.0].template
     }
 
     /// Count one answered request.
     #[inline]
-    pub fn record_request(&self, route: RouteId, method: usize, status: u16, took: Duration) {
+    pub(crate) fn record_request(
+        &self,
+        route: RouteId,
+        method: usize,
+        status: u16,
+        took: Duration,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -293,7 +285,7 @@ impl Metrics {
 
     /// Count a single-flag evaluation of `entry`, which belongs to `snapshot`.
     #[inline]
-    pub fn evaluation(&self, snapshot: &Snapshot, entry: &Entry, reason: Reason) {
+    pub(crate) fn evaluation(&self, snapshot: &Snapshot, entry: &Entry, reason: Reason) {
         if !self.enabled() {
             return;
         }
@@ -305,7 +297,7 @@ impl Metrics {
 
     /// Count an evaluation of a key that is not in the flag set (or before any is loaded).
     #[inline]
-    pub fn evaluation_unknown(&self) {
+    pub(crate) fn evaluation_unknown(&self) {
         if self.enabled() {
             self.unknown_flag.fetch_add(1, Ordering::Relaxed);
         }
@@ -314,7 +306,7 @@ impl Metrics {
     /// Count one bulk request that evaluated `flags` flags (without per-flag counts; see
     /// [`Metrics::recorder`] for those).
     #[inline]
-    pub fn bulk_evaluation(&self, flags: usize) {
+    pub(crate) fn bulk_evaluation(&self, flags: usize) {
         if self.enabled() {
             self.bulk_requests.fetch_add(1, Ordering::Relaxed);
             self.bulk_flags.fetch_add(flags as u64, Ordering::Relaxed);
@@ -323,7 +315,7 @@ impl Metrics {
 
     /// A recorder for the per-flag evaluations of a bulk request over `snapshot`; call
     /// [`Recorder::record`] with each flag's position and [`Recorder::finish`] at the end.
-    pub fn recorder(&self, snapshot: Option<&Snapshot>) -> Recorder<'_> {
+    pub(crate) fn recorder(&self, snapshot: Option<&Snapshot>) -> Recorder<'_> {
         let table = match snapshot {
             Some(s) if self.enabled() => {
                 let t = self.table_for(s);
@@ -339,7 +331,7 @@ impl Metrics {
 
     /// Build the per-flag table for `snapshot` now instead of on its first evaluation. Optional:
     /// the table follows the flag set by itself.
-    pub fn flag_set_loaded(&self, snapshot: &Snapshot) {
+    pub(crate) fn flag_set_loaded(&self, snapshot: &Snapshot) {
         if !self.enabled() {
             return;
         }
@@ -373,7 +365,7 @@ impl Metrics {
     // --- refreshes --------------------------------------------------------------------------
 
     /// Count a finished refresh: overall and per retriever outcome, duration, flag-set change.
-    pub fn refresh_finished(&self, r: &RefreshOutcome<'_>) {
+    pub(crate) fn refresh_finished(&self, r: &RefreshOutcome<'_>) {
         self.refresh_duration.observe(r.duration);
         if r.changed {
             self.flag_set_changes.fetch_add(1, Ordering::Relaxed);

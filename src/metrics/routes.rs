@@ -109,4 +109,4 @@ impl Pattern {
 
 /// A route resolved once per request, so recording is an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteId(pub(super) usize);
+pub(crate) struct RouteId(pub(super) usize);

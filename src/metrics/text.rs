@@ -13,7 +13,7 @@ impl Metrics {
     // --- exposition -------------------------------------------------------------------------
 
     /// The text exposition of every metric.
-    pub fn render(&self, s: &Scrape<'_>) -> String {
+    pub(crate) fn render(&self, s: &Scrape<'_>) -> String {
         if let Some(snap) = s.snapshot {
             // Show the current flag set's flags even before their first evaluation.
             drop(self.table_for(snap));

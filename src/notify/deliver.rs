@@ -25,7 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Why a notifier could not be set up. Never carries the URL or a header value.
 #[derive(Debug, thiserror::Error)]
 #[error("notifiers[{index}]: {message}")]
-pub struct NotifierError {
+pub(crate) struct NotifierError {
     index: usize,
     message: String,
 }

@@ -15,20 +15,20 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use deliver::NotifierError;
+pub(crate) use deliver::NotifierError;
 
 use crate::config::NotifierConfig;
 use crate::snapshot::Snapshot;
 use change::ChangeSet;
 
 /// The configured notifiers' queues.
-pub struct Notifiers {
+pub(crate) struct Notifiers {
     queues: Vec<Arc<deliver::Queue>>,
 }
 
 impl Notifiers {
     /// Set up every notifier and start its delivery task (needs a tokio runtime).
-    pub fn start(configs: &[NotifierConfig]) -> Result<Arc<Notifiers>, NotifierError> {
+    pub(crate) fn start(configs: &[NotifierConfig]) -> Result<Arc<Notifiers>, NotifierError> {
         let families = metrics::Families::register(crate::metrics::global());
         let workers = configs
             .iter()
@@ -44,12 +44,8 @@ impl Notifiers {
         Ok(Arc::new(Notifiers { queues }))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
-    }
-
     /// Announce the change from `prev` to `next` (`version`: the fleet's, where there is one).
-    pub fn changed(&self, prev: &Snapshot, next: &Snapshot, version: Option<u64>) {
+    pub(crate) fn changed(&self, prev: &Snapshot, next: &Snapshot, version: Option<u64>) {
         if self.queues.is_empty() || prev.etag == next.etag {
             return;
         }
@@ -61,7 +57,10 @@ impl Notifiers {
 
     /// Follow the served flag set and announce each change, starting from what `changes`
     /// holds now (so the set loaded at start is not announced).
-    pub async fn follow(self: Arc<Self>, mut changes: watch::Receiver<Option<Arc<Snapshot>>>) {
+    pub(crate) async fn follow(
+        self: Arc<Self>,
+        mut changes: watch::Receiver<Option<Arc<Snapshot>>>,
+    ) {
         let mut last = changes.borrow_and_update().clone();
         while changes.changed().await.is_ok() {
             let Some(next) = changes.borrow_and_update().clone() else {

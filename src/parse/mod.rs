@@ -6,7 +6,7 @@
 //!
 //! Every error names the source, the flag key and the line/column where the format gives one.
 
-pub mod model;
+pub(crate) mod model;
 mod nodup;
 
 use std::fmt;
@@ -28,7 +28,7 @@ pub enum Format {
 
 impl Format {
     /// The format a file name implies, if it implies one.
-    pub fn from_name(name: &str) -> Option<Format> {
+    pub(crate) fn from_name(name: &str) -> Option<Format> {
         let lower = name.to_ascii_lowercase();
         let path = lower.split(['?', '#']).next().unwrap_or_default();
         if path.ends_with(".json") {

@@ -50,7 +50,7 @@ impl Default for FlagValue {
 
 /// The JSON type of a value, as the "same type" rule for `on`/`off` sees it: every number is one
 /// type (an integer `on` with a float `off` is fine).
-pub fn json_type(v: &Value) -> &'static str {
+pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -11,7 +11,7 @@ use crate::snapshot::Snapshot;
 
 /// What the fleet holds for a set a refresh built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     /// The fleet-wide version (only grows).
     pub version: u64,
     /// The published set's `lastModified` (Unix seconds), served by every replica.
@@ -19,7 +19,7 @@ pub struct Published {
 }
 
 /// Fleet mode, as the refresher sees it.
-pub trait FleetHook: Send + Sync {
+pub(crate) trait FleetHook: Send + Sync {
     /// A refresh built `next`, which differs from the set served. Publish it (or find it
     /// already published under the same etag). `None` when the fleet's store is unreachable:
     /// the refresher then serves the set alone (standalone behaviour).
@@ -36,7 +36,7 @@ pub trait FleetHook: Send + Sync {
 impl Refresher {
     /// Join a fleet: changed sets are published through `hook`, and the poll timer refreshes
     /// only when the hook says so. Once, before polling starts.
-    pub fn set_fleet(&self, hook: Arc<dyn FleetHook>) {
+    pub(crate) fn set_fleet(&self, hook: Arc<dyn FleetHook>) {
         let _ = self.fleet.set(hook);
     }
 
@@ -44,7 +44,7 @@ impl Refresher {
     /// is taken only over none, a lower version, or the same version with other content (one
     /// built alone while Redis was unreachable). Waits for a running refresh. Returns whether
     /// it was swapped in.
-    pub async fn install(&self, next: Snapshot) -> bool {
+    pub(crate) async fn install(&self, next: Snapshot) -> bool {
         let _running = self.running.lock().await;
         let current = self.store.load();
         let newer = current.as_ref().is_none_or(|c| {

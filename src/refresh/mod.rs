@@ -22,12 +22,12 @@ use crate::shared::rfc3339;
 use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
 
 mod hook;
-pub use hook::{FleetHook, Published};
+pub(crate) use hook::{FleetHook, Published};
 
 /// What one retriever last did, for `/info` and the admin answer.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetrieverStatus {
+pub(crate) struct RetrieverStatus {
     pub kind: &'static str,
     pub source: String,
     pub last_success: Option<String>,
@@ -147,12 +147,12 @@ impl Refresher {
         })
     }
 
-    pub fn store(&self) -> &Arc<SnapshotStore> {
+    pub(crate) fn store(&self) -> &Arc<SnapshotStore> {
         &self.store
     }
 
     /// Refresh now (or join the refresh that starts next), and restart the poll timer.
-    pub async fn refresh_forced(&self) -> RefreshReport {
+    pub(crate) async fn refresh_forced(&self) -> RefreshReport {
         let report = self.refresh().await;
         self.poll_reset.notify_one();
         report
@@ -160,7 +160,7 @@ impl Refresher {
 
     /// An admin refresh with `?force=true`: like [`Self::refresh_forced`], and the refresh it
     /// joins may remove more than `maxFlagRemovalPercent` of the flags.
-    pub async fn refresh_allowing_removal(&self) -> RefreshReport {
+    pub(crate) async fn refresh_allowing_removal(&self) -> RefreshReport {
         self.removal_guard.allow_next();
         self.refresh_forced().await
     }
@@ -440,7 +440,7 @@ impl Refresher {
     }
 
     /// Per-retriever status for `/info`.
-    pub fn statuses(&self) -> Vec<RetrieverStatus> {
+    pub(crate) fn statuses(&self) -> Vec<RetrieverStatus> {
         self.slots
             .iter()
             .map(|s| {
@@ -456,13 +456,13 @@ impl Refresher {
     }
 
     /// When the last fully successful refresh finished.
-    pub fn last_refresh(&self) -> Option<SystemTime> {
+    pub(crate) fn last_refresh(&self) -> Option<SystemTime> {
         *lock(&self.last_refresh)
     }
 
     /// Poll forever: wait `interval` (±10 % when `jitter`), refresh, repeat. A forced refresh
     /// restarts the wait.
-    pub async fn poll(self: Arc<Self>, interval: Duration, jitter: bool) {
+    pub(crate) async fn poll(self: Arc<Self>, interval: Duration, jitter: bool) {
         // Sources that push (another relay's stream) refresh at once.
         let pushed: Vec<_> = self
             .slots

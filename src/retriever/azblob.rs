@@ -26,7 +26,7 @@ pub struct AzblobRetriever {
 
 impl AzblobRetriever {
     /// Credentials and settings from the process environment, the config entry on top.
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, MicrosoftAzureBuilder::from_env())
     }
 
@@ -103,7 +103,7 @@ impl AzblobRetriever {
         })
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.object.source
     }
 

@@ -24,7 +24,7 @@ pub struct GcsRetriever {
 
 impl GcsRetriever {
     /// Credentials and settings from the process environment, the config entry on top.
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, GoogleCloudStorageBuilder::from_env())
     }
 
@@ -92,7 +92,7 @@ impl GcsRetriever {
         })
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.object.source
     }
 

@@ -24,12 +24,12 @@ use crate::config::{RetrieverConfig, RetrieverKind};
 use crate::parse::{DocumentError, FlagDoc, Format};
 
 pub use azblob::AzblobRetriever;
-pub use file::FileRetriever;
+pub(crate) use file::FileRetriever;
 pub use gcs::GcsRetriever;
-pub use http::HttpRetriever;
-pub use relay::RelayRetriever;
+pub(crate) use http::HttpRetriever;
+pub(crate) use relay::RelayRetriever;
 pub use s3::S3Retriever;
-pub use sql::SqlRetriever;
+pub(crate) use sql::SqlRetriever;
 pub(crate) use sql::check_config as check_sql_config;
 
 /// A document as a source served it.
@@ -162,7 +162,7 @@ impl Retriever {
 
     /// For sources that push: notified when the source says its document may have changed,
     /// so the poll loop refreshes at once instead of at its next tick.
-    pub fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    pub(crate) fn changes(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         match self {
             Retriever::Relay(r) => Some(r.changes()),
             Retriever::Sql(r) => r.changes(),

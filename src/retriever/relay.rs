@@ -57,7 +57,7 @@ struct Shared {
 }
 
 impl RelayRetriever {
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         let raw = cfg.url.as_deref().unwrap_or_default();
         let base = Url::parse(raw).map_err(|e| RetrieverError::Setup {
             source_name: "relay retriever".into(),
@@ -101,16 +101,16 @@ impl RelayRetriever {
         })
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         self.sync.source()
     }
 
     /// Notified whenever the upstream's stream says the set may have changed.
-    pub fn changes(&self) -> Arc<Notify> {
+    pub(crate) fn changes(&self) -> Arc<Notify> {
         self.shared.changed.clone()
     }
 
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+    pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         self.started.call_once(|| self.follow_stream());
         let pending = self
             .shared

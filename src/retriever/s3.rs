@@ -43,7 +43,7 @@ pub struct S3Retriever {
 impl S3Retriever {
     /// The retriever the relay builds: settings and credentials from the process environment
     /// (the standard AWS chain, see the module docs), then the config entry on top.
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let mut builder = AmazonS3Builder::from_env();
         let profile = profile_settings(&|k| env.get(k).cloned());

@@ -34,7 +34,7 @@ pub struct EvalSettings {
 
 /// What the OFREP handlers see of the application.
 #[derive(Clone)]
-pub struct OfrepState {
+pub(crate) struct OfrepState {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
@@ -49,7 +49,7 @@ const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500)
 /// The bulk request's query (ADR-0008 with protocol PR #84): what the client last heard from
 /// the change stream. Anything else in the query is ignored.
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct BulkQuery {
+pub(crate) struct BulkQuery {
     #[serde(rename = "flagConfigEtag")]
     flag_config_etag: Option<String>,
 }
@@ -105,7 +105,7 @@ impl IntoResponse for OfrepError {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-pub async fn evaluate_flag(
+pub(crate) async fn evaluate_flag(
     State(s): State<OfrepState>,
     key: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -150,7 +150,7 @@ pub async fn evaluate_flag(
     json_body(out)
 }
 
-pub async fn evaluate_all(
+pub(crate) async fn evaluate_all(
     State(s): State<OfrepState>,
     query: Result<axum::extract::Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
     uri: axum::http::Uri,
@@ -256,7 +256,7 @@ pub fn bulk_answer(
 }
 
 /// [`bulk_answer`] with the `eventStreams` array given (rendered), or none.
-pub fn bulk_answer_with(
+pub(crate) fn bulk_answer_with(
     snapshot: Option<&Snapshot>,
     subject: &Subject<'_>,
     event_streams: Option<&str>,
@@ -345,7 +345,7 @@ fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
 }
 
 /// For a GET: `If-None-Match` lists `etag` or is `*` (RFC 9110 §13.1.2, weak comparison).
-pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     super::precondition::not_modified(headers, etag)
 }
 

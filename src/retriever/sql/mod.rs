@@ -124,7 +124,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 impl SqlRetriever {
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         let url = cfg.url.as_deref().unwrap_or_default();
         let timeout = cfg.timeout.duration().unwrap_or(Duration::from_secs(10));
         let table = cfg.table.as_deref().unwrap_or("feature_flags");
@@ -162,19 +162,19 @@ impl SqlRetriever {
         })
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
     /// Notified on every PostgreSQL notification on `notifyChannel`.
-    pub fn changes(&self) -> Option<Arc<Notify>> {
+    pub(crate) fn changes(&self) -> Option<Arc<Notify>> {
         match &self.backend {
             Backend::Postgres(pg) => pg.changes(),
             Backend::Sqlite(_) => None,
         }
     }
 
-    pub async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
+    pub(crate) async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
         let rows = match tokio::time::timeout(self.timeout, self.rows()).await {
             Ok(result) => result?,
             Err(_) => {
