@@ -27,6 +27,8 @@ pub(crate) enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    FlagdBind(#[from] crate::flagd::BindError),
     #[error("the first refresh failed and startWithRetrieverError is false: {0}")]
     FirstRefresh(String),
     #[error(
@@ -199,7 +201,8 @@ pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartErro
             lifecycle.stopping(),
         ));
     }
-    if let Some(flagd) = crate::flagd::listen(config, &state).await? {
+    if let Some((info, flagd)) = crate::flagd::listen(config, &state).await? {
+        state.lifecycle.set_flagd_info(info);
         servers.spawn(flagd);
     }
 

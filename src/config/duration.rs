@@ -11,7 +11,7 @@ pub struct Millis(pub i64);
 
 impl Millis {
     /// `None` when zero or negative.
-    pub(crate) fn duration(self) -> Option<Duration> {
+    pub fn duration(self) -> Option<Duration> {
         (self.0 > 0).then(|| Duration::from_millis(self.0 as u64))
     }
 }

@@ -152,7 +152,7 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    pub(crate) fn expose(&self) -> &str {
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

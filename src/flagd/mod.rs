@@ -23,7 +23,7 @@ pub mod proto;
 mod resolve;
 mod server;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::Stream;
@@ -35,7 +35,7 @@ use crate::snapshot::SnapshotStore;
 use metrics::{Protocol, Rpc, Version};
 use resolve::{Answer, FlagdError, Want};
 
-pub(crate) use server::listen;
+pub(crate) use server::{BindError, listen};
 
 /// What the flagd services share.
 #[derive(Clone)]
@@ -133,12 +133,4 @@ impl FlagdState {
             self.keep_alive,
         ))
     }
-}
-
-/// The listener's address and settings for `/info`, once it listens.
-static INFO: OnceLock<serde_json::Value> = OnceLock::new();
-
-/// `/info`'s `flagd` entry: `null` when the listener is off.
-pub(crate) fn info() -> serde_json::Value {
-    INFO.get().cloned().unwrap_or(serde_json::Value::Null)
 }

@@ -13,11 +13,10 @@ use tokio::net::TcpListener;
 use crate::http::serve::{ConnLimits, Observe, run_server};
 use tower::ServiceExt;
 
+use super::FlagdState;
 use super::grpc::{V1, V2};
 use super::metrics::{self, Protocol, Rpc, Version};
 use super::proto::{v1, v2};
-use super::{FlagdState, INFO};
-use crate::app::StartError;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::http::auth::{Auth, Caller, Denied};
@@ -43,12 +42,26 @@ impl Gate {
     }
 }
 
-/// Bind the flagd listener when `flagd.port` is set, and return the server to run (it ends
-/// after shutdown starts and its connections finish).
+/// The flagd port could not be bound (start-up fails with this).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub(crate) struct BindError {
+    addr: String,
+    source: std::io::Error,
+}
+
+/// Bind the flagd listener when `flagd.port` is set, and return what `/info` says of it with
+/// the server to run (it ends after shutdown starts and its connections finish).
 pub(crate) async fn listen(
     config: &Config,
     app: &AppState,
-) -> Result<Option<impl Future<Output = std::io::Result<()>> + Send + 'static>, StartError> {
+) -> Result<
+    Option<(
+        serde_json::Value,
+        impl Future<Output = std::io::Result<()>> + Send + 'static,
+    )>,
+    BindError,
+> {
     let Some(port) = config.flagd.port else {
         return Ok(None);
     };
@@ -59,7 +72,7 @@ pub(crate) async fn listen(
         Ok(a) => TcpListener::bind(a).await,
         Err(_) => TcpListener::bind(addr.as_str()).await,
     }
-    .map_err(|source| StartError::Bind {
+    .map_err(|source| BindError {
         addr: addr.clone(),
         source,
     })?;
@@ -88,23 +101,24 @@ pub(crate) async fn listen(
     let limit = config.max_request_body_bytes;
     let router = router(state, gate, limit, &config.cors.allowed_origins);
     tracing::info!(addr = %local, server = "flagd", "listening");
-    let _ = INFO.set(serde_json::json!({
+    let info = serde_json::json!({
         "addr": local,
         "protocols": ["grpc", "connect"],
         "services": ["flagd.evaluation.v1.Service", "flagd.evaluation.v2.Service"],
         "allowUnauthenticated": config.flagd.allow_unauthenticated,
         "environment": config.flagd.environment,
-    }));
+    });
     // The API port's guards (first-request and body deadlines, the connection cap, accept
     // errors without a flood); requests are counted per RPC by the flagd service itself.
     let limits = ConnLimits::from_config(&config.server);
-    Ok(Some(run_server(
+    let server = run_server(
         listener,
         router,
         limits,
         Observe::Own,
         app.lifecycle.stopping(),
-    )))
+    );
+    Ok(Some((info, server)))
 }
 
 fn is_grpc(headers: &HeaderMap) -> bool {

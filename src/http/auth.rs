@@ -41,7 +41,7 @@ pub enum Caller {
 
 impl Caller {
     /// The environment the credential fixes, which the request context cannot override.
-    pub(crate) fn bound_env(&self) -> Option<&Arc<str>> {
+    pub fn bound_env(&self) -> Option<&Arc<str>> {
         match self {
             Caller::Evaluation { env } => env.as_ref(),
             _ => None,
@@ -187,7 +187,7 @@ impl Auth {
     }
 
     /// Check a caller of `/admin/*`: closed when no admin key is configured.
-    pub(crate) fn admin_caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+    pub fn admin_caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
         let presented = credential(headers).ok_or(Denied::Unauthenticated)?;
         match self.identify(presented) {
             Some(Caller::Admin) => Ok(Caller::Admin),

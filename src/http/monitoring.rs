@@ -21,6 +21,8 @@ pub(crate) struct Lifecycle {
     draining: AtomicBool,
     /// Tells servers and open streams to finish.
     stop: tokio::sync::watch::Sender<bool>,
+    /// `/info`'s `flagd` entry, set at start when that listener is on (`null` otherwise).
+    flagd: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl Lifecycle {
@@ -30,7 +32,12 @@ impl Lifecycle {
             fips140,
             draining: AtomicBool::new(false),
             stop: tokio::sync::watch::Sender::new(false),
+            flagd: std::sync::OnceLock::new(),
         })
+    }
+
+    pub(crate) fn set_flagd_info(&self, info: serde_json::Value) {
+        let _ = self.flagd.set(info);
     }
 
     pub(crate) fn is_draining(&self) -> bool {
@@ -95,7 +102,7 @@ pub(crate) async fn info(State(s): State<MonitoringState>) -> Response {
         "fleet": crate::fleet::running().map(|f| f.info()),
         "lastRefresh": s.refresher.last_refresh().map(rfc3339),
         "retrievers": s.refresher.statuses(),
-        "flagd": crate::flagd::info(),
+        "flagd": s.lifecycle.flagd.get(),
     }))
     .into_response()
 }

@@ -30,7 +30,6 @@ pub(crate) use http::HttpRetriever;
 pub(crate) use relay::RelayRetriever;
 pub use s3::S3Retriever;
 pub(crate) use sql::SqlRetriever;
-pub(crate) use sql::check_config as check_sql_config;
 
 /// A document as a source served it.
 #[derive(Debug, Clone)]

@@ -69,60 +69,6 @@ pub struct SqlRetriever {
     timeout: Duration,
 }
 
-/// Check the settings of a `kind: sql` entry; `Err((key, message))` names the config key.
-pub(crate) fn check_config(cfg: &RetrieverConfig) -> Result<(), (&'static str, String)> {
-    let url = cfg.url.as_deref().unwrap_or_default();
-    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    if !postgres && !url.starts_with("sqlite://") {
-        return Err(("url", "must start with postgres:// or sqlite://".into()));
-    }
-    if url.starts_with("sqlite://") && url.len() == "sqlite://".len() {
-        return Err((
-            "url",
-            "sqlite:// needs a path (sqlite:///var/lib/app.db)".into(),
-        ));
-    }
-    if let Some(table) = &cfg.table {
-        if !is_identifier(table) {
-            return Err((
-                "table",
-                format!("{table:?} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"),
-            ));
-        }
-        if cfg.query.is_some() {
-            return Err(("query", "give table or query, not both".into()));
-        }
-    }
-    if let Some(q) = &cfg.query
-        && q.trim().is_empty()
-    {
-        return Err(("query", "is empty".into()));
-    }
-    if let Some(channel) = &cfg.notify_channel {
-        if !postgres {
-            return Err(("notifyChannel", "needs a postgres:// url".into()));
-        }
-        if !is_identifier(channel) {
-            return Err((
-                "notifyChannel",
-                format!("{channel:?} is not a plain identifier"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A plain SQL identifier, as GoFastr's `WithSQLTable` accepts one: nothing to quote, nothing
-/// to inject.
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && s.len() <= 63
-}
-
 impl SqlRetriever {
     pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         let url = cfg.url.as_deref().unwrap_or_default();
@@ -140,7 +86,7 @@ impl SqlRetriever {
             source_name: source.to_owned(),
             message,
         };
-        if let Err((key, message)) = check_config(cfg) {
+        if let Err((key, message)) = cfg.check_sql() {
             return Err(setup_err("sql retriever", format!("{key}: {message}")));
         }
         let (backend, location) = if let Some(path) = url.strip_prefix("sqlite://") {

@@ -140,25 +140,6 @@ fn custom_columns() {
 }
 
 #[test]
-fn config_checks() {
-    let mut c = RetrieverConfig::file("x");
-    c.kind = crate::config::RetrieverKind::Sql;
-    c.url = Some("sqlite:///tmp/x.db".into());
-    assert!(check_config(&c).is_ok());
-    c.table = Some("flags; DROP TABLE x".into());
-    assert_eq!(check_config(&c).unwrap_err().0, "table");
-    c.table = Some("my_flags".into());
-    assert!(check_config(&c).is_ok());
-    c.query = Some("SELECT 1".into());
-    assert_eq!(check_config(&c).unwrap_err().0, "query");
-    c.table = None;
-    c.notify_channel = Some("flags".into());
-    assert_eq!(check_config(&c).unwrap_err().0, "notifyChannel");
-    c.url = Some("mysql://h/db".into());
-    assert_eq!(check_config(&c).unwrap_err().0, "url");
-}
-
-#[test]
 fn postgres_source_names_no_password() {
     let mut c = RetrieverConfig::file("x");
     c.kind = crate::config::RetrieverKind::Sql;
