@@ -8,11 +8,11 @@ use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::CorsLayer;
 
 use super::FlagdState;
 use super::metrics::{self, Protocol, Rpc, Version};
@@ -38,13 +38,8 @@ pub(crate) fn router(
     limit: usize,
     origins: &[String],
 ) -> axum::Router {
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
     let cors = CorsLayer::new()
-        .allow_origin(allow_origin)
+        .allow_origin(crate::http::cors::allow_origin(origins))
         .allow_methods([Method::POST, Method::OPTIONS])
         .allow_headers([
             header::CONTENT_TYPE,

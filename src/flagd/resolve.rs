@@ -114,15 +114,7 @@ pub(crate) fn context_of(s: Option<&Struct>) -> Result<Context<'_>, FlagdError> 
     let mut ctx = Context::default();
     let Some(s) = s else { return Ok(ctx) };
     for (k, v) in &s.fields {
-        let slot = match k.as_str() {
-            "targetingKey" => &mut ctx.targeting_key,
-            "userId" => &mut ctx.user_id,
-            "tenantId" => &mut ctx.tenant_id,
-            "tenant" => &mut ctx.tenant,
-            "env" => &mut ctx.env,
-            "environment" => &mut ctx.environment,
-            _ => continue,
-        };
+        let Some(slot) = ctx.slot(k) else { continue };
         match &v.kind {
             Some(Kind::StringValue(s)) => *slot = Some(Cow::Borrowed(s.as_str())),
             None | Some(Kind::NullValue(_)) => {}

@@ -13,15 +13,19 @@ use futures_util::future::{Either, MapOk, TryFutureExt};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
-/// The CORS settings of the API routes: `origins` may be `["*"]`.
-pub(crate) fn layer(origins: &[String]) -> CorsForBrowsers {
-    let allow_origin = if origins.iter().any(|o| o == "*") {
+/// `cors.allowedOrigins` as tower-http takes it: `["*"]` is any origin.
+pub(crate) fn allow_origin(origins: &[String]) -> AllowOrigin {
+    if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
+    }
+}
+
+/// The CORS settings of the API routes: `origins` may be `["*"]`.
+pub(crate) fn layer(origins: &[String]) -> CorsForBrowsers {
     let cors = CorsLayer::new()
-        .allow_origin(allow_origin)
+        .allow_origin(allow_origin(origins))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::CONTENT_TYPE,

@@ -21,7 +21,22 @@ pub struct Context<'a> {
     pub environment: Option<Cow<'a, str>>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// Where a context attribute of this name is kept; `None` for every attribute the subject
+    /// does not read (OFREP's JSON and flagd's protobuf `Struct` read the same names).
+    #[inline]
+    pub(crate) fn slot(&mut self, name: &str) -> Option<&mut Option<Cow<'a, str>>> {
+        Some(match name {
+            "targetingKey" => &mut self.targeting_key,
+            "userId" => &mut self.user_id,
+            "tenantId" => &mut self.tenant_id,
+            "tenant" => &mut self.tenant,
+            "env" => &mut self.env,
+            "environment" => &mut self.environment,
+            _ => return None,
+        })
+    }
+
     /// Map to the subject (evaluation.md, "The subject"). A non-empty `targetingKey` wins over
     /// `userId`; an environment bound to the credential wins over anything the context says.
     pub fn subject<'s>(&'s self, caller: &'s Caller, settings: &'s EvalSettings) -> Subject<'s> {
@@ -125,17 +140,9 @@ impl<'de> Visitor<'de> for ContextSeed {
         let mut ctx = Context::default();
         let mut problem = None;
         while let Some(k) = map.next_key::<Str<'de>>()? {
-            let slot = match &*k.0 {
-                "targetingKey" => &mut ctx.targeting_key,
-                "userId" => &mut ctx.user_id,
-                "tenantId" => &mut ctx.tenant_id,
-                "tenant" => &mut ctx.tenant,
-                "env" => &mut ctx.env,
-                "environment" => &mut ctx.environment,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
+            let Some(slot) = ctx.slot(&k.0) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             };
             match map.next_value::<Attr<'de>>()? {
                 Attr::Str(s) => *slot = Some(s),
