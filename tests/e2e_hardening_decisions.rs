@@ -9,8 +9,7 @@
 mod support;
 
 use serde_json::json;
-use support::hardening::start_over;
-use support::relay::{admin_refresh, client, wait_ready, write_atomic};
+use support::relay::{admin_refresh, client, start_over, wait_ready, write_atomic};
 
 const ADMIN: &str = "admin-key-0001";
 

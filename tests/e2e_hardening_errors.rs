@@ -6,8 +6,8 @@
 
 mod support;
 
-use support::hardening::{flags_doc, start_over};
-use support::relay::{admin_refresh, client, wait_ready, write_atomic};
+use support::hardening::flags_doc;
+use support::relay::{admin_refresh, client, start_over, wait_ready, write_atomic};
 
 const ADMIN: &str = "admin-key-0001";
 const LIMIT: usize = 4096;

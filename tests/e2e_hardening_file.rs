@@ -10,8 +10,8 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::hardening::{start_over, thread_count};
-use support::relay::{admin_refresh, client, wait_ready, write_atomic};
+use support::hardening::thread_count;
+use support::relay::{admin_refresh, client, start_over, wait_ready, write_atomic};
 
 const FLAGS: &str = "on-flag: {enabled: true, rollout: 100}\n";
 const ADMIN: &str = "admin-key-0001";

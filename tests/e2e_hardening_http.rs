@@ -13,8 +13,8 @@ mod tls;
 use std::sync::{Arc, Mutex};
 
 use http_source::{Reply, Request, Server};
-use support::hardening::{flags_doc, start_over};
-use support::relay::{admin_refresh, wait_ready};
+use support::hardening::flags_doc;
+use support::relay::{admin_refresh, start_over, wait_ready};
 
 const ADMIN: &str = "admin-key-0001";
 

@@ -6,8 +6,8 @@
 
 mod support;
 
-use support::hardening::{flags_doc, start_over};
-use support::relay::{admin_refresh, wait_ready, write_atomic};
+use support::hardening::flags_doc;
+use support::relay::{admin_refresh, start_over, wait_ready, write_atomic};
 
 const ADMIN: &str = "admin-key-0001";
 

@@ -10,8 +10,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::hardening::{rss_bytes, start_over};
-use support::relay::{admin_refresh, wait_ready, write_atomic};
+use support::hardening::rss_bytes;
+use support::relay::{admin_refresh, start_over, wait_ready, write_atomic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ADMIN: &str = "admin-key-0001";

@@ -20,7 +20,6 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
-use serde_json::Value;
 
 const DOC_V1: &[u8] = b"flag-a: {enabled: true}\n";
 const DOC_V2: &[u8] = b"flag-a: {enabled: false}\nflag-b: {enabled: true}\n";
@@ -138,14 +137,7 @@ async fn azblob_conditional_fetches_and_signature_errors() {
         ..relay::Options::default()
     });
     relay::wait_ready(&relay).await;
-    let info: Value = relay::client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = relay::get_json(&relay, "/info").await;
     assert_eq!(info["flags"], 2);
     assert_eq!(info["retrievers"][0]["kind"], "azblob");
     assert!(!relay.all_output().contains(azurite::KEY));
@@ -242,14 +234,7 @@ async fn gcs_fetches_follow_changes_and_name_the_object() {
         ..relay::Options::default()
     });
     relay::wait_ready(&relay).await;
-    let info: Value = relay::client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = relay::get_json(&relay, "/info").await;
     assert_eq!(info["flags"], 2);
     assert_eq!(
         info["retrievers"][0]["source"],

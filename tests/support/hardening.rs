@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::relay::{Options, Relay};
+use super::relay::Relay;
 
 /// Three flags; `color` is `red` for everyone (see [`color_flags`]).
 pub const COLOR_FLAGS: &str = "
@@ -15,20 +15,6 @@ half: {enabled: true, rollout: 50, value: {on: b, off: a}}
 /// [`COLOR_FLAGS`] with `color` at `color` for everyone.
 pub fn color_flags(color: &str) -> String {
     COLOR_FLAGS.replace("on: red", &format!("on: {color}"))
-}
-
-/// Start a relay whose config is `config` (`{{dir}}` is its temp dir) over a `flags.yaml`
-/// holding `flags`.
-pub fn start_over(flags: &str, config: &str) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), flags).unwrap();
-    Relay::start_in(
-        dir,
-        Options {
-            config,
-            ..Options::default()
-        },
-    )
 }
 
 /// Send raw bytes on a fresh connection and read until the peer closes or `wait` passes;
