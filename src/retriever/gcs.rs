@@ -10,11 +10,11 @@
 
 use std::time::Duration;
 
+use object_store::ClientConfigKey;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
-use super::object::{ObjectSource, object_path, with_endpoint};
-use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
+use super::object::{ObjectSource, check_scheme, client_limits, object_path, with_endpoint};
+use super::{Fetched, RetrieverError, Validators};
 use crate::config::RetrieverConfig;
 
 #[derive(Debug)]
@@ -47,7 +47,7 @@ impl GcsRetriever {
         }
         let (item, location) = object_path(item).map_err(setup)?;
 
-        let ms = timeout.as_millis().to_string() + "ms";
+        let (ms, retry) = client_limits(timeout);
         let mut builder = builder
             .with_bucket_name(&bucket)
             .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), &ms)
@@ -55,18 +55,9 @@ impl GcsRetriever {
                 GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
                 &ms,
             )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 2,
-                retry_timeout: timeout,
-            });
+            .with_retry(retry);
         if let Some(url) = &endpoint {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(setup(format!(
-                    "endpoint scheme must be http or https, not {:?}",
-                    url.scheme()
-                )));
-            }
+            check_scheme(url).map_err(setup)?;
             builder = builder
                 .with_base_url(url.as_str().trim_end_matches('/'))
                 .with_config(
@@ -74,22 +65,16 @@ impl GcsRetriever {
                     (url.scheme() == "http").to_string(),
                 );
         }
-        let store = builder.build().map_err(|e| {
-            setup(format!(
-                "cannot set up the Google Cloud Storage client: {}",
-                error_chain(&e)
-            ))
-        })?;
-        Ok(GcsRetriever {
-            object: ObjectSource {
-                store: Box::new(store),
-                location,
-                format: format_for(cfg, &item),
-                source,
-                max_bytes: cfg.max_bytes,
-                timeout,
-            },
-        })
+        let object = ObjectSource::build(
+            builder.build(),
+            "Google Cloud Storage",
+            cfg,
+            &item,
+            location,
+            source,
+            timeout,
+        )?;
+        Ok(GcsRetriever { object })
     }
 
     pub fn source(&self) -> &str {

@@ -10,10 +10,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore};
+use object_store::{BackoffConfig, GetOptions, ObjectStore, RetryConfig};
 
 use super::s3::{is_timeout, status_in, xml_field};
-use super::{Fetched, RetrieverError, Validators, error_chain};
+use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
+use crate::config::RetrieverConfig;
 use crate::parse::Format;
 
 #[derive(Debug)]
@@ -27,6 +28,31 @@ pub(crate) struct ObjectSource {
 }
 
 impl ObjectSource {
+    /// The source over a store its kind's builder has just built (`client` names the client
+    /// in a setup error).
+    pub(crate) fn build<S: ObjectStore>(
+        store: object_store::Result<S>,
+        client: &str,
+        cfg: &RetrieverConfig,
+        item: &str,
+        location: ObjectPath,
+        source: String,
+        timeout: Duration,
+    ) -> Result<ObjectSource, RetrieverError> {
+        let store = store.map_err(|e| RetrieverError::Setup {
+            message: format!("cannot set up the {client} client: {}", error_chain(&e)),
+            source_name: source.clone(),
+        })?;
+        Ok(ObjectSource {
+            store: Box::new(store),
+            location,
+            format: format_for(cfg, item),
+            source,
+            max_bytes: cfg.max_bytes,
+            timeout,
+        })
+    }
+
     pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         match tokio::time::timeout(self.timeout, self.get(since)).await {
             Ok(result) => result,
@@ -174,6 +200,28 @@ pub(crate) fn with_endpoint(
         super::redact_url(&url).trim_end_matches('/')
     );
     Ok((named, Some(url)))
+}
+
+/// Each request's timeout (as `object_store`'s client settings spell it) and the retry policy
+/// of every object-store client: a failed fetch is retried by the next poll, so each one is
+/// kept within `timeout`.
+pub(crate) fn client_limits(timeout: Duration) -> (String, RetryConfig) {
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 2,
+        retry_timeout: timeout,
+    };
+    (timeout.as_millis().to_string() + "ms", retry)
+}
+
+/// An `endpoint` must be http or https (for the Azure and Google clients, which take any URL).
+pub(crate) fn check_scheme(url: &reqwest::Url) -> Result<(), String> {
+    match url.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(format!(
+            "endpoint scheme must be http or https, not {other:?}"
+        )),
+    }
 }
 
 /// The object key from `item`: no leading slash, a valid object path.
