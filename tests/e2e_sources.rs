@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::Value;
-use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::relay::{
+    Options, Relay, client, eval, eventually, start_over, wait_ready, write_atomic,
+};
 use support::tokens::sha256_hex;
 use support::upstreams::serve;
 
@@ -39,17 +41,6 @@ impl Source {
     }
 }
 
-async fn value(relay: &Relay, key: &str) -> Value {
-    let r = client()
-        .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    v.get("value").cloned().unwrap_or(v["errorCode"].clone())
-}
-
 async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
     let mut req = client().post(relay.url("/admin/v1/retriever/refresh"));
     if let Some(k) = key {
@@ -62,22 +53,13 @@ async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_refresh_serves_a_change_at_once_and_fails_loudly_on_a_broken_source() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("flags.yaml"),
-        "color: {enabled: true, rollout: 100, value: {on: red, off: grey}}\n",
-    )
-    .unwrap();
     let cfg = format!(
         "pollingInterval: 0\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\nauthorizedKeys:\n  evaluation: [eval-key]\n  admin: [\"sha256:{}\", plain-admin]\n",
         sha256_hex("hashed-admin")
     );
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
+    let relay = start_over(
+        "color: {enabled: true, rollout: 100, value: {on: red, off: grey}}\n",
+        &cfg,
     );
     wait_ready(&relay).await;
     let eval = |key| {
@@ -147,27 +129,22 @@ async fn admin_refresh_serves_a_change_at_once_and_fails_loudly_on_a_broken_sour
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_and_http_sources_merge_in_order_and_fail_together() {
     let source = http_source(r#"{"shared": {"enabled": true, "rollout": 100, "value": {"on": "from-http", "off": "x"}}, "http-only": {"enabled": true, "rollout": 100}}"#).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), "shared: {enabled: true, rollout: 100, value: {on: from-file, off: x}}\nfile-only: {enabled: true, rollout: 100}\n").unwrap();
     let cfg = format!(
         "pollingInterval: 100\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\", timeout: 2000}}\n",
         source.url
     );
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
+    let relay = start_over(
+        "shared: {enabled: true, rollout: 100, value: {on: from-file, off: x}}\nfile-only: {enabled: true, rollout: 100}\n",
+        &cfg,
     );
     wait_ready(&relay).await;
     assert_eq!(
-        value(&relay, "shared").await,
+        eval(&relay, "shared").await.1,
         "from-http",
         "the later source wins"
     );
-    assert_eq!(value(&relay, "file-only").await, true);
-    assert_eq!(value(&relay, "http-only").await, true);
+    assert_eq!(eval(&relay, "file-only").await.1, true);
+    assert_eq!(eval(&relay, "http-only").await.1, true);
 
     // One source failing fails the whole refresh: the file's change is not served either.
     source.set(500, "oops");
@@ -192,15 +169,15 @@ async fn file_and_http_sources_merge_in_order_and_fail_together() {
     );
     assert_eq!(info["retrievers"][1]["kind"], "http");
     assert_eq!(info["retrievers"][1]["source"], source.url.as_str());
-    assert_eq!(value(&relay, "file-only").await, true);
+    assert_eq!(eval(&relay, "file-only").await.1, true);
 
     source.set(200, r#"{"http-only": {"enabled": false}}"#);
     eventually(Duration::from_secs(5), "the merged change", || async {
-        (value(&relay, "file-only").await == false).then_some(())
+        (eval(&relay, "file-only").await.1 == false).then_some(())
     })
     .await;
-    assert_eq!(value(&relay, "shared").await, "FLAG_NOT_FOUND");
-    assert_eq!(value(&relay, "http-only").await, false);
+    assert_eq!(eval(&relay, "shared").await.1, "FLAG_NOT_FOUND");
+    assert_eq!(eval(&relay, "http-only").await.1, false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +200,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
         },
     );
     wait_ready(&relay).await;
-    assert_eq!(value(&relay, "kept").await, 42);
+    assert_eq!(eval(&relay, "kept").await.1, 42);
     let saved = relay.path("state/flags.json");
     eventually(Duration::from_secs(5), "the persisted file", || async {
         saved.exists().then_some(())
@@ -243,7 +220,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
         },
     );
     wait_ready(&relay).await;
-    assert_eq!(value(&relay, "kept").await, 42);
+    assert_eq!(eval(&relay, "kept").await.1, 42);
     assert!(
         relay
             .logs()

@@ -17,6 +17,23 @@ pub fn color_flags(color: &str) -> String {
     COLOR_FLAGS.replace("on: red", &format!("on: {color}"))
 }
 
+/// The admin key of [`start_admin_refreshed`].
+pub const ADMIN: &str = "admin-key-0001";
+
+/// A relay over `flags` that never polls: only an admin refresh (key [`ADMIN`]) reloads its
+/// `flags.yaml`.
+pub fn start_admin_refreshed(flags: &str) -> Relay {
+    super::relay::start_over(
+        flags,
+        &format!(
+            "pollingInterval: 0
+retrievers: [{{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}]
+authorizedKeys: {{admin: [{ADMIN}]}}
+"
+        ),
+    )
+}
+
 /// Send raw bytes on a fresh connection and read until the peer closes or `wait` passes;
 /// what came back, and whether the peer closed.
 pub async fn raw_exchange(
