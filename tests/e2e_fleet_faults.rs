@@ -5,10 +5,9 @@
 mod http_source;
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_source::{Reply, Server};
+use http_source::{Answer, Server};
 use support::fleet::{
     FlagFile, admin_refresh, all_serve, bulk, config, flags, greeting, redis_map, same_version,
     version,
@@ -19,15 +18,8 @@ use support::relay::{Relay, eventually, get_json, wait_ready};
 const LONG: Duration = Duration::from_secs(40);
 
 /// An HTTP source answering `(status, body)`, counting the requests it gets.
-async fn source(body: &str) -> (Server, Arc<Mutex<(u16, String)>>) {
-    let answer = Arc::new(Mutex::new((200u16, body.to_owned())));
-    let state = answer.clone();
-    let server = Server::start(move |_| {
-        let (status, body) = state.lock().unwrap().clone();
-        Reply::status(status, body, &[("content-type", "application/x-yaml")])
-    })
-    .await;
-    (server, answer)
+async fn source(body: &str) -> (Server, Answer) {
+    Server::answering(body, "application/x-yaml").await
 }
 
 fn count(s: &Server) -> usize {
@@ -174,7 +166,7 @@ async fn a_replica_starts_from_the_published_set_when_its_source_is_down() {
     wait_ready(&first).await;
     let v = same_version(&[&first], LONG).await;
 
-    answer.lock().unwrap().0 = 503;
+    answer.set_status(503);
     let second = Relay::start(&cfg);
     wait_ready(&second).await;
     assert_eq!(greeting(&second).await.as_deref(), Some("published"));

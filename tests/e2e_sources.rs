@@ -1,44 +1,23 @@
 //! Sources end to end: admin refresh, merged file + HTTP sources, the persisted snapshot across
 //! a restart with the sources down, and the offline export.
 
+#[path = "support/http_source.rs"]
+mod http_source;
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use http_source::{Answer, Server};
 use serde_json::Value;
 use support::relay::{
     Options, Relay, client, eval, eventually, start_over, wait_ready, write_atomic,
 };
 use support::tokens::sha256_hex;
-use support::upstreams::serve;
 
-/// An HTTP flag source whose answer the test controls.
-#[derive(Clone)]
-struct Source {
-    answer: Arc<Mutex<(u16, String)>>,
-    url: String,
-}
-
-async fn http_source(body: &str) -> Source {
-    let answer = Arc::new(Mutex::new((200u16, body.to_owned())));
-    let state = answer.clone();
-    let app = axum::Router::new().route(
-        "/flags.json",
-        axum::routing::get(move || {
-            let (status, body) = state.lock().unwrap().clone();
-            async move { (StatusCode::from_u16(status).unwrap(), body) }
-        }),
-    );
-    let url = format!("http://{}/flags.json", serve(app).await);
-    Source { answer, url }
-}
-
-impl Source {
-    fn set(&self, status: u16, body: &str) {
-        *self.answer.lock().unwrap() = (status, body.to_owned());
-    }
+/// An HTTP flag source whose answer the test controls, and its URL.
+async fn http_source(body: &str) -> (Answer, String, Server) {
+    let (server, answer) = Server::answering(body, "application/json").await;
+    (answer, server.url("http", "/flags.json"), server)
 }
 
 async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
@@ -128,10 +107,10 @@ async fn admin_refresh_serves_a_change_at_once_and_fails_loudly_on_a_broken_sour
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_and_http_sources_merge_in_order_and_fail_together() {
-    let source = http_source(r#"{"shared": {"enabled": true, "rollout": 100, "value": {"on": "from-http", "off": "x"}}, "http-only": {"enabled": true, "rollout": 100}}"#).await;
+    let (source, url, _server) = http_source(r#"{"shared": {"enabled": true, "rollout": 100, "value": {"on": "from-http", "off": "x"}}, "http-only": {"enabled": true, "rollout": 100}}"#).await;
     let cfg = format!(
         "pollingInterval: 100\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\", timeout: 2000}}\n",
-        source.url
+        url
     );
     let relay = start_over(
         "shared: {enabled: true, rollout: 100, value: {on: from-file, off: x}}\nfile-only: {enabled: true, rollout: 100}\n",
@@ -168,7 +147,7 @@ async fn file_and_http_sources_merge_in_order_and_fail_together() {
         "{info}"
     );
     assert_eq!(info["retrievers"][1]["kind"], "http");
-    assert_eq!(info["retrievers"][1]["source"], source.url.as_str());
+    assert_eq!(info["retrievers"][1]["source"], url.as_str());
     assert_eq!(eval(&relay, "file-only").await.1, true);
 
     source.set(200, r#"{"http-only": {"enabled": false}}"#);
@@ -182,13 +161,13 @@ async fn file_and_http_sources_merge_in_order_and_fail_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
-    let source = http_source(
+    let (source, url, _server) = http_source(
         r#"{"kept": {"enabled": true, "rollout": 100, "value": {"on": 42, "off": 0}}}"#,
     )
     .await;
     let cfg = format!(
         "pollingInterval: 0\npersistentFlagConfigurationFile: \"{{{{dir}}}}/state/flags.json\"\nretrievers:\n  - {{kind: http, url: \"{}\", timeout: 1000}}\n",
-        source.url
+        url
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
@@ -259,7 +238,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_writes_the_merged_bundle_or_nothing() {
-    let source = http_source(r#"{"b": {"enabled": true, "rollout": 30}}"#).await;
+    let (source, url, _server) = http_source(r#"{"b": {"enabled": true, "rollout": 30}}"#).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("flags.yaml"),
@@ -272,7 +251,7 @@ async fn export_writes_the_merged_bundle_or_nothing() {
         format!(
             "retrievers:\n  - {{kind: file, path: \"{}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\"}}\n",
             dir.path().display(),
-            source.url
+            url
         ),
     )
     .unwrap();
