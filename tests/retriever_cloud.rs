@@ -8,34 +8,25 @@ mod fake_gcs;
 #[allow(dead_code)]
 #[path = "support/relay.rs"]
 mod relay;
+#[path = "support/retrieving.rs"]
+mod retrieving;
 
 use azurite::Azurite;
 use fake_gcs::FakeGcs;
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind};
 use flagrelay::parse::Format;
-use flagrelay::retriever::{
-    AzblobRetriever, Document, Fetched, GcsRetriever, RetrieverError, Validators,
-};
+use flagrelay::retriever::{AzblobRetriever, Fetched, GcsRetriever, RetrieverError, Validators};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
+use retrieving::{changed, entry};
 
 const DOC_V1: &[u8] = b"flag-a: {enabled: true}\n";
 const DOC_V2: &[u8] = b"flag-a: {enabled: false}\nflag-b: {enabled: true}\n";
 
-fn changed(f: Fetched) -> Document {
-    match f {
-        Fetched::Changed(d) => d,
-        Fetched::NotModified => panic!("expected a document"),
-    }
-}
-
 fn az_cfg(az: &Azurite, item: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Azblob;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Azblob);
     c.account = Some(azurite::ACCOUNT.into());
     c.container = Some("flags".into());
     c.item = Some(item.into());
@@ -144,10 +135,7 @@ async fn azblob_conditional_fetches_and_signature_errors() {
 }
 
 fn gcs_cfg(gcs: &FakeGcs, item: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Gcs;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Gcs);
     c.bucket = Some("flag-bucket".into());
     c.item = Some(item.into());
     c.endpoint = Some(gcs.endpoint.clone());

@@ -3,6 +3,8 @@
 
 #[path = "support/http_source.rs"]
 mod http_source;
+#[path = "support/retrieving.rs"]
+mod retrieving;
 #[path = "support/tls.rs"]
 mod tls;
 
@@ -13,6 +15,7 @@ use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind, Secret};
 use flagrelay::parse::Format;
 use flagrelay::retriever::{Fetched, Retriever, RetrieverError, Validators};
 use http_source::{Reply, Request, Server};
+use retrieving::{changed, entry};
 
 const TOKEN: &str = "s3cr3t-token";
 const PASSWORD: &str = "pa55w0rd";
@@ -21,10 +24,7 @@ const DOC_V1: &str = "flag-a: {enabled: true}\n";
 const DOC_V2: &str = "flag-a: {enabled: false}\n";
 
 fn cfg(url: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Http;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Http);
     c.url = Some(url.into());
     c.timeout = Millis(2_000);
     c.max_bytes = 1_000;
@@ -41,13 +41,6 @@ fn retriever(c: &RetrieverConfig) -> Retriever {
 
 async fn fetch(r: &Retriever) -> Result<Fetched, RetrieverError> {
     r.fetch(&Validators::default()).await
-}
-
-fn changed(f: Fetched) -> flagrelay::retriever::Document {
-    match f {
-        Fetched::Changed(doc) => doc,
-        Fetched::NotModified => panic!("expected a document, got NotModified"),
-    }
 }
 
 /// The error names the URL as shown (no userinfo, no query) and holds no secret.
