@@ -34,6 +34,18 @@ authorizedKeys: {{admin: [{ADMIN}]}}
     )
 }
 
+/// An admin refresh (key [`ADMIN`]) that must fail with 502: the first source's error, and the
+/// whole answer.
+pub async fn failed_refresh(relay: &Relay) -> (String, serde_json::Value) {
+    let (status, answer) = super::relay::admin_refresh(relay, ADMIN, "").await;
+    assert_eq!(status, 502, "{answer}");
+    let error = answer["retrievers"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (error, answer)
+}
+
 /// Send raw bytes on a fresh connection and read until the peer closes or `wait` passes;
 /// what came back, and whether the peer closed.
 pub async fn raw_exchange(
