@@ -15,16 +15,15 @@ use std::time::Duration;
 use object_store::ClientConfigKey;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 
-use super::object::{ObjectSource, check_scheme, client_limits, object_path, with_endpoint};
-use super::{Fetched, RetrieverError, Validators};
+use super::RetrieverError;
+use super::object::{ObjectRetriever, check_scheme, client_limits, object_path, with_endpoint};
 use crate::config::RetrieverConfig;
 
-#[derive(Debug)]
-pub struct AzblobRetriever {
-    object: ObjectSource,
-}
+/// `kind: azblob` (see the module docs); what it shares with the other stores is in
+/// [`ObjectRetriever`].
+pub type AzblobRetriever = ObjectRetriever<MicrosoftAzureBuilder>;
 
-impl AzblobRetriever {
+impl ObjectRetriever<MicrosoftAzureBuilder> {
     /// Credentials and settings from the process environment, the config entry on top.
     pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, MicrosoftAzureBuilder::from_env())
@@ -75,7 +74,7 @@ impl AzblobRetriever {
                 .with_endpoint(url.as_str().trim_end_matches('/').to_owned())
                 .with_allow_http(url.scheme() == "http");
         }
-        let object = ObjectSource::build(
+        ObjectRetriever::build(
             builder.build(),
             "Azure",
             cfg,
@@ -83,16 +82,7 @@ impl AzblobRetriever {
             location,
             source,
             timeout,
-        )?;
-        Ok(AzblobRetriever { object })
-    }
-
-    pub fn source(&self) -> &str {
-        &self.object.source
-    }
-
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        self.object.fetch(since).await
+        )
     }
 }
 

@@ -13,16 +13,15 @@ use std::time::Duration;
 use object_store::ClientConfigKey;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 
-use super::object::{ObjectSource, check_scheme, client_limits, object_path, with_endpoint};
-use super::{Fetched, RetrieverError, Validators};
+use super::RetrieverError;
+use super::object::{ObjectRetriever, check_scheme, client_limits, object_path, with_endpoint};
 use crate::config::RetrieverConfig;
 
-#[derive(Debug)]
-pub struct GcsRetriever {
-    object: ObjectSource,
-}
+/// `kind: gcs` (see the module docs); what it shares with the other stores is in
+/// [`ObjectRetriever`].
+pub type GcsRetriever = ObjectRetriever<GoogleCloudStorageBuilder>;
 
-impl GcsRetriever {
+impl ObjectRetriever<GoogleCloudStorageBuilder> {
     /// Credentials and settings from the process environment, the config entry on top.
     pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, GoogleCloudStorageBuilder::from_env())
@@ -65,7 +64,7 @@ impl GcsRetriever {
                     (url.scheme() == "http").to_string(),
                 );
         }
-        let object = ObjectSource::build(
+        ObjectRetriever::build(
             builder.build(),
             "Google Cloud Storage",
             cfg,
@@ -73,15 +72,6 @@ impl GcsRetriever {
             location,
             source,
             timeout,
-        )?;
-        Ok(GcsRetriever { object })
-    }
-
-    pub fn source(&self) -> &str {
-        &self.object.source
-    }
-
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        self.object.fetch(since).await
+        )
     }
 }

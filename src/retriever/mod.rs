@@ -27,6 +27,7 @@ pub use azblob::AzblobRetriever;
 pub use file::FileRetriever;
 pub use gcs::GcsRetriever;
 pub use http::HttpRetriever;
+pub use object::ObjectRetriever;
 pub use relay::RelayRetriever;
 pub use s3::S3Retriever;
 pub use sql::SqlRetriever;

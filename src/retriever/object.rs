@@ -5,6 +5,7 @@
 //! `gs://…`) and the store's own error code and message, never a credential: `object_store`
 //! signs in headers and redacts the URLs of its token requests.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -17,8 +18,58 @@ use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
 use crate::config::RetrieverConfig;
 use crate::parse::Format;
 
+/// The retriever of one object in the store whose client `B` (`object_store`'s builder for it)
+/// builds: [`super::S3Retriever`], [`super::AzblobRetriever`], [`super::GcsRetriever`]. The
+/// conditional, bounded GET and its error mapping are the same for every store; only the
+/// setup (`new`, `with_builder`, beside each builder) is the store's own.
 #[derive(Debug)]
-pub(crate) struct ObjectSource {
+pub struct ObjectRetriever<B> {
+    pub(super) object: ObjectSource,
+    builder: PhantomData<fn() -> B>,
+}
+
+impl<B> ObjectRetriever<B> {
+    /// The retriever over a store its kind's builder has just built (`client` names the client
+    /// in a setup error).
+    pub(super) fn build<S: ObjectStore>(
+        store: object_store::Result<S>,
+        client: &str,
+        cfg: &RetrieverConfig,
+        item: &str,
+        location: ObjectPath,
+        source: String,
+        timeout: Duration,
+    ) -> Result<Self, RetrieverError> {
+        let store = store.map_err(|e| RetrieverError::Setup {
+            message: format!("cannot set up the {client} client: {}", error_chain(&e)),
+            source_name: source.clone(),
+        })?;
+        let object = ObjectSource {
+            store: Box::new(store),
+            location,
+            format: format_for(cfg, item),
+            source,
+            max_bytes: cfg.max_bytes,
+            timeout,
+        };
+        Ok(ObjectRetriever {
+            object,
+            builder: PhantomData,
+        })
+    }
+
+    /// Where documents come from, safe to log and show in `/info`.
+    pub fn source(&self) -> &str {
+        &self.object.source
+    }
+
+    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        self.object.fetch(since).await
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct ObjectSource {
     pub store: Box<dyn ObjectStore>,
     pub location: ObjectPath,
     pub source: String,
@@ -28,32 +79,7 @@ pub(crate) struct ObjectSource {
 }
 
 impl ObjectSource {
-    /// The source over a store its kind's builder has just built (`client` names the client
-    /// in a setup error).
-    pub(crate) fn build<S: ObjectStore>(
-        store: object_store::Result<S>,
-        client: &str,
-        cfg: &RetrieverConfig,
-        item: &str,
-        location: ObjectPath,
-        source: String,
-        timeout: Duration,
-    ) -> Result<ObjectSource, RetrieverError> {
-        let store = store.map_err(|e| RetrieverError::Setup {
-            message: format!("cannot set up the {client} client: {}", error_chain(&e)),
-            source_name: source.clone(),
-        })?;
-        Ok(ObjectSource {
-            store: Box::new(store),
-            location,
-            format: format_for(cfg, item),
-            source,
-            max_bytes: cfg.max_bytes,
-            timeout,
-        })
-    }
-
-    pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+    async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         match tokio::time::timeout(self.timeout, self.get(since)).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out()),

@@ -29,18 +29,15 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use reqwest::Url;
 
-use super::object::{ObjectSource, client_limits, with_endpoint};
-use super::{Fetched, RetrieverError, Validators};
+use super::RetrieverError;
+use super::object::{ObjectRetriever, client_limits, with_endpoint};
 use crate::config::RetrieverConfig;
 
-#[derive(Debug)]
-pub struct S3Retriever {
-    /// The conditional, bounded GET and its error mapping are the same for every object store
-    /// (super::object); only the setup here is S3's.
-    object: ObjectSource,
-}
+/// `kind: s3` (see the module docs); what it shares with the other stores is in
+/// [`ObjectRetriever`].
+pub type S3Retriever = ObjectRetriever<AmazonS3Builder>;
 
-impl S3Retriever {
+impl ObjectRetriever<AmazonS3Builder> {
     /// The retriever the relay builds: settings and credentials from the process environment
     /// (the standard AWS chain, see the module docs), then the config entry on top.
     pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
@@ -125,17 +122,7 @@ impl S3Retriever {
                 builder = builder.with_virtual_hosted_style_request(!cfg.force_path_style);
             }
         }
-        let object =
-            ObjectSource::build(builder.build(), "S3", cfg, &item, location, source, timeout)?;
-        Ok(S3Retriever { object })
-    }
-
-    pub fn source(&self) -> &str {
-        &self.object.source
-    }
-
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        self.object.fetch(since).await
+        ObjectRetriever::build(builder.build(), "S3", cfg, &item, location, source, timeout)
     }
 }
 
