@@ -36,13 +36,7 @@ impl FileRetriever {
     /// Reads the whole file every time: the refresh step skips parsing when the bytes hash the
     /// same as the last good document, so an unchanged file costs one read.
     pub async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.read()).await {
-            Ok(result) => result,
-            Err(_) => Err(RetrieverError::Timeout {
-                source_name: self.source.clone(),
-                after: self.timeout,
-            }),
-        }
+        super::within(&self.source, self.timeout, self.read()).await
     }
 
     /// A file written in place can be read half-written, and a half that still parses (`rollout:

@@ -106,17 +106,11 @@ impl HttpRetriever {
 
     /// One request, its body streamed and bounded; the whole of it within `timeout`.
     pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.request(since)).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out()),
-        }
+        super::within(&self.source, self.timeout, self.request(since)).await
     }
 
     fn timed_out(&self) -> RetrieverError {
-        RetrieverError::Timeout {
-            source_name: self.source.clone(),
-            after: self.timeout,
-        }
+        RetrieverError::timeout(&self.source, self.timeout)
     }
 
     fn io(&self, message: String) -> RetrieverError {

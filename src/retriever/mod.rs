@@ -88,6 +88,26 @@ pub enum RetrieverError {
     },
 }
 
+impl RetrieverError {
+    pub(crate) fn timeout(source: &str, after: Duration) -> RetrieverError {
+        RetrieverError::Timeout {
+            source_name: source.to_owned(),
+            after,
+        }
+    }
+}
+
+/// `fetch`, given at most `after` in all: past it, [`RetrieverError::Timeout`] naming `source`.
+pub(crate) async fn within(
+    source: &str,
+    after: Duration,
+    fetch: impl Future<Output = Result<Fetched, RetrieverError>>,
+) -> Result<Fetched, RetrieverError> {
+    tokio::time::timeout(after, fetch)
+        .await
+        .unwrap_or_else(|_| Err(RetrieverError::timeout(source, after)))
+}
+
 fn reason_suffix(reason: &str) -> String {
     if reason.is_empty() {
         String::new()

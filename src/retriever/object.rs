@@ -80,17 +80,7 @@ pub(super) struct ObjectSource {
 
 impl ObjectSource {
     async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.get(since)).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out()),
-        }
-    }
-
-    fn timed_out(&self) -> RetrieverError {
-        RetrieverError::Timeout {
-            source_name: self.source.clone(),
-            after: self.timeout,
-        }
+        super::within(&self.source, self.timeout, self.get(since)).await
     }
 
     async fn get(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
@@ -155,7 +145,7 @@ impl ObjectSource {
     /// message (Azure's XML `<Code>`/`<Message>`, Google's JSON `"message"`).
     fn error(&self, e: object_store::Error) -> RetrieverError {
         if is_timeout(&e) {
-            return self.timed_out();
+            return RetrieverError::timeout(&self.source, self.timeout);
         }
         let text = error_chain(&e);
         let status = match &e {
