@@ -1,9 +1,9 @@
-//! One object in a cloud object store, read through `object_store` (the `azblob` and `gcs`
-//! kinds): a conditional GET on the last ETag (the store's 304 becomes
+//! One object in a cloud object store, read through `object_store` (the `s3`, `azblob` and
+//! `gcs` kinds): a conditional GET on the last ETag (the store's 304 becomes
 //! [`Fetched::NotModified`], costing neither a transfer nor a parse), the body streamed and
-//! bounded by `maxBytes`, the whole within `timeout`. Errors name the source (`azblob://…`,
-//! `gs://…`) and the store's own error code and message, never a credential: `object_store`
-//! signs in headers and redacts the URLs of its token requests.
+//! bounded by `maxBytes`, the whole within `timeout`. Errors name the source (`s3://…`,
+//! `azblob://…`, `gs://…`) and the store's own error code and message, never a credential:
+//! `object_store` signs in headers and redacts the URLs of its token requests.
 
 use std::marker::PhantomData;
 use std::time::Duration;
