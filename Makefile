@@ -53,7 +53,7 @@ bench:
 	$(CARGO) bench --locked
 
 bench-load:
-	bash scripts/install-deps.sh bench
+	bash scripts/install-deps.sh bench redis
 	bash scripts/bench-load.sh
 
 soak:

@@ -13,6 +13,10 @@
 
     scripts/bench-fleet.py --bin target/release/flagrelay [--replicas 3] [--refreshes 100]
 
+`--parts convergence` runs only the first part; `--record FILE` appends the convergence numbers
+as one `kind=fleet key=value ...` line to FILE. `make bench-load` (scripts/bench-load.sh, part
+`fleet`) uses both, and scripts/bench/report.py turns the line into rows of its table.
+
 Needs redis-server (scripts/install-deps.sh redis). Every process it starts is stopped on exit.
 """
 import argparse
@@ -134,6 +138,7 @@ def convergence(args, tmp, redis_port):
     cfg = fleet_config(redis_port, "bench", f"{{kind: file, path: {flags}}}", 0)
     urls = [start_relay(args.bin, tmp, f"conv-{i}", cfg) for i in range(args.replicas)]
     took, wall, bad = [], [], []
+    t_start = time.perf_counter()
     for i in range(args.refreshes):
         write((i + 1) % 2)
         status, body, ms = admin_refresh(urls[0])
@@ -145,6 +150,16 @@ def convergence(args, tmp, redis_port):
         wall.append(ms)
     print(f"convergence: {args.replicas} replicas, {args.flags} flags, {len(took)} of "
           f"{args.refreshes} refreshes converged (failures: {bad[:3]})")
+    if args.record:
+        with open(args.record, "a", encoding="utf-8") as f:
+            f.write(f"kind=fleet replicas={args.replicas} flags={args.flags} "
+                    f"refreshes={args.refreshes} converged={len(took)} "
+                    f"secs={time.perf_counter() - t_start:.1f}"
+                    + (f" took_p50_ms={pct(took, 50):.1f} took_p99_ms={pct(took, 99):.1f} "
+                       f"took_max_ms={max(took):.1f} wall_p50_ms={pct(wall, 50):.1f} "
+                       f"wall_p99_ms={pct(wall, 99):.1f}" if took else "") + "\n")
+    if not took:
+        return 1
     print(f"  swap on the first replica -> last replica confirmed (fleet.tookMs): "
           f"p50 {pct(took, 50):.1f} ms, p99 {pct(took, 99):.1f} ms, max {max(took):.1f} ms, "
           f"mean {statistics.mean(took):.1f} ms")
@@ -232,16 +247,27 @@ def main():
     ap.add_argument("--poll-seconds", type=int, default=10)
     ap.add_argument("--throughput", type=int, default=0, metavar="ROUNDS")
     ap.add_argument("--tp-seconds", type=int, default=5)
+    ap.add_argument("--parts", default="convergence upstream",
+                    help="which of `convergence upstream` to run (space-separated)")
+    ap.add_argument("--record", metavar="FILE",
+                    help="append the convergence numbers to FILE as a kind=fleet line")
     args = ap.parse_args()
+    parts = args.parts.split()
+    unknown = set(parts) - {"convergence", "upstream"}
+    if unknown:
+        ap.error(f"--parts: unknown part(s) {sorted(unknown)}; known: convergence upstream")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             redis_port = start_redis(tmp)
-            rc = convergence(args, tmp, redis_port)
-            for p in PROCS[1:]:
-                p.terminate()
-                p.wait()
-            del PROCS[1:]
-            upstream(args, tmp, redis_port)
+            rc = 0
+            if "convergence" in parts:
+                rc = convergence(args, tmp, redis_port)
+                for p in PROCS[1:]:
+                    p.terminate()
+                    p.wait()
+                del PROCS[1:]
+            if "upstream" in parts:
+                upstream(args, tmp, redis_port)
             if args.throughput:
                 throughput(args, tmp, redis_port)
             return rc

@@ -13,7 +13,13 @@
 #      100,000-flag documents every second (write to temp + rename). Reports failed requests,
 #      p99 during refresh / p99 steady, and the refresh time the relay logs; RSS with 100,000
 #      flags loaded against the document's size;
-#   5. prints the table (scripts/bench/report.py) and writes it to $BENCH_OUT/results.md.
+#   5. fleet convergence (scripts/bench-fleet.py --parts convergence, on a local redis-server):
+#      3 relays in one fleet on 1,000 flags, admin refreshes on the first after each switch of
+#      the file; p50/p99 of `fleet.tookMs` (the first replica's swap → the last replica serving);
+#   6. flagd: gRPC ResolveBoolean against OFREP single over h2c on the same relay and flag
+#      (scripts/bench-flagd.sh, part throughput; h2load with the same connections and threads
+#      as wrk, order alternating by round): req/s, p99 and relay CPU per request, and the ratios;
+#   7. prints the table (scripts/bench/report.py) and writes it to $BENCH_OUT/results.md.
 #
 # Timings are noisy on a shared machine: compare the ratios, which come from one run.
 # Environment (defaults in brackets):
@@ -27,7 +33,12 @@
 #   BENCH_OUT [target/bench-load]   generated documents, logs, results (never committed)
 #   BENCH_SKIP_BUILD [0]      1: use the binaries already built
 #   BENCH_RELAY_BIN, BENCH_BASELINE_BIN   prebuilt binaries to measure instead (A/B of a change)
-#   BENCH_PARTS [memory throughput refresh]   which parts to run
+#   BENCH_PARTS [memory throughput refresh fleet flagd]   which parts to run
+#   BENCH_FLEET_REFRESHES [30]  admin refreshes measured in part fleet (100 for a finer p99)
+#   BENCH_FLEET_REPLICAS [3]    relays in the fleet
+#   BENCH_FLAGD_REQUESTS [100000]  h2load requests per run in part flagd (BENCH_ROUNDS rounds)
+# Parts fleet and flagd need redis-server and h2load: `make bench-load` installs them
+# (scripts/install-deps.sh bench redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +56,10 @@ PORT_BASE=${BENCH_PORT_BASE:-18031}
 OUT=${BENCH_OUT:-target/bench-load}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 FLAG=flag-000042
-PARTS=" ${BENCH_PARTS:-memory throughput refresh} "
+PARTS=" ${BENCH_PARTS:-memory throughput refresh fleet flagd} "
+FLEET_REFRESHES=${BENCH_FLEET_REFRESHES:-30}
+FLEET_REPLICAS=${BENCH_FLEET_REPLICAS:-3}
+FLAGD_REQUESTS=${BENCH_FLAGD_REQUESTS:-100000}
 
 RELAY_PORT=$PORT_BASE
 BASELINE_PORT=$((PORT_BASE + 1))
@@ -58,6 +72,15 @@ for tool in wrk python3 curl; do
     exit 2
   }
 done
+needs() { # part tool component
+  if [[ $PARTS == *" $1 "* ]] && ! command -v "$2" >/dev/null; then
+    echo "bench-load: part $1 needs $2 (bash scripts/install-deps.sh $3)" >&2
+    exit 2
+  fi
+}
+needs fleet redis-server redis
+needs flagd h2load bench
+needs flagd nghttp bench
 case "$REFRESH_FORMAT" in yaml | json) ;; *) echo "BENCH_REFRESH_FORMAT must be yaml or json" >&2; exit 2 ;; esac
 
 srv=()
@@ -141,11 +164,14 @@ BASELINE=${BENCH_BASELINE_BIN:-$TARGET_DIR/release/examples/baseline}
 
 echo "== generate flag documents into $OUT"
 python3 scripts/bench/gen_flags.py --flags 1000 --format yaml --out "$OUT/flags-1k.yaml"
-python3 scripts/bench/gen_flags.py --flags 100000 --format "$REFRESH_FORMAT" --variant 0 \
-  --out "$OUT/flags-100k-a.$REFRESH_FORMAT"
-python3 scripts/bench/gen_flags.py --flags 100000 --format "$REFRESH_FORMAT" --variant 1 \
-  --out "$OUT/flags-100k-b.$REFRESH_FORMAT"
-DOC_BYTES=$(stat -c %s "$OUT/flags-100k-a.$REFRESH_FORMAT")
+DOC_BYTES=0
+if [[ $PARTS == *" refresh "* ]]; then
+  python3 scripts/bench/gen_flags.py --flags 100000 --format "$REFRESH_FORMAT" --variant 0 \
+    --out "$OUT/flags-100k-a.$REFRESH_FORMAT"
+  python3 scripts/bench/gen_flags.py --flags 100000 --format "$REFRESH_FORMAT" --variant 1 \
+    --out "$OUT/flags-100k-b.$REFRESH_FORMAT"
+  DOC_BYTES=$(stat -c %s "$OUT/flags-100k-a.$REFRESH_FORMAT")
+fi
 
 record "kind=info relay_bin=$RELAY commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 record "kind=info nproc=$(nproc) pin=$PIN server_cpus=$SERVER_CPUS wrk_cpus=$WRK_CPUS" \
@@ -246,6 +272,30 @@ grep '"refresh succeeded"' "$OUT/refresh-relay.log" | head -n "$before" \
   | sed 's/^/kind=refreshlog phase=start json=/' >>"$RESULTS" || true
 grep '"refresh succeeded"' "$OUT/refresh-relay.log" | tail -n "+$((before + 1))" \
   | sed 's/^/kind=refreshlog phase=load json=/' >>"$RESULTS" || true
+fi
+
+if [[ $PARTS == *" fleet "* ]]; then
+echo "== fleet convergence: $FLEET_REPLICAS relays, 1,000 flags, $FLEET_REFRESHES admin refreshes"
+"${clean_env[@]}" python3 scripts/bench-fleet.py --bin "$RELAY" --parts convergence \
+  --replicas "$FLEET_REPLICAS" --refreshes "$FLEET_REFRESHES" --record "$RESULTS" \
+  | tee "$OUT/fleet.log" | sed 's/^/  /' || {
+  echo "bench-load: scripts/bench-fleet.py failed (log: $OUT/fleet.log)" >&2
+  exit 1
+}
+fi
+
+if [[ $PARTS == *" flagd "* ]]; then
+echo "== flagd: gRPC ResolveBoolean vs OFREP single h2c, h2load -c$CONNS -t$THREADS," \
+  "$FLAGD_REQUESTS requests x $ROUNDS rounds"
+"${clean_env[@]}" BENCH_OUT="$OUT/flagd" BENCH_FLAGD_PARTS=throughput BENCH_SKIP_BUILD=1 \
+  BENCH_RELAY_BIN="$RELAY" BENCH_REQUESTS="$FLAGD_REQUESTS" BENCH_ROUNDS="$ROUNDS" \
+  BENCH_CONNECTIONS="$CONNS" BENCH_THREADS="$THREADS" BENCH_PIN="$PIN" \
+  BENCH_SERVER_CPUS="$SERVER_CPUS" BENCH_WRK_CPUS="$WRK_CPUS" BENCH_RECORD="$RESULTS" \
+  bash scripts/bench-flagd.sh | sed 's/^/  /' || {
+  echo "bench-load: scripts/bench-flagd.sh failed (logs: $OUT/flagd/)" >&2
+  exit 1
+}
+record "kind=info flagd_requests=$FLAGD_REQUESTS"
 fi
 
 record "kind=info total_secs=$(($(date +%s) - started))"

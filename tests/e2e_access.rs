@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use flagrelay::evaluator::{Rules, Subject};
 use serde_json::{Value, json};
-use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::relay::{Relay, client, eventually, get_json, start_over, wait_ready, write_atomic};
 use support::sse::SseReader;
 use support::tokens::issue_token;
 
@@ -38,15 +38,7 @@ auth:
 }
 
 fn start(config: &str) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
-    Relay::start_in(
-        dir,
-        Options {
-            config,
-            ..Options::default()
-        },
-    )
+    start_over(FLAGS, config)
 }
 
 /// Status of one call to one endpoint kind with one credential header.
@@ -294,14 +286,7 @@ async fn sse_announces_changes_within_a_poll_plus_100ms() {
         assert_eq!(ev.event, "message");
         let data: Value = serde_json::from_str(&ev.data).unwrap();
         assert_eq!(data["type"], "refetchEvaluation");
-        let info: Value = c
-            .get(relay.url("/info"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let info = get_json(&relay, "/info").await;
         assert_eq!(data["etag"], info["etag"]);
         assert!(
             ev.id.unwrap().parse::<u64>().unwrap() > 1_700_000_000_000,

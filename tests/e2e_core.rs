@@ -5,7 +5,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::relay::{
+    Options, Relay, client, eventually, get_json, start_over, wait_ready, write_atomic,
+};
 
 const FLAGS: &str = r#"
 on-flag: {enabled: true, rollout: 100}
@@ -28,16 +30,7 @@ fn config(poll_ms: u64) -> String {
 }
 
 fn start(poll_ms: u64) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
-    let cfg = config(poll_ms);
-    Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
-    )
+    start_over(FLAGS, &config(poll_ms))
 }
 
 async fn eval(relay: &Relay, key: &str, body: Value) -> (u16, Value) {
@@ -226,14 +219,7 @@ async fn request_shapes_keys_and_errors() {
 
     let r = c.get(relay.url("/health")).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
-    let info: Value = c
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = get_json(&relay, "/info").await;
     assert_eq!(info["flags"], 11);
     assert_eq!(info["fips140"], false);
     assert_eq!(info["retrievers"][0]["kind"], "file");
@@ -362,14 +348,7 @@ async fn polling_picks_up_changes_and_ignores_broken_files() {
         .find(|l| l.contains("refresh failed"))
         .unwrap();
     assert!(failure.contains("flags.yaml"), "{failure}");
-    let info: Value = client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = get_json(&relay, "/info").await;
     assert!(
         info["retrievers"][0]["lastError"]
             .as_str()
@@ -532,19 +511,11 @@ fn validate_command_reports_every_error_with_location() {
 #[tokio::test]
 async fn slow_or_huge_request_heads_are_refused() {
     use std::io::{Read, Write};
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
     let cfg = config(60_000).replace(
         "server: {shutdownDelay: 0}",
         "server: {shutdownDelay: 0, readHeaderTimeout: 300, maxHeaderBytes: 16384}",
     );
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
-    );
+    let relay = start_over(FLAGS, &cfg);
     wait_ready(&relay).await;
     let addr = relay.addr.unwrap();
     tokio::task::spawn_blocking(move || {

@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::hardening::{COLOR_FLAGS, color_flags, start_over};
-use support::relay::{Relay, client, eventually, get_status, wait_exit, wait_ready, write_atomic};
+use support::hardening::{COLOR_FLAGS, color_flags};
+use support::relay::{
+    Relay, client, eventually, get_status, start_over, wait_exit, wait_ready, write_atomic,
+};
 use support::sse::{RawSse, error_chain};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -6,9 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::fleet::{admin_refresh, bulk, config, flags, greeting, info, same_version, version};
+use support::fleet::{
+    FlagFile, admin_refresh, bulk, config, flags, greeting, redis_map, same_version, version,
+};
 use support::redis::RedisServer;
-use support::relay::{Relay, client, wait_ready, write_atomic};
+use support::relay::{Relay, client, get_json, wait_ready};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -17,17 +19,10 @@ const LONG: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_refresh_reaches_every_replica_with_identical_answers() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("v1"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let file = FlagFile::new("v1");
+    let retriever = file.retriever();
     // Polling off: only the admin refresh changes anything.
-    let cfg = config(
-        "three",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        0,
-    );
+    let cfg = config("three", &redis_map(&redis), &retriever, 0);
     let relays: Vec<Relay> = (0..3).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
         wait_ready(r).await;
@@ -82,7 +77,7 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
     let mut events = support::sse::SseReader::new(stream);
 
     // The change, and an admin refresh on the second replica.
-    write_atomic(&file, &flags("v2"));
+    file.set("v2");
     let (status, body) = admin_refresh(&relays[1]).await;
     assert_eq!(status, 200, "{body}");
     let fleet = &body["fleet"];
@@ -131,7 +126,12 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
     let roles: Vec<String> = {
         let mut v = Vec::new();
         for r in &relays {
-            v.push(info(r).await["fleet"]["role"].as_str().unwrap().to_owned());
+            v.push(
+                get_json(r, "/info").await["fleet"]["role"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         v
     };
@@ -164,13 +164,8 @@ async fn admin_refresh_reaches_every_replica_with_identical_answers() {
 /// `lastModified` is the file's, not each process's load time.
 #[tokio::test(flavor = "multi_thread")]
 async fn standalone_relays_on_one_file_give_identical_bulk_etags() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("same"));
-    let cfg = format!(
-        "pollingInterval: 0\nretrievers: [{{kind: file, path: {}}}]\n",
-        file.display()
-    );
+    let file = FlagFile::new("same");
+    let cfg = format!("pollingInterval: 0\nretrievers: [{}]\n", file.retriever());
     let a = Relay::start(&cfg);
     wait_ready(&a).await;
     // A second later: a different load time, the same answer.
@@ -181,7 +176,7 @@ async fn standalone_relays_on_one_file_give_identical_bulk_etags() {
     let (eb, bb) = bulk(&b).await;
     assert_eq!(ba, bb);
     assert_eq!(ea, eb);
-    let mtime = std::fs::metadata(&file)
+    let mtime = std::fs::metadata(&file.path)
         .unwrap()
         .modified()
         .unwrap()
@@ -200,16 +195,9 @@ async fn standalone_relays_on_one_file_give_identical_bulk_etags() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_published_set_is_refused_and_named() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("good"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let cfg = config(
-        "corrupt",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        0,
-    );
+    let file = FlagFile::new("good");
+    let retriever = file.retriever();
+    let cfg = config("corrupt", &redis_map(&redis), &retriever, 0);
     let relay = Relay::start(&cfg);
     wait_ready(&relay).await;
     let v = same_version(&[&relay], LONG).await;
@@ -273,18 +261,11 @@ async fn bad_fleet_settings_exit_2_naming_the_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_redis_password_is_a_clear_error_without_the_secret() {
     let redis = RedisServer::start_with(Some("the-right-one"), None);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("alone"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let file = FlagFile::new("alone");
+    let retriever = file.retriever();
     let secret = "wrong-pass-7f3a9c";
     // The password through its environment variable, as the Helm chart passes it.
-    let cfg = config(
-        "auth",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        500,
-    );
+    let cfg = config("auth", &redis_map(&redis), &retriever, 500);
     let relay = Relay::start_with(support::relay::Options {
         config: &cfg,
         env: &[("FLAGRELAY_FLEET_REDIS_PASSWORD", secret)],
@@ -300,7 +281,7 @@ async fn wrong_redis_password_is_a_clear_error_without_the_secret() {
         .unwrap_or_else(|| panic!("no auth error logged:\n{}", relay.all_output()));
     // An authentication failure, not "unauthenticated": the password did arrive.
     assert!(line.contains("fleet"), "{line}");
-    let i = info(&relay).await;
+    let i = get_json(&relay, "/info").await;
     assert_eq!(i["fleet"]["redisReachable"], false, "{i}");
     let metrics = client()
         .get(relay.url("/metrics"))
@@ -326,17 +307,10 @@ async fn wrong_redis_password_is_a_clear_error_without_the_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_that_does_not_confirm_in_time_gets_a_504_naming_it() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("v1"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let cfg = config(
-        "laggard",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        0,
-    )
-    .replace("convergenceTimeout: 20s", "convergenceTimeout: 1s");
+    let file = FlagFile::new("v1");
+    let retriever = file.retriever();
+    let cfg = config("laggard", &redis_map(&redis), &retriever, 0)
+        .replace("convergenceTimeout: 20s", "convergenceTimeout: 1s");
     let relay = Relay::start(&cfg);
     wait_ready(&relay).await;
     same_version(&[&relay], LONG).await;
@@ -354,7 +328,7 @@ async fn a_replica_that_does_not_confirm_in_time_gets_a_504_naming_it() {
     ]);
     redis.cli(&["HSET", "flagrelay:{laggard}:serving", "hung-replica-1", "0"]);
 
-    write_atomic(&file, &flags("v2"));
+    file.set("v2");
     let (status, body) = admin_refresh(&relay).await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["refreshed"], true, "{body}");
@@ -381,10 +355,8 @@ async fn redis_over_tls_with_a_client_certificate() {
         ca: pki.ca_pem.clone(),
         require_client_cert: true,
     });
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("tls"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let file = FlagFile::new("tls");
+    let retriever = file.retriever();
     let url = format!("rediss://127.0.0.1:{}", redis.port);
     let with_cert = format!(
         "{{url: \"{url}\", caCertPath: {}, clientCertPath: {}, clientKeyPath: {}}}",
@@ -398,14 +370,14 @@ async fn redis_over_tls_with_a_client_certificate() {
     wait_ready(&b).await;
     let v = same_version(&[&a, &b], LONG).await;
     assert!(v >= 1);
-    assert_eq!(info(&a).await["fleet"]["redisReachable"], true);
+    assert_eq!(get_json(&a, "/info").await["fleet"]["redisReachable"], true);
 
     let no_cert = format!("{{url: \"{url}\", caCertPath: {}}}", pki.ca_pem.display());
     let c = Relay::start(&config("tls", &no_cert, &retriever, 0));
     wait_ready(&c).await;
     assert_eq!(greeting(&c).await.as_deref(), Some("tls"));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let i = info(&c).await;
+    let i = get_json(&c, "/info").await;
     assert_eq!(i["fleet"]["redisReachable"], false, "{i}");
     assert_eq!(i["fleet"]["version"], serde_json::Value::Null, "{i}");
 }
@@ -416,18 +388,11 @@ async fn redis_over_tls_with_a_client_certificate() {
 async fn a_change_is_notified_once_for_the_fleet() {
     let redis = RedisServer::start();
     let hook = http_source::Server::start(|_| http_source::Reply::ok("", &[])).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("v1"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let file = FlagFile::new("v1");
+    let retriever = file.retriever();
     let cfg = format!(
         "{}notifiers:\n  - {{kind: webhook, url: \"{}\"}}\n",
-        config(
-            "notify",
-            &format!("{{url: \"{}\"}}", redis.url()),
-            &retriever,
-            0
-        ),
+        config("notify", &redis_map(&redis), &retriever, 0),
         hook.url("http", "/hook")
     );
     let relays: Vec<Relay> = (0..3).map(|_| Relay::start(&cfg)).collect();
@@ -437,7 +402,7 @@ async fn a_change_is_notified_once_for_the_fleet() {
     let all: Vec<&Relay> = relays.iter().collect();
     same_version(&all, LONG).await;
 
-    write_atomic(&file, &flags("v2"));
+    file.set("v2");
     let (status, body) = admin_refresh(&relays[2]).await;
     assert_eq!(status, 200, "{body}");
     let v2 = body["fleet"]["version"].as_u64().unwrap();
@@ -459,16 +424,9 @@ async fn a_change_is_notified_once_for_the_fleet() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flag_config_etag_ahead_is_loaded_from_the_fleet_before_answering() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("before"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let cfg = config(
-        "catchup",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        0,
-    );
+    let file = FlagFile::new("before");
+    let retriever = file.retriever();
+    let cfg = config("catchup", &redis_map(&redis), &retriever, 0);
     let relay = Relay::start(&cfg);
     wait_ready(&relay).await;
     let v = same_version(&[&relay], LONG).await;

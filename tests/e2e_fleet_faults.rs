@@ -4,28 +4,21 @@
 use support::http_source;
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_source::{Reply, Server};
+use http_source::{Answer, Server};
 use support::fleet::{
-    admin_refresh, all_serve, bulk, config, flags, greeting, info, same_version, version,
+    FlagFile, admin_refresh, all_serve, bulk, config, flags, greeting, redis_map, same_version,
+    version,
 };
 use support::redis::{RedisServer, Sentinel, cli};
-use support::relay::{Relay, eventually, wait_ready, write_atomic};
+use support::relay::{Relay, eventually, get_json, wait_ready};
 
 const LONG: Duration = Duration::from_secs(40);
 
 /// An HTTP source answering `(status, body)`, counting the requests it gets.
-async fn source(body: &str) -> (Server, Arc<Mutex<(u16, String)>>) {
-    let answer = Arc::new(Mutex::new((200u16, body.to_owned())));
-    let state = answer.clone();
-    let server = Server::start(move |_| {
-        let (status, body) = state.lock().unwrap().clone();
-        Reply::status(status, body, &[("content-type", "application/x-yaml")])
-    })
-    .await;
-    (server, answer)
+async fn source(body: &str) -> (Server, Answer) {
+    Server::answering(body, "application/x-yaml").await
 }
 
 fn count(s: &Server) -> usize {
@@ -42,12 +35,7 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
         "{{kind: http, url: \"{}\"}}",
         server.url("http", "/flags.yaml")
     );
-    let cfg = config(
-        "poller",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        1000,
-    );
+    let cfg = config("poller", &redis_map(&redis), &retriever, 1000);
     let mut relays: Vec<Relay> = (0..3).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
         wait_ready(r).await;
@@ -56,7 +44,7 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
     same_version(&all, LONG).await;
     let leader = eventually(LONG, "a leader", || async {
         for (i, r) in relays.iter().enumerate() {
-            if info(r).await["fleet"]["role"] == "leader" {
+            if get_json(r, "/info").await["fleet"]["role"] == "leader" {
                 return Some(i);
             }
         }
@@ -81,7 +69,7 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
     drop(dead);
     let successor = eventually(LONG, "a successor to lead", || async {
         for (i, r) in relays.iter().enumerate() {
-            if info(r).await["fleet"]["role"] == "leader" {
+            if get_json(r, "/info").await["fleet"]["role"] == "leader" {
                 return Some(i);
             }
         }
@@ -97,7 +85,7 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
     })
     .await;
     assert_eq!(
-        info(&relays[1 - successor]).await["fleet"]["role"],
+        get_json(&relays[1 - successor], "/info").await["fleet"]["role"],
         "follower"
     );
 }
@@ -107,16 +95,9 @@ async fn one_upstream_fetch_per_interval_and_a_successor_when_the_leader_dies() 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_redis_each_replica_polls_alone_and_converges_when_it_is_back() {
     let mut redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("v1"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
-    let cfg = config(
-        "outage",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        500,
-    );
+    let file = FlagFile::new("v1");
+    let retriever = file.retriever();
+    let cfg = config("outage", &redis_map(&redis), &retriever, 500);
     let relays: Vec<Relay> = (0..2).map(|_| Relay::start(&cfg)).collect();
     for r in &relays {
         wait_ready(r).await;
@@ -125,7 +106,7 @@ async fn without_redis_each_replica_polls_alone_and_converges_when_it_is_back() 
     let v1 = same_version(&all, LONG).await;
 
     redis.kill();
-    write_atomic(&file, &flags("v2"));
+    file.set("v2");
     all_serve(&all, "v2", LONG).await;
     for r in &relays {
         assert!(version(r).await.unwrap() >= v1, "a replica went back");
@@ -161,7 +142,7 @@ async fn without_redis_each_replica_polls_alone_and_converges_when_it_is_back() 
     all_serve(&all, "v2", LONG).await;
 
     // And the fleet works again: a change reaches both through one admin refresh.
-    write_atomic(&file, &flags("v3"));
+    file.set("v3");
     let (status, body) = admin_refresh(&relays[0]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fleet"]["converged"], true, "{body}");
@@ -179,17 +160,12 @@ async fn a_replica_starts_from_the_published_set_when_its_source_is_down() {
         "{{kind: http, url: \"{}\"}}",
         server.url("http", "/flags.yaml")
     );
-    let cfg = config(
-        "restart",
-        &format!("{{url: \"{}\"}}", redis.url()),
-        &retriever,
-        0,
-    );
+    let cfg = config("restart", &redis_map(&redis), &retriever, 0);
     let first = Relay::start(&cfg);
     wait_ready(&first).await;
     let v = same_version(&[&first], LONG).await;
 
-    answer.lock().unwrap().0 = 503;
+    answer.set_status(503);
     let second = Relay::start(&cfg);
     wait_ready(&second).await;
     assert_eq!(greeting(&second).await.as_deref(), Some("published"));
@@ -238,10 +214,8 @@ async fn a_sentinel_failover_is_followed_without_losing_a_version() {
     )
     .await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    write_atomic(&file, &flags("before"));
-    let retriever = format!("{{kind: file, path: {}}}", file.display());
+    let file = FlagFile::new("before");
+    let retriever = file.retriever();
     let nodes: Vec<String> = sentinels
         .iter()
         .map(|s| format!("\"127.0.0.1:{}\"", s.port))
@@ -258,7 +232,7 @@ async fn a_sentinel_failover_is_followed_without_losing_a_version() {
     let all: Vec<&Relay> = relays.iter().collect();
     same_version(&all, LONG).await;
 
-    write_atomic(&file, &flags("published"));
+    file.set("published");
     let (status, body) = admin_refresh(&relays[0]).await;
     assert_eq!(status, 200, "{body}");
     let v2 = body["fleet"]["version"].as_u64().unwrap();
@@ -278,7 +252,7 @@ async fn a_sentinel_failover_is_followed_without_losing_a_version() {
     // The relays reconnect through Sentinel on their own; the next change reaches both. (An
     // admin refresh during the reconnect may count only the replicas already back: repeat it,
     // unchanged, until both are live on the new primary and serve the version.)
-    write_atomic(&file, &flags("after"));
+    file.set("after");
     let body = eventually(
         LONG,
         "an admin refresh converged on both relays",

@@ -9,8 +9,7 @@
 mod support;
 
 use serde_json::json;
-use support::hardening::start_over;
-use support::relay::{client, wait_ready};
+use support::relay::{client, start_over, wait_ready};
 
 const FLAGS: &str = "on-flag: {enabled: true, rollout: 100}\n";
 const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!!";

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::hardening::{raw_exchange, start_over};
-use support::relay::wait_ready;
+use support::hardening::raw_exchange;
+use support::relay::{start_over, wait_ready};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FLAGS: &str = "on-flag: {enabled: true, rollout: 100}\n";

@@ -9,7 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::hardening::{get_on, limit_descriptors, listener_addr, start_over};
+use support::hardening::{get_on, limit_descriptors, listener_addr};
+use support::relay::start_over;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 

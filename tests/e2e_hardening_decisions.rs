@@ -9,10 +9,8 @@
 mod support;
 
 use serde_json::json;
-use support::hardening::start_over;
-use support::relay::{admin_refresh, client, wait_ready, write_atomic};
-
-const ADMIN: &str = "admin-key-0001";
+use support::hardening::{ADMIN, failed_refresh, start_admin_refreshed};
+use support::relay::{client, start_over, wait_ready, write_atomic};
 
 fn config(file: &str) -> String {
     format!(
@@ -44,17 +42,11 @@ async fn repeated_json_keys_and_yaml_1_1_booleans_are_refused() {
         &path,
         r#"{"a": {"enabled": true, "rollout": 100, "rollout": 1}, "b": {"enabled": true}}"#,
     );
-    let (status, answer) = admin_refresh(&relay, ADMIN, "").await;
-    assert_eq!(status, 502, "{answer}");
-    let error = answer["retrievers"][0]["error"]
-        .as_str()
-        .unwrap_or_default();
+    let (error, answer) = failed_refresh(&relay).await;
     assert!(error.contains("\"rollout\" appears twice"), "{answer}");
 
-    let relay = start_over(
-        "a: {enabled: true, rollout: 100, value: {on: yes, off: no}}\n",
-        &config("flags.yaml"),
-    );
+    let relay =
+        start_admin_refreshed("a: {enabled: true, rollout: 100, value: {on: yes, off: no}}\n");
     wait_ready(&relay).await;
     let v: serde_json::Value = client()
         .post(relay.url("/ofrep/v1/evaluate/flags/a"))
@@ -70,11 +62,7 @@ async fn repeated_json_keys_and_yaml_1_1_booleans_are_refused() {
         &relay.path("flags.yaml"),
         "a: {enabled: yes, rollout: 100}\n",
     );
-    let (status, answer) = admin_refresh(&relay, ADMIN, "").await;
-    assert_eq!(status, 502, "{answer}");
-    let error = answer["retrievers"][0]["error"]
-        .as_str()
-        .unwrap_or_default();
+    let (error, answer) = failed_refresh(&relay).await;
     assert!(error.contains("flag \"a\""), "{answer}");
 }
 

@@ -6,23 +6,14 @@
 
 mod support;
 
-use support::hardening::{flags_doc, start_over};
+use support::hardening::{ADMIN, flags_doc, start_admin_refreshed};
 use support::relay::{admin_refresh, client, wait_ready, write_atomic};
 
-const ADMIN: &str = "admin-key-0001";
 const LIMIT: usize = 4096;
 
 #[tokio::test]
 async fn huge_source_texts_give_bounded_errors() {
-    let relay = start_over(
-        &flags_doc(3),
-        &format!(
-            "pollingInterval: 0
-retrievers: [{{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}]
-authorizedKeys: {{admin: [{ADMIN}]}}
-"
-        ),
-    );
+    let relay = start_admin_refreshed(&flags_doc(3));
     wait_ready(&relay).await;
     let path = relay.path("flags.yaml");
     let html = format!(

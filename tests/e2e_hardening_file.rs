@@ -10,11 +10,10 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::hardening::{start_over, thread_count};
-use support::relay::{admin_refresh, client, wait_ready, write_atomic};
+use support::hardening::{ADMIN, failed_refresh, thread_count};
+use support::relay::{admin_refresh, client, start_over, wait_ready, write_atomic};
 
 const FLAGS: &str = "on-flag: {enabled: true, rollout: 100}\n";
-const ADMIN: &str = "admin-key-0001";
 
 fn config(poll_ms: u64) -> String {
     format!(
@@ -40,11 +39,7 @@ async fn a_fifo_at_the_path_is_refused_without_blocking() {
     let before = thread_count(relay.pid());
     // 40 polls against the FIFO.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (status, answer) = admin_refresh(&relay, ADMIN, "").await;
-    assert_eq!(status, 502, "{answer}");
-    let error = answer["retrievers"][0]["error"]
-        .as_str()
-        .unwrap_or_default();
+    let (error, answer) = failed_refresh(&relay).await;
     assert!(error.contains("not a regular file"), "{answer}");
     let after = thread_count(relay.pid());
     assert!(

@@ -6,22 +6,12 @@
 
 mod support;
 
-use support::hardening::{flags_doc, start_over};
+use support::hardening::{ADMIN, flags_doc, start_admin_refreshed};
 use support::relay::{admin_refresh, wait_ready, write_atomic};
-
-const ADMIN: &str = "admin-key-0001";
 
 #[tokio::test]
 async fn mass_removal_needs_force() {
-    let relay = start_over(
-        &flags_doc(10),
-        &format!(
-            "pollingInterval: 0
-retrievers: [{{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}]
-authorizedKeys: {{admin: [{ADMIN}]}}
-"
-        ),
-    );
+    let relay = start_admin_refreshed(&flags_doc(10));
     wait_ready(&relay).await;
     let path = relay.path("flags.yaml");
 

@@ -9,8 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::hardening::start_over;
-use support::relay::{client, eventually, wait_ready, write_atomic};
+use support::relay::{client, eventually, start_over, wait_ready, write_atomic};
 
 const FLAGS: &str = "color: {enabled: true, rollout: 100, value: {on: red, off: grey}}\n";
 

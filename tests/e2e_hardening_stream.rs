@@ -10,11 +10,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::hardening::{rss_bytes, start_over};
+use support::hardening::{ADMIN, rss_bytes, start_admin_refreshed};
 use support::relay::{admin_refresh, wait_ready, write_atomic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ADMIN: &str = "admin-key-0001";
 const CLIENTS: usize = 30;
 const CHANGES: usize = 30;
 
@@ -30,15 +29,7 @@ fn doc(n: usize) -> String {
 
 #[tokio::test]
 async fn stalled_stream_clients_do_not_pin_flag_sets() {
-    let relay = start_over(
-        &doc(0),
-        &format!(
-            "pollingInterval: 0
-retrievers: [{{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}]
-authorizedKeys: {{admin: [{ADMIN}]}}
-"
-        ),
-    );
+    let relay = start_admin_refreshed(&doc(0));
     wait_ready(&relay).await;
     let addr = relay.addr.unwrap();
     let mut stalled = Vec::new();

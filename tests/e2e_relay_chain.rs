@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use flagrelay::evaluator::{Rules, Subject};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use support::relay::{Options, Relay, admin_refresh, client, eventually, wait_ready, write_atomic};
+use support::relay::{
+    Options, Relay, admin_refresh, client, eventually, get_json, wait_ready, write_atomic,
+};
 
 const SALT: &str = "chain-salt-7";
 const UP_KEY: &str = "upstream-eval-key-0123";
@@ -209,14 +211,7 @@ async fn chained_relays_answer_alike_follow_changes_and_survive_upstream_restart
         eval(&c, &downstream, "chain-new", json!({})).await,
         Ok(json!([true, "STATIC"]))
     );
-    let info: Value = c
-        .get(downstream.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = get_json(&downstream, "/info").await;
     let status = &info["retrievers"][0];
     assert_eq!(status["kind"], "relay");
     let error = status["lastError"].as_str().unwrap();

@@ -3,51 +3,19 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use support::http_source::{Answer, Server};
 use serde_json::Value;
-use support::relay::{Options, Relay, client, eventually, wait_ready, write_atomic};
+use support::relay::{
+    Options, Relay, client, eval, eventually, start_over, wait_ready, write_atomic,
+};
 use support::tokens::sha256_hex;
-use support::upstreams::serve;
 
-/// An HTTP flag source whose answer the test controls.
-#[derive(Clone)]
-struct Source {
-    answer: Arc<Mutex<(u16, String)>>,
-    url: String,
-}
-
-async fn http_source(body: &str) -> Source {
-    let answer = Arc::new(Mutex::new((200u16, body.to_owned())));
-    let state = answer.clone();
-    let app = axum::Router::new().route(
-        "/flags.json",
-        axum::routing::get(move || {
-            let (status, body) = state.lock().unwrap().clone();
-            async move { (StatusCode::from_u16(status).unwrap(), body) }
-        }),
-    );
-    let url = format!("http://{}/flags.json", serve(app).await);
-    Source { answer, url }
-}
-
-impl Source {
-    fn set(&self, status: u16, body: &str) {
-        *self.answer.lock().unwrap() = (status, body.to_owned());
-    }
-}
-
-async fn value(relay: &Relay, key: &str) -> Value {
-    let r = client()
-        .post(relay.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    v.get("value").cloned().unwrap_or(v["errorCode"].clone())
+/// An HTTP flag source whose answer the test controls, and its URL.
+async fn http_source(body: &str) -> (Answer, String, Server) {
+    let (server, answer) = Server::answering(body, "application/json").await;
+    (answer, server.url("http", "/flags.json"), server)
 }
 
 async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
@@ -62,22 +30,13 @@ async fn admin_refresh(relay: &Relay, key: Option<&str>) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_refresh_serves_a_change_at_once_and_fails_loudly_on_a_broken_source() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("flags.yaml"),
-        "color: {enabled: true, rollout: 100, value: {on: red, off: grey}}\n",
-    )
-    .unwrap();
     let cfg = format!(
         "pollingInterval: 0\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\nauthorizedKeys:\n  evaluation: [eval-key]\n  admin: [\"sha256:{}\", plain-admin]\n",
         sha256_hex("hashed-admin")
     );
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
+    let relay = start_over(
+        "color: {enabled: true, rollout: 100, value: {on: red, off: grey}}\n",
+        &cfg,
     );
     wait_ready(&relay).await;
     let eval = |key| {
@@ -146,28 +105,23 @@ async fn admin_refresh_serves_a_change_at_once_and_fails_loudly_on_a_broken_sour
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_and_http_sources_merge_in_order_and_fail_together() {
-    let source = http_source(r#"{"shared": {"enabled": true, "rollout": 100, "value": {"on": "from-http", "off": "x"}}, "http-only": {"enabled": true, "rollout": 100}}"#).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), "shared: {enabled: true, rollout: 100, value: {on: from-file, off: x}}\nfile-only: {enabled: true, rollout: 100}\n").unwrap();
+    let (source, url, _server) = http_source(r#"{"shared": {"enabled": true, "rollout": 100, "value": {"on": "from-http", "off": "x"}}, "http-only": {"enabled": true, "rollout": 100}}"#).await;
     let cfg = format!(
         "pollingInterval: 100\nretrievers:\n  - {{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\", timeout: 2000}}\n",
-        source.url
+        url
     );
-    let relay = Relay::start_in(
-        dir,
-        Options {
-            config: &cfg,
-            ..Options::default()
-        },
+    let relay = start_over(
+        "shared: {enabled: true, rollout: 100, value: {on: from-file, off: x}}\nfile-only: {enabled: true, rollout: 100}\n",
+        &cfg,
     );
     wait_ready(&relay).await;
     assert_eq!(
-        value(&relay, "shared").await,
+        eval(&relay, "shared").await.1,
         "from-http",
         "the later source wins"
     );
-    assert_eq!(value(&relay, "file-only").await, true);
-    assert_eq!(value(&relay, "http-only").await, true);
+    assert_eq!(eval(&relay, "file-only").await.1, true);
+    assert_eq!(eval(&relay, "http-only").await.1, true);
 
     // One source failing fails the whole refresh: the file's change is not served either.
     source.set(500, "oops");
@@ -191,27 +145,27 @@ async fn file_and_http_sources_merge_in_order_and_fail_together() {
         "{info}"
     );
     assert_eq!(info["retrievers"][1]["kind"], "http");
-    assert_eq!(info["retrievers"][1]["source"], source.url.as_str());
-    assert_eq!(value(&relay, "file-only").await, true);
+    assert_eq!(info["retrievers"][1]["source"], url.as_str());
+    assert_eq!(eval(&relay, "file-only").await.1, true);
 
     source.set(200, r#"{"http-only": {"enabled": false}}"#);
     eventually(Duration::from_secs(5), "the merged change", || async {
-        (value(&relay, "file-only").await == false).then_some(())
+        (eval(&relay, "file-only").await.1 == false).then_some(())
     })
     .await;
-    assert_eq!(value(&relay, "shared").await, "FLAG_NOT_FOUND");
-    assert_eq!(value(&relay, "http-only").await, false);
+    assert_eq!(eval(&relay, "shared").await.1, "FLAG_NOT_FOUND");
+    assert_eq!(eval(&relay, "http-only").await.1, false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
-    let source = http_source(
+    let (source, url, _server) = http_source(
         r#"{"kept": {"enabled": true, "rollout": 100, "value": {"on": 42, "off": 0}}}"#,
     )
     .await;
     let cfg = format!(
         "pollingInterval: 0\npersistentFlagConfigurationFile: \"{{{{dir}}}}/state/flags.json\"\nretrievers:\n  - {{kind: http, url: \"{}\", timeout: 1000}}\n",
-        source.url
+        url
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
@@ -223,7 +177,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
         },
     );
     wait_ready(&relay).await;
-    assert_eq!(value(&relay, "kept").await, 42);
+    assert_eq!(eval(&relay, "kept").await.1, 42);
     let saved = relay.path("state/flags.json");
     eventually(Duration::from_secs(5), "the persisted file", || async {
         saved.exists().then_some(())
@@ -243,7 +197,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
         },
     );
     wait_ready(&relay).await;
-    assert_eq!(value(&relay, "kept").await, 42);
+    assert_eq!(eval(&relay, "kept").await.1, 42);
     assert!(
         relay
             .logs()
@@ -282,7 +236,7 @@ async fn persisted_snapshot_serves_after_a_restart_with_sources_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_writes_the_merged_bundle_or_nothing() {
-    let source = http_source(r#"{"b": {"enabled": true, "rollout": 30}}"#).await;
+    let (source, url, _server) = http_source(r#"{"b": {"enabled": true, "rollout": 30}}"#).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("flags.yaml"),
@@ -295,7 +249,7 @@ async fn export_writes_the_merged_bundle_or_nothing() {
         format!(
             "retrievers:\n  - {{kind: file, path: \"{}/flags.yaml\"}}\n  - {{kind: http, url: \"{}\"}}\n",
             dir.path().display(),
-            source.url
+            url
         ),
     )
     .unwrap();

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::relay::{Options, Relay, client, wait_ready, write_atomic};
+use support::relay::{Relay, client, start_over, wait_ready, write_atomic};
 use support::sse::SseReader;
 
 const FLAGS: &str = "a: {enabled: true, rollout: 100}\nb: {enabled: false}\n";
@@ -27,20 +27,8 @@ streams: {{ticketTtl: {ticket_ttl}, inactivityDelaySec: 45}}
     )
 }
 
-fn start_in(dir: tempfile::TempDir, config: &str) -> Relay {
-    Relay::start_in(
-        dir,
-        Options {
-            config,
-            ..Options::default()
-        },
-    )
-}
-
 fn start(config: &str) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
-    start_in(dir, config)
+    start_over(FLAGS, config)
 }
 
 /// A bulk evaluation with `key`: (status, ETag, body).

@@ -64,8 +64,6 @@ fn attr(span: &Span, key: &str) -> Option<String> {
 }
 
 fn start(receiver: &Server, extra_config: &str, env: &[(&str, &str)]) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), "a: {enabled: true}\n").unwrap();
     let config = format!(
         "pollingInterval: 200
 retrievers:
@@ -79,8 +77,8 @@ authorizedKeys: {{evaluation: [{KEY}]}}
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
     vars.extend_from_slice(env);
-    Relay::start_in(
-        dir,
+    Relay::start_over(
+        "a: {enabled: true}\n",
         Options {
             config: &config,
             env: &vars,

@@ -6,31 +6,19 @@ use azurite::Azurite;
 use fake_gcs::FakeGcs;
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind};
 use flagrelay::parse::Format;
-use flagrelay::retriever::{
-    AzblobRetriever, Document, Fetched, GcsRetriever, RetrieverError, Validators,
-};
+use flagrelay::retriever::{AzblobRetriever, Fetched, GcsRetriever, RetrieverError, Validators};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
-use serde_json::Value;
+use support::retrieving::{changed, entry};
 use support::{azurite, fake_gcs, relay};
 
 const DOC_V1: &[u8] = b"flag-a: {enabled: true}\n";
 const DOC_V2: &[u8] = b"flag-a: {enabled: false}\nflag-b: {enabled: true}\n";
 
-fn changed(f: Fetched) -> Document {
-    match f {
-        Fetched::Changed(d) => d,
-        Fetched::NotModified => panic!("expected a document"),
-    }
-}
-
 fn az_cfg(az: &Azurite, item: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Azblob;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Azblob);
     c.account = Some(azurite::ACCOUNT.into());
     c.container = Some("flags".into());
     c.item = Some(item.into());
@@ -132,24 +120,14 @@ async fn azblob_conditional_fetches_and_signature_errors() {
         ..relay::Options::default()
     });
     relay::wait_ready(&relay).await;
-    let info: Value = relay::client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = relay::get_json(&relay, "/info").await;
     assert_eq!(info["flags"], 2);
     assert_eq!(info["retrievers"][0]["kind"], "azblob");
     assert!(!relay.all_output().contains(azurite::KEY));
 }
 
 fn gcs_cfg(gcs: &FakeGcs, item: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Gcs;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Gcs);
     c.bucket = Some("flag-bucket".into());
     c.item = Some(item.into());
     c.endpoint = Some(gcs.endpoint.clone());
@@ -236,14 +214,7 @@ async fn gcs_fetches_follow_changes_and_name_the_object() {
         ..relay::Options::default()
     });
     relay::wait_ready(&relay).await;
-    let info: Value = relay::client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = relay::get_json(&relay, "/info").await;
     assert_eq!(info["flags"], 2);
     assert_eq!(
         info["retrievers"][0]["source"],

@@ -10,6 +10,7 @@ use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind, Secret};
 use flagrelay::parse::Format;
 use flagrelay::retriever::{Fetched, Retriever, RetrieverError, Validators};
 use http_source::{Reply, Request, Server};
+use support::retrieving::{changed, entry};
 
 const TOKEN: &str = "s3cr3t-token";
 const PASSWORD: &str = "pa55w0rd";
@@ -18,10 +19,7 @@ const DOC_V1: &str = "flag-a: {enabled: true}\n";
 const DOC_V2: &str = "flag-a: {enabled: false}\n";
 
 fn cfg(url: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Http;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Http);
     c.url = Some(url.into());
     c.timeout = Millis(2_000);
     c.max_bytes = 1_000;
@@ -38,13 +36,6 @@ fn retriever(c: &RetrieverConfig) -> Retriever {
 
 async fn fetch(r: &Retriever) -> Result<Fetched, RetrieverError> {
     r.fetch(&Validators::default()).await
-}
-
-fn changed(f: Fetched) -> flagrelay::retriever::Document {
-    match f {
-        Fetched::Changed(doc) => doc,
-        Fetched::NotModified => panic!("expected a document, got NotModified"),
-    }
 }
 
 /// The error names the URL as shown (no userinfo, no query) and holds no secret.

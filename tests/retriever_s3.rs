@@ -7,17 +7,15 @@ use support::seaweedfs;
 
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind};
 use flagrelay::parse::Format;
-use flagrelay::retriever::{Document, Fetched, Retriever, RetrieverError, S3Retriever, Validators};
+use flagrelay::retriever::{Fetched, Retriever, RetrieverError, S3Retriever, Validators};
+use support::retrieving::{changed, entry};
 use seaweedfs::{ACCESS_KEY, SECRET_KEY, SeaweedFs};
 
 const DOC_V1: &[u8] = b"flag-a: {enabled: true}\n";
 const DOC_V2: &[u8] = b"flag-a: {enabled: false}\nflag-b: {enabled: true}\n";
 
 fn cfg(endpoint: &str, bucket: &str, item: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::S3;
-    c.path = None;
+    let mut c = entry(RetrieverKind::S3);
     c.bucket = Some(bucket.into());
     c.item = Some(item.into());
     c.endpoint = Some(endpoint.into());
@@ -30,13 +28,6 @@ fn cfg(endpoint: &str, bucket: &str, item: &str) -> RetrieverConfig {
 
 fn retriever(s: &SeaweedFs, item: &str, secret: &str) -> S3Retriever {
     S3Retriever::with_builder(&cfg(&s.endpoint, &s.bucket, item), s.builder(secret)).unwrap()
-}
-
-fn changed(f: Fetched) -> Document {
-    match f {
-        Fetched::Changed(doc) => doc,
-        Fetched::NotModified => panic!("expected a document, got NotModified"),
-    }
 }
 
 /// The error names the object and the endpoint, and no key.

@@ -14,6 +14,7 @@ use flagrelay::refresh::{RefreshOptions, Refresher};
 use flagrelay::retriever::{Fetched, Retriever, Validators};
 use flagrelay::snapshot::SnapshotStore;
 use postgres::{CERT_USER, PASSWORD, Postgres};
+use support::retrieving::entry;
 use serde_json::{Value, json};
 
 /// GoFastr's DDL, exactly.
@@ -22,10 +23,7 @@ const DDL: &str = "CREATE TABLE feature_flags (key TEXT PRIMARY KEY, enabled INT
     envs TEXT NOT NULL DEFAULT '[]')";
 
 fn cfg(url: &str) -> RetrieverConfig {
-    flagrelay::crypto::install_default_provider();
-    let mut c = RetrieverConfig::file("unused");
-    c.kind = RetrieverKind::Sql;
-    c.path = None;
+    let mut c = entry(RetrieverKind::Sql);
     c.url = Some(url.into());
     c.timeout = Millis(5_000);
     c

@@ -45,6 +45,64 @@ def verdict(value, target, higher_is_better):
     return f"missed by {100 * (value / target - 1):.0f}%"
 
 
+def flagd_rows(rows, info):
+    """Part flagd: gRPC ResolveBoolean in the relay column, OFREP single over h2c on the same
+    relay, flag and h2load settings in the baseline column; the ratio is gRPC ÷ OFREP h2c."""
+    runs = [r for r in rows if r.get("kind") == "h2load"]
+    grpc, h2c = "grpc-ResolveBoolean", "ofrep-single-h2c"
+    if not any(r["scenario"] == grpc for r in runs):
+        return []
+
+    def series(scenario, field):
+        return [float(r[field]) for r in runs if r["scenario"] == scenario]
+
+    def round_ratios(field):
+        by_round = {}
+        for r in runs:
+            by_round.setdefault(r["round"], {})[r["scenario"]] = float(r[field])
+        return [d[grpc] / d[h2c] for d in by_round.values() if grpc in d and h2c in d and d[h2c] > 0]
+
+    out = []
+    for field, label, fmt in (("rps", "req/s", "{:,.0f}"), ("p50_us", "p50", "{:,.0f} µs"),
+                              ("p99_us", "p99", "{:,.0f} µs")):
+        g, o = med(series(grpc, field)), med(series(h2c, field))
+        rr = round_ratios(field)
+        rng = f" ({min(rr):.2f}–{max(rr):.2f})" if rr else ""
+        out.append(f"| flagd ResolveBoolean (gRPC, h2c) {label}; baseline column: OFREP single "
+                   f"over h2c, same relay | {fmt.format(g)} | {fmt.format(o)} | "
+                   f"{g / o if o else float('nan'):.2f}×{rng} | — | |")
+    g, o = med(series(grpc, "cpu_us_per_req")), med(series(h2c, "cpu_us_per_req"))
+    if g > 0 and o > 0:
+        rr = [1 / x for x in round_ratios("cpu_us_per_req") if x > 0]
+        rng = f" ({min(rr):.2f}–{max(rr):.2f})" if rr else ""
+        out.append(f"| flagd ResolveBoolean relay CPU per request; baseline column: OFREP single h2c | "
+                   f"{g:,.1f} µs | {o:,.1f} µs | req/s at equal CPU: {o / g:.2f}×{rng} | — | |")
+    failed = sum(int(r["failed"]) for r in runs)
+    total = sum(int(r["ok"]) + int(r["failed"]) for r in runs)
+    out.append(f"| flagd part: failed requests (gRPC and OFREP h2c), {total:,} requests | {failed} | | | "
+               f"0 | {'met' if failed == 0 else 'missed'} |")
+    return out
+
+
+def fleet_rows(rows):
+    """Part fleet: one kind=fleet line from scripts/bench-fleet.py --record."""
+    f = next((r for r in rows if r.get("kind") == "fleet"), None)
+    if f is None:
+        return []
+    n, ok = int(f["refreshes"]), int(f["converged"])
+    out = [f"| fleet of {f['replicas']} relays, {int(f['flags']):,} flags: admin refreshes that "
+           f"converged | {ok} of {n} | | | all | {'met' if ok == n else 'missed'} |"]
+    if "took_p50_ms" in f:
+        p50, p99 = float(f["took_p50_ms"]), float(f["took_p99_ms"])
+        out.append(f"| fleet convergence: swap on the first relay → last of {f['replicas']} serving "
+                   f"(`fleet.tookMs`), p50 / p99 (max) | {p50:,.1f} ms / {p99:,.1f} ms "
+                   f"({float(f['took_max_ms']):,.1f} ms) | | p99 ÷ p50: {p99 / p50 if p50 else float('nan'):.2f}× | — | |")
+        out.append(f"| fleet: admin refresh call on the first relay (fetch, parse, build, publish, "
+                   f"converge), p50 / p99 | {float(f['wall_p50_ms']):,.1f} ms / "
+                   f"{float(f['wall_p99_ms']):,.1f} ms | | | — | |")
+    return out
+
+
 def main():
     rows = parse(sys.argv[1])
     info = {}
@@ -65,13 +123,19 @@ def main():
                 if "relay" in d and "baseline" in d and d["baseline"] > 0]
 
     out = []
-    out.append(f"Machine: {info.get('nproc', '?')} CPUs; "
-               + (f"servers pinned to CPU {info.get('server_cpus')}, wrk to CPU {info.get('wrk_cpus')}"
-                  if info.get("pin") == "1" else "no CPU pinning")
-               + f"; wrk -t{info.get('threads')} -c{info.get('connections')}, "
-               f"{info.get('duration')} s per run, {info.get('rounds')} alternating rounds; "
-               f"single body {info.get('single_body_bytes', '?')} B, "
-               f"bulk body {info.get('bulk_body_bytes', '?')} B.")
+    head = (f"Machine: {info.get('nproc', '?')} CPUs; "
+            + (f"servers pinned to CPU {info.get('server_cpus')}, wrk and h2load to CPU "
+               f"{info.get('wrk_cpus')}" if info.get("pin") == "1" else "no CPU pinning"))
+    if any(r["scenario"] in ("single", "bulk", "health") for r in wrk):
+        head += (f"; wrk -t{info.get('threads')} -c{info.get('connections')}, "
+                 f"{info.get('duration')} s per run, {info.get('rounds')} alternating rounds; "
+                 f"single body {info.get('single_body_bytes', '?')} B, "
+                 f"bulk body {info.get('bulk_body_bytes', '?')} B")
+    if "flagd_requests" in info:
+        head += (f"; flagd part: h2load -t{info.get('threads')} -c{info.get('connections')} -m1, "
+                 f"{int(info['flagd_requests']):,} requests per run, {info.get('rounds')} rounds "
+                 f"alternating gRPC and OFREP h2c on one relay serving one flag")
+    out.append(head + ".")
     out.append("")
     out.append("| measure | relay | baseline | relay ÷ baseline (per-round range) | target | verdict |")
     out.append("|---|---:|---:|---:|---|---|")
@@ -84,6 +148,8 @@ def main():
     names = {"single": "OFREP single (10,000 keys)", "bulk": "OFREP bulk (1,000 flags)",
              "health": "GET /health"}
     for scenario in ("single", "bulk", "health"):
+        if not series(scenario, "relay", "rps"):
+            continue  # part throughput not run
         for field, label, fmt in (("rps", "req/s", "{:,.0f}"), ("p50_us", "p50", "{:,.0f} µs"),
                                   ("p99_us", "p99", "{:,.0f} µs")):
             rel, base = med(series(scenario, "relay", field)), med(series(scenario, "baseline", field))
@@ -108,6 +174,9 @@ def main():
             tgt, v = (f"≥ {t[0]}×", verdict(base / rel, t[0], True)) if t else ("—", "")
             out.append(f"| {names[scenario]} server CPU per request | {rel:,.1f} µs | {base:,.1f} µs | "
                        f"req/s at equal CPU: {base / rel:.2f}×{rng} | {tgt} | {v} |")
+
+    out.extend(flagd_rows(rows, info))
+    out.extend(fleet_rows(rows))
 
     steady = [r for r in wrk if r["scenario"] == "steady"]
     refresh = [r for r in wrk if r["scenario"] == "refresh"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The load generators for `make bench-load` (scripts/bench-load.sh): wrk from Debian; and
-# h2load (Debian nghttp2-client) for scripts/bench-flagd.sh (gRPC against OFREP).
+# h2load and nghttp (Debian nghttp2-client) for its flagd part and scripts/bench-flagd.sh.
 # python3, curl and taskset (util-linux) are expected on the machine already.
 set -euo pipefail
 if ! command -v wrk >/dev/null; then

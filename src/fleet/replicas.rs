@@ -48,34 +48,18 @@ pub(crate) async fn heartbeat(
     version: u64,
     ttl: Duration,
 ) -> Result<(), String> {
-    let script = Script::new(HEARTBEAT);
-    let _: i64 = redis
-        .run(|mut c| async move {
-            script
-                .key(&keys.alive)
-                .key(&keys.serving)
-                .arg(me)
-                .arg(version)
-                .arg(ttl.as_millis() as u64)
-                .invoke_async(&mut c)
-                .await
-        })
-        .await?;
+    let args = [
+        me.to_owned(),
+        version.to_string(),
+        ttl.as_millis().to_string(),
+    ];
+    let _: i64 = on_replicas(redis, keys, HEARTBEAT, &args).await?;
     Ok(())
 }
 
 /// Every live replica and the version it serves, sorted by id.
 pub(crate) async fn live(redis: &Redis, keys: &Keys) -> Result<Vec<(String, u64)>, String> {
-    let script = Script::new(LIVE);
-    let flat: Vec<String> = redis
-        .run(|mut c| async move {
-            script
-                .key(&keys.alive)
-                .key(&keys.serving)
-                .invoke_async(&mut c)
-                .await
-        })
-        .await?;
+    let flat: Vec<String> = on_replicas(redis, keys, LIVE, &[]).await?;
     let mut out: Vec<(String, u64)> = flat
         .chunks(2)
         .filter_map(|p| match p {
@@ -89,16 +73,27 @@ pub(crate) async fn live(redis: &Redis, keys: &Keys) -> Result<Vec<(String, u64)
 
 /// Leave the fleet at shutdown, so an admin refresh does not wait for a replica that is gone.
 pub(crate) async fn leave(redis: &Redis, keys: &Keys, me: &str) -> Result<(), String> {
-    let script = Script::new(LEAVE);
-    let _: i64 = redis
-        .run(|mut c| async move {
-            script
-                .key(&keys.alive)
-                .key(&keys.serving)
-                .arg(me)
-                .invoke_async(&mut c)
-                .await
-        })
-        .await?;
+    let _: i64 = on_replicas(redis, keys, LEAVE, &[me.to_owned()]).await?;
     Ok(())
+}
+
+/// Run one of the scripts above with `KEYS[1]` the alive set, `KEYS[2]` the serving map and
+/// `args` as `ARGV` (Redis receives every argument as a string either way).
+async fn on_replicas<T: redis::FromRedisValue>(
+    redis: &Redis,
+    keys: &Keys,
+    source: &str,
+    args: &[String],
+) -> Result<T, String> {
+    let script = Script::new(source);
+    redis
+        .run(|mut c| async move {
+            let mut call = script.prepare_invoke();
+            call.key(&keys.alive).key(&keys.serving);
+            for a in args {
+                call.arg(a);
+            }
+            call.invoke_async(&mut c).await
+        })
+        .await
 }

@@ -12,21 +12,20 @@
 
 use std::time::Duration;
 
+use object_store::ClientConfigKey;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
-use super::object::{ObjectSource, object_path, with_endpoint};
-use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
+use super::RetrieverError;
+use super::object::{ObjectRetriever, check_scheme, client_limits, object_path, with_endpoint};
 use crate::config::RetrieverConfig;
 
-#[derive(Debug)]
-pub struct AzblobRetriever {
-    object: ObjectSource,
-}
+/// `kind: azblob` (see the module docs); what it shares with the other stores is in
+/// [`ObjectRetriever`].
+pub type AzblobRetriever = ObjectRetriever<MicrosoftAzureBuilder>;
 
-impl AzblobRetriever {
+impl ObjectRetriever<MicrosoftAzureBuilder> {
     /// Credentials and settings from the process environment, the config entry on top.
-    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, MicrosoftAzureBuilder::from_env())
     }
 
@@ -62,53 +61,28 @@ impl AzblobRetriever {
         }
         let (item, location) = object_path(item).map_err(setup)?;
 
-        let ms = timeout.as_millis().to_string() + "ms";
+        let (ms, retry) = client_limits(timeout);
         let mut builder = builder
             .with_account(&account)
             .with_container_name(&container)
             .with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), &ms)
             .with_config(AzureConfigKey::Client(ClientConfigKey::ConnectTimeout), &ms)
-            // A failed fetch is retried by the next poll; keep each one within `timeout`.
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 2,
-                retry_timeout: timeout,
-            });
+            .with_retry(retry);
         if let Some(url) = &endpoint {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(setup(format!(
-                    "endpoint scheme must be http or https, not {:?}",
-                    url.scheme()
-                )));
-            }
+            check_scheme(url).map_err(setup)?;
             builder = builder
                 .with_endpoint(url.as_str().trim_end_matches('/').to_owned())
                 .with_allow_http(url.scheme() == "http");
         }
-        let store = builder.build().map_err(|e| {
-            setup(format!(
-                "cannot set up the Azure client: {}",
-                error_chain(&e)
-            ))
-        })?;
-        Ok(AzblobRetriever {
-            object: ObjectSource {
-                store: Box::new(store),
-                location,
-                format: format_for(cfg, &item),
-                source,
-                max_bytes: cfg.max_bytes,
-                timeout,
-            },
-        })
-    }
-
-    pub(crate) fn source(&self) -> &str {
-        &self.object.source
-    }
-
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        self.object.fetch(since).await
+        ObjectRetriever::build(
+            builder.build(),
+            "Azure",
+            cfg,
+            &item,
+            location,
+            source,
+            timeout,
+        )
     }
 }
 

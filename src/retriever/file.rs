@@ -17,7 +17,7 @@ pub struct FileRetriever {
 }
 
 impl FileRetriever {
-    pub(crate) fn new(cfg: &RetrieverConfig) -> Self {
+    pub fn new(cfg: &RetrieverConfig) -> Self {
         let path = cfg.path.clone().unwrap_or_default();
         let source = path.display().to_string();
         FileRetriever {
@@ -29,20 +29,14 @@ impl FileRetriever {
         }
     }
 
-    pub(crate) fn source(&self) -> &str {
+    pub fn source(&self) -> &str {
         &self.source
     }
 
     /// Reads the whole file every time: the refresh step skips parsing when the bytes hash the
     /// same as the last good document, so an unchanged file costs one read.
-    pub(crate) async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.read()).await {
-            Ok(result) => result,
-            Err(_) => Err(RetrieverError::Timeout {
-                source_name: self.source.clone(),
-                after: self.timeout,
-            }),
-        }
+    pub async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
+        super::within(&self.source, self.timeout, self.read()).await
     }
 
     /// A file written in place can be read half-written, and a half that still parses (`rollout:

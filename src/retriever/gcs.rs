@@ -10,21 +10,20 @@
 
 use std::time::Duration;
 
+use object_store::ClientConfigKey;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
-use super::object::{ObjectSource, object_path, with_endpoint};
-use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
+use super::RetrieverError;
+use super::object::{ObjectRetriever, check_scheme, client_limits, object_path, with_endpoint};
 use crate::config::RetrieverConfig;
 
-#[derive(Debug)]
-pub struct GcsRetriever {
-    object: ObjectSource,
-}
+/// `kind: gcs` (see the module docs); what it shares with the other stores is in
+/// [`ObjectRetriever`].
+pub type GcsRetriever = ObjectRetriever<GoogleCloudStorageBuilder>;
 
-impl GcsRetriever {
+impl ObjectRetriever<GoogleCloudStorageBuilder> {
     /// Credentials and settings from the process environment, the config entry on top.
-    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, GoogleCloudStorageBuilder::from_env())
     }
 
@@ -47,7 +46,7 @@ impl GcsRetriever {
         }
         let (item, location) = object_path(item).map_err(setup)?;
 
-        let ms = timeout.as_millis().to_string() + "ms";
+        let (ms, retry) = client_limits(timeout);
         let mut builder = builder
             .with_bucket_name(&bucket)
             .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), &ms)
@@ -55,18 +54,9 @@ impl GcsRetriever {
                 GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
                 &ms,
             )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 2,
-                retry_timeout: timeout,
-            });
+            .with_retry(retry);
         if let Some(url) = &endpoint {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(setup(format!(
-                    "endpoint scheme must be http or https, not {:?}",
-                    url.scheme()
-                )));
-            }
+            check_scheme(url).map_err(setup)?;
             builder = builder
                 .with_base_url(url.as_str().trim_end_matches('/'))
                 .with_config(
@@ -74,29 +64,14 @@ impl GcsRetriever {
                     (url.scheme() == "http").to_string(),
                 );
         }
-        let store = builder.build().map_err(|e| {
-            setup(format!(
-                "cannot set up the Google Cloud Storage client: {}",
-                error_chain(&e)
-            ))
-        })?;
-        Ok(GcsRetriever {
-            object: ObjectSource {
-                store: Box::new(store),
-                location,
-                format: format_for(cfg, &item),
-                source,
-                max_bytes: cfg.max_bytes,
-                timeout,
-            },
-        })
-    }
-
-    pub(crate) fn source(&self) -> &str {
-        &self.object.source
-    }
-
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        self.object.fetch(since).await
+        ObjectRetriever::build(
+            builder.build(),
+            "Google Cloud Storage",
+            cfg,
+            &item,
+            location,
+            source,
+            timeout,
+        )
     }
 }

@@ -48,7 +48,7 @@ pub struct HttpRetriever {
 }
 
 impl HttpRetriever {
-    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         let raw = cfg.url.as_deref().unwrap_or_default();
         // A URL that does not parse cannot be redacted reliably, so it is not repeated.
         let url = Url::parse(raw).map_err(|e| RetrieverError::Setup {
@@ -95,7 +95,7 @@ impl HttpRetriever {
         })
     }
 
-    pub(crate) fn source(&self) -> &str {
+    pub fn source(&self) -> &str {
         &self.source
     }
 
@@ -105,18 +105,12 @@ impl HttpRetriever {
     }
 
     /// One request, its body streamed and bounded; the whole of it within `timeout`.
-    pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.request(since)).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out()),
-        }
+    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        super::within(&self.source, self.timeout, self.request(since)).await
     }
 
     fn timed_out(&self) -> RetrieverError {
-        RetrieverError::Timeout {
-            source_name: self.source.clone(),
-            after: self.timeout,
-        }
+        RetrieverError::timeout(&self.source, self.timeout)
     }
 
     fn io(&self, message: String) -> RetrieverError {

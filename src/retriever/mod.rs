@@ -27,6 +27,7 @@ pub use azblob::AzblobRetriever;
 pub(crate) use file::FileRetriever;
 pub use gcs::GcsRetriever;
 pub(crate) use http::HttpRetriever;
+pub use object::ObjectRetriever;
 pub(crate) use relay::RelayRetriever;
 pub use s3::S3Retriever;
 pub(crate) use sql::SqlRetriever;
@@ -84,6 +85,26 @@ pub enum RetrieverError {
         source_name: String,
         message: String,
     },
+}
+
+impl RetrieverError {
+    pub(crate) fn timeout(source: &str, after: Duration) -> RetrieverError {
+        RetrieverError::Timeout {
+            source_name: source.to_owned(),
+            after,
+        }
+    }
+}
+
+/// `fetch`, given at most `after` in all: past it, [`RetrieverError::Timeout`] naming `source`.
+pub(crate) async fn within(
+    source: &str,
+    after: Duration,
+    fetch: impl Future<Output = Result<Fetched, RetrieverError>>,
+) -> Result<Fetched, RetrieverError> {
+    tokio::time::timeout(after, fetch)
+        .await
+        .unwrap_or_else(|_| Err(RetrieverError::timeout(source, after)))
 }
 
 fn reason_suffix(reason: &str) -> String {

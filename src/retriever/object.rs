@@ -1,23 +1,75 @@
-//! One object in a cloud object store, read through `object_store` (the `azblob` and `gcs`
-//! kinds): a conditional GET on the last ETag (the store's 304 becomes
+//! One object in a cloud object store, read through `object_store` (the `s3`, `azblob` and
+//! `gcs` kinds): a conditional GET on the last ETag (the store's 304 becomes
 //! [`Fetched::NotModified`], costing neither a transfer nor a parse), the body streamed and
-//! bounded by `maxBytes`, the whole within `timeout`. Errors name the source (`azblob://…`,
-//! `gs://…`) and the store's own error code and message, never a credential: `object_store`
-//! signs in headers and redacts the URLs of its token requests.
+//! bounded by `maxBytes`, the whole within `timeout`. Errors name the source (`s3://…`,
+//! `azblob://…`, `gs://…`) and the store's own error code and message, never a credential:
+//! `object_store` signs in headers and redacts the URLs of its token requests.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore};
+use object_store::{BackoffConfig, GetOptions, ObjectStore, RetryConfig};
 
 use super::s3::{is_timeout, status_in, xml_field};
-use super::{Fetched, RetrieverError, Validators, error_chain};
+use super::{Fetched, RetrieverError, Validators, error_chain, format_for};
+use crate::config::RetrieverConfig;
 use crate::parse::Format;
 
+/// The retriever of one object in the store whose client `B` (`object_store`'s builder for it)
+/// builds: [`super::S3Retriever`], [`super::AzblobRetriever`], [`super::GcsRetriever`]. The
+/// conditional, bounded GET and its error mapping are the same for every store; only the
+/// setup (`new`, `with_builder`, beside each builder) is the store's own.
 #[derive(Debug)]
-pub(crate) struct ObjectSource {
+pub struct ObjectRetriever<B> {
+    pub(super) object: ObjectSource,
+    builder: PhantomData<fn() -> B>,
+}
+
+impl<B> ObjectRetriever<B> {
+    /// The retriever over a store its kind's builder has just built (`client` names the client
+    /// in a setup error).
+    pub(super) fn build<S: ObjectStore>(
+        store: object_store::Result<S>,
+        client: &str,
+        cfg: &RetrieverConfig,
+        item: &str,
+        location: ObjectPath,
+        source: String,
+        timeout: Duration,
+    ) -> Result<Self, RetrieverError> {
+        let store = store.map_err(|e| RetrieverError::Setup {
+            message: format!("cannot set up the {client} client: {}", error_chain(&e)),
+            source_name: source.clone(),
+        })?;
+        let object = ObjectSource {
+            store: Box::new(store),
+            location,
+            format: format_for(cfg, item),
+            source,
+            max_bytes: cfg.max_bytes,
+            timeout,
+        };
+        Ok(ObjectRetriever {
+            object,
+            builder: PhantomData,
+        })
+    }
+
+    /// Where documents come from, safe to log and show in `/info`.
+    pub fn source(&self) -> &str {
+        &self.object.source
+    }
+
+    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        self.object.fetch(since).await
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct ObjectSource {
     pub store: Box<dyn ObjectStore>,
     pub location: ObjectPath,
     pub source: String,
@@ -27,18 +79,8 @@ pub(crate) struct ObjectSource {
 }
 
 impl ObjectSource {
-    pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        match tokio::time::timeout(self.timeout, self.get(since)).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out()),
-        }
-    }
-
-    fn timed_out(&self) -> RetrieverError {
-        RetrieverError::Timeout {
-            source_name: self.source.clone(),
-            after: self.timeout,
-        }
+    async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+        super::within(&self.source, self.timeout, self.get(since)).await
     }
 
     async fn get(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
@@ -103,7 +145,7 @@ impl ObjectSource {
     /// message (Azure's XML `<Code>`/`<Message>`, Google's JSON `"message"`).
     fn error(&self, e: object_store::Error) -> RetrieverError {
         if is_timeout(&e) {
-            return self.timed_out();
+            return RetrieverError::timeout(&self.source, self.timeout);
         }
         let text = error_chain(&e);
         let status = match &e {
@@ -174,6 +216,28 @@ pub(crate) fn with_endpoint(
         super::redact_url(&url).trim_end_matches('/')
     );
     Ok((named, Some(url)))
+}
+
+/// Each request's timeout (as `object_store`'s client settings spell it) and the retry policy
+/// of every object-store client: a failed fetch is retried by the next poll, so each one is
+/// kept within `timeout`.
+pub(crate) fn client_limits(timeout: Duration) -> (String, RetryConfig) {
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 2,
+        retry_timeout: timeout,
+    };
+    (timeout.as_millis().to_string() + "ms", retry)
+}
+
+/// An `endpoint` must be http or https (for the Azure and Google clients, which take any URL).
+pub(crate) fn check_scheme(url: &reqwest::Url) -> Result<(), String> {
+    match url.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(format!(
+            "endpoint scheme must be http or https, not {other:?}"
+        )),
+    }
 }
 
 /// The object key from `item`: no leading slash, a valid object path.

@@ -24,23 +24,20 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 use reqwest::Url;
 
-use super::object::ObjectSource;
-use super::{Fetched, RetrieverError, Validators, error_chain, format_for, redact_url};
+use super::RetrieverError;
+use super::object::{ObjectRetriever, client_limits, with_endpoint};
 use crate::config::RetrieverConfig;
 
-#[derive(Debug)]
-pub struct S3Retriever {
-    /// The conditional, bounded GET and its error mapping are the same for every object store
-    /// (super::object); only the setup here is S3's.
-    object: ObjectSource,
-}
+/// `kind: s3` (see the module docs); what it shares with the other stores is in
+/// [`ObjectRetriever`].
+pub type S3Retriever = ObjectRetriever<AmazonS3Builder>;
 
-impl S3Retriever {
+impl ObjectRetriever<AmazonS3Builder> {
     /// The retriever the relay builds: settings and credentials from the process environment
     /// (the standard AWS chain, see the module docs), then the config entry on top.
     pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
@@ -87,20 +84,8 @@ impl S3Retriever {
                 .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
                 .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint))
         });
-        let endpoint_url = match &endpoint {
-            Some(e) => Some(Url::parse(e).map_err(|err| RetrieverError::Setup {
-                source_name: format!("s3://{bucket}/{item}"),
-                message: format!("endpoint is not a valid URL ({err})"),
-            })?),
-            None => None,
-        };
-        let source = match &endpoint_url {
-            Some(url) => format!(
-                "s3://{bucket}/{item} (endpoint {})",
-                redact_url(url).trim_end_matches('/')
-            ),
-            None => format!("s3://{bucket}/{item}"),
-        };
+        let (source, endpoint_url) =
+            with_endpoint(format!("s3://{bucket}/{item}"), endpoint.as_deref())?;
         let setup = |message: String| RetrieverError::Setup {
             source_name: source.clone(),
             message,
@@ -111,7 +96,7 @@ impl S3Retriever {
         let location = ObjectPath::parse(&item)
             .map_err(|e| setup(format!("item is not a valid object key ({e})")))?;
 
-        let ms = timeout.as_millis().to_string() + "ms";
+        let (ms, retry) = client_limits(timeout);
         let mut builder = builder
             .with_bucket_name(&bucket)
             .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), &ms)
@@ -119,12 +104,7 @@ impl S3Retriever {
                 AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
                 &ms,
             )
-            // A failed fetch is retried by the next poll; keep each one within `timeout`.
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 2,
-                retry_timeout: timeout,
-            });
+            .with_retry(retry);
         if let Some(region) = &cfg.region {
             builder = builder.with_region(region);
         }
@@ -142,27 +122,7 @@ impl S3Retriever {
                 builder = builder.with_virtual_hosted_style_request(!cfg.force_path_style);
             }
         }
-        let store = builder
-            .build()
-            .map_err(|e| setup(format!("cannot set up the S3 client: {}", error_chain(&e))))?;
-        Ok(S3Retriever {
-            object: ObjectSource {
-                store: Box::new(store),
-                location,
-                format: format_for(cfg, &item),
-                source,
-                max_bytes: cfg.max_bytes,
-                timeout,
-            },
-        })
-    }
-
-    pub fn source(&self) -> &str {
-        &self.object.source
-    }
-
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
-        self.object.fetch(since).await
+        ObjectRetriever::build(builder.build(), "S3", cfg, &item, location, source, timeout)
     }
 }
 

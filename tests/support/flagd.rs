@@ -88,8 +88,6 @@ pub fn start(extra: &str) -> Relay {
 }
 
 pub fn start_with(extra: &str, top: &str) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), FLAGS).unwrap();
     let config = format!(
         "pollingInterval: 100
 rolloutSalt: pepper
@@ -103,13 +101,7 @@ flagd: {{host: 127.0.0.1, port: 0{extra}}}
 {top}
 "
     );
-    super::relay::Relay::start_in(
-        dir,
-        super::relay::Options {
-            config: &config,
-            ..super::relay::Options::default()
-        },
-    )
+    super::relay::start_over(FLAGS, &config)
 }
 
 /// Protobuf bytes of a `ResolveBooleanRequest` whose context is a Struct nested `depth` deep

@@ -1,10 +1,12 @@
 //! Helpers for the fleet-mode tests: configs, and what a replica serves.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::relay::{Relay, client, eventually};
+use super::redis::RedisServer;
+use super::relay::{Relay, client, eventually, write_atomic};
 
 pub const ADMIN: &str = "fleet-admin-key";
 
@@ -28,16 +30,37 @@ pub fn config(name: &str, redis: &str, retriever: &str, poll_ms: u64) -> String 
     )
 }
 
-/// `/info`.
-pub async fn info(relay: &Relay) -> Value {
-    client()
-        .get(relay.url("/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+/// A `flags.yaml` holding [`flags`] in its own temp dir, for the relays of a fleet to read.
+pub struct FlagFile {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FlagFile {
+    pub fn new(value: &str) -> FlagFile {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FlagFile {
+            path: dir.path().join("flags.yaml"),
+            _dir: dir,
+        };
+        file.set(value);
+        file
+    }
+
+    /// Rewrite it (atomically) so that `greeting` answers `value`.
+    pub fn set(&self, value: &str) {
+        write_atomic(&self.path, &flags(value));
+    }
+
+    /// The retrievers entry (flow style) that reads it.
+    pub fn retriever(&self) -> String {
+        format!("{{kind: file, path: {}}}", self.path.display())
+    }
+}
+
+/// The `fleet.redis` map (flow style) for `redis`.
+pub fn redis_map(redis: &RedisServer) -> String {
+    format!("{{url: \"{}\"}}", redis.url())
 }
 
 /// The fleet version a replica serves, from `/info`.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::relay::{Options, Relay};
+use super::relay::Relay;
 
 /// Three flags; `color` is `red` for everyone (see [`color_flags`]).
 pub const COLOR_FLAGS: &str = "
@@ -17,18 +17,33 @@ pub fn color_flags(color: &str) -> String {
     COLOR_FLAGS.replace("on: red", &format!("on: {color}"))
 }
 
-/// Start a relay whose config is `config` (`{{dir}}` is its temp dir) over a `flags.yaml`
-/// holding `flags`.
-pub fn start_over(flags: &str, config: &str) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flags.yaml"), flags).unwrap();
-    Relay::start_in(
-        dir,
-        Options {
-            config,
-            ..Options::default()
-        },
+/// The admin key of [`start_admin_refreshed`].
+pub const ADMIN: &str = "admin-key-0001";
+
+/// A relay over `flags` that never polls: only an admin refresh (key [`ADMIN`]) reloads its
+/// `flags.yaml`.
+pub fn start_admin_refreshed(flags: &str) -> Relay {
+    super::relay::start_over(
+        flags,
+        &format!(
+            "pollingInterval: 0
+retrievers: [{{kind: file, path: \"{{{{dir}}}}/flags.yaml\"}}]
+authorizedKeys: {{admin: [{ADMIN}]}}
+"
+        ),
     )
+}
+
+/// An admin refresh (key [`ADMIN`]) that must fail with 502: the first source's error, and the
+/// whole answer.
+pub async fn failed_refresh(relay: &Relay) -> (String, serde_json::Value) {
+    let (status, answer) = super::relay::admin_refresh(relay, ADMIN, "").await;
+    assert_eq!(status, 502, "{answer}");
+    let error = answer["retrievers"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (error, answer)
 }
 
 /// Send raw bytes on a fresh connection and read until the peer closes or `wait` passes;

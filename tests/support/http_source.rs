@@ -78,6 +78,22 @@ impl Reply {
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
+/// What a [`Server::answering`] source answers every request: a status and a body.
+#[derive(Clone)]
+pub struct Answer(Arc<Mutex<(u16, String)>>);
+
+impl Answer {
+    /// Answer `status` and `body` from the next request on.
+    pub fn set(&self, status: u16, body: &str) {
+        *self.0.lock().unwrap() = (status, body.to_owned());
+    }
+
+    /// Answer `status`, the body unchanged.
+    pub fn set_status(&self, status: u16) {
+        self.0.lock().unwrap().0 = status;
+    }
+}
+
 pub struct Server {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -95,6 +111,19 @@ impl Server {
     /// A plain HTTP server.
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Server {
         Server::start_inner(Arc::new(handler), None).await
+    }
+
+    /// A flag source on any path: 200 and `body` as `content_type` until the [`Answer`]
+    /// changes.
+    pub async fn answering(body: &str, content_type: &'static str) -> (Server, Answer) {
+        let answer = Answer(Arc::new(Mutex::new((200, body.to_owned()))));
+        let state = answer.clone();
+        let server = Server::start(move |_| {
+            let (status, body) = state.0.lock().unwrap().clone();
+            Reply::status(status, body, &[("content-type", content_type)])
+        })
+        .await;
+        (server, answer)
     }
 
     /// An HTTPS server with the given rustls configuration.

@@ -12,6 +12,7 @@ pub mod http_source;
 pub mod postgres;
 pub mod redis;
 pub mod relay;
+pub mod retrieving;
 pub mod seaweedfs;
 pub mod sse;
 pub mod startup;

@@ -7,7 +7,6 @@
 //! user through `setpriv` (which execs, so the child we hold is the server itself).
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -86,14 +85,6 @@ fn give_to_owner(path: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Postgres {
     /// initdb and start a server; `tls` turns on SSL with a certificate for 127.0.0.1.
     pub async fn start(tls: bool) -> Postgres {
@@ -161,7 +152,7 @@ impl Postgres {
             let first = format!("hostssl all {CERT_USER} 127.0.0.1/32 cert\n");
             std::fs::write(&hba, first + &rules).unwrap();
         }
-        let port = free_port();
+        let port = super::redis::free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
         give_to_owner(&dir.path().join("postgres.log"));
         let child = as_owner(&bin.join("postgres"))

@@ -65,6 +65,14 @@ impl Relay {
         Self::start_in(dir, o)
     }
 
+    /// Start with `flags` in `flags.yaml` of the temp dir (the config reads it as
+    /// `{{dir}}/flags.yaml`).
+    pub fn start_over(flags: &str, o: Options<'_>) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("flags.yaml"), flags).unwrap();
+        Self::start_in(dir, o)
+    }
+
     /// Start in an existing directory (to restart a relay over the same files).
     pub fn start_in(dir: tempfile::TempDir, o: Options<'_>) -> Relay {
         let config_path = dir.path().join("flagrelay.yaml");
@@ -221,6 +229,11 @@ fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>
             }
         }
     });
+}
+
+/// [`Relay::start_over`] with the default options and `config`.
+pub fn start_over(flags: &str, config: &str) -> Relay {
+    Relay::start_over(flags, Options::with_config(config))
 }
 
 /// Write a file atomically (temp + rename), as editors and deploy tools do, so a poll never

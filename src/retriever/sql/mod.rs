@@ -123,12 +123,7 @@ impl SqlRetriever {
     pub(crate) async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
         let rows = match tokio::time::timeout(self.timeout, self.rows()).await {
             Ok(result) => result?,
-            Err(_) => {
-                return Err(RetrieverError::Timeout {
-                    source_name: self.source.clone(),
-                    after: self.timeout,
-                });
-            }
+            Err(_) => return Err(RetrieverError::timeout(&self.source, self.timeout)),
         };
         let doc = to_document(&rows).map_err(|message| self.io(message))?;
         if doc.len() as u64 > self.max_bytes {
