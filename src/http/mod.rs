@@ -30,7 +30,7 @@ pub use admin::AdminState;
 pub use auth::Auth;
 pub use monitoring::{Lifecycle, MonitoringState};
 pub use ofrep::{EvalSettings, OfrepState};
-pub use openapi::route_templates;
+pub(crate) use openapi::route_templates;
 pub use stream::{DiffCache, StreamClients, StreamState};
 pub use sync::SyncState;
 

@@ -71,7 +71,7 @@ pub(crate) fn monitoring() -> OpenApiRouter<AppState> {
 
 /// Every route template the relay serves, API and monitoring, as axum's router writes it
 /// (`/ofrep/v1/evaluate/flags/{*key}`): what the request metrics count under.
-pub fn route_templates() -> Vec<String> {
+pub(crate) fn route_templates() -> Vec<String> {
     let mut out: Vec<String> = api().into_openapi().paths.paths.into_keys().collect();
     out.extend(monitoring().into_openapi().paths.paths.into_keys());
     out
