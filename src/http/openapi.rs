@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::Unauthorized;
-use super::schema::{RefetchEvaluationEvent, SyncChange};
+use super::schema::{RefetchEvaluationEvent, SyncChange, SyncResync};
 use super::{AppState, admin, monitoring, observe, ofrep, stream, sync};
 
 #[derive(OpenApi)]
@@ -41,7 +41,10 @@ use super::{AppState, admin, monitoring, observe, ofrep, stream, sync};
             description = "Never authenticated; on server.monitoringPort when one is set"),
     ),
     // Event data of the two streams: named by the streams' descriptions, carried as text.
-    components(schemas(RefetchEvaluationEvent, SyncChange), responses(Unauthorized)),
+    components(
+        schemas(RefetchEvaluationEvent, SyncChange, SyncResync),
+        responses(Unauthorized)
+    ),
     modifiers(&SecuritySchemes),
 )]
 struct Base;

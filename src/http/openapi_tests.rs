@@ -127,7 +127,7 @@ fn every_reference_resolves_and_every_schema_is_used() {
         assert!(d.pointer(target).is_some(), "{at}: unresolved {r}");
     }
     // Event data of the two streams, which the streams' descriptions name.
-    let event_data = ["RefetchEvaluationEvent", "SyncChange"];
+    let event_data = ["RefetchEvaluationEvent", "SyncChange", "SyncResync"];
     for (section, items) in d["components"].as_object().unwrap() {
         if section == "securitySchemes" {
             continue;

@@ -217,6 +217,16 @@ pub(crate) struct SyncChange {
     deleted: Vec<String>,
 }
 
+/// The `resync` event of `/v1/flags/stream`: the client missed a change and fetches
+/// `/v1/flags` again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct SyncResync {
+    pub(crate) etag: String,
+    pub(crate) previous_etag: String,
+    pub(crate) reason: String,
+}
+
 #[cfg(test)]
 #[path = "schema_tests.rs"]
 mod tests;

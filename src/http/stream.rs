@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody, Unauthorized};
 use super::monitoring::Lifecycle;
-use super::schema::{RefetchEvaluationEvent, RefetchType};
+use super::schema::{RefetchEvaluationEvent, RefetchType, SyncResync};
 use crate::parse::FlagDef;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
@@ -197,7 +197,7 @@ fn refetch_event(snapshot: &Snapshot) -> Event {
     description = "First an event `snapshot` whose data is a `SyncFlags`, then one event `change` \
         per change whose data is a `SyncChange`. A client whose last etag is not `previousEtag` \
         fetches `/v1/flags` again. A client that fell behind (it missed a change while not \
-        reading) gets an event `resync` (`{\"etag\", \"previousEtag\", \"reason\"}`) instead, \
+        reading) gets an event `resync` (a `SyncResync`) instead, \
         and fetches `/v1/flags` again. The credential may also come as `?apiKey=`.",
     security(("ApiKey" = []), ("Bearer" = []), ("ApiKeyQuery" = [])),
     responses(
@@ -257,15 +257,15 @@ pub async fn sync_stream(
 
 /// For a client that missed a change: fetch `GET /v1/flags` again.
 fn resync_event(client_etag: &str, next: &Snapshot) -> Event {
-    let data = json!({
-        "etag": next.etag,
-        "previousEtag": client_etag,
-        "reason": "missed a change; fetch GET /v1/flags again",
-    });
+    let data = SyncResync {
+        etag: next.etag.clone(),
+        previous_etag: client_etag.to_owned(),
+        reason: "missed a change; fetch GET /v1/flags again".into(),
+    };
     Event::default()
         .event("resync")
         .id(next.etag.clone())
-        .data(data.to_string())
+        .data(serde_json::to_string(&data).unwrap_or_default())
 }
 
 fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
