@@ -127,6 +127,7 @@ impl FromRef<AppState> for MonitoringState {
 /// The API routes (OFREP, sync, streams, token exchange, admin, `/openapi.json`), as
 /// declared in [`openapi::api`].
 pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
+    // Build and serialize the document now, at start, not on the first request for it.
     openapi::document();
     let (router, _) = openapi::api().split_for_parts();
     router.layer(cors::layer(cors_origins)).with_state(state)
