@@ -125,7 +125,7 @@ impl FromRef<AppState> for MonitoringState {
 }
 
 /// The API routes (OFREP, sync, streams, token exchange, admin, `/openapi.json`), as
-/// declared in [`openapi::api`].
+/// declared in `openapi::api`.
 pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
     // Build and serialize the document now, at start, not on the first request for it.
     openapi::document();
@@ -134,7 +134,7 @@ pub fn api_router(state: AppState, cors_origins: &[String]) -> Router {
 }
 
 /// The monitoring routes, on the main port or on `server.monitoringPort`, as declared in
-/// [`openapi::monitoring`].
+/// `openapi::monitoring`.
 pub fn monitoring_router(state: AppState) -> Router {
     let (router, _) = openapi::monitoring().split_for_parts();
     router.with_state(state)

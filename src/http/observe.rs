@@ -55,7 +55,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Put it *around* the router rather than in it (`Router::layer` wraps every route separately,
 /// which costs a boxed-service clone per request: about 40 % of what observing costs). Routes
 /// are classified by [`Metrics::route_for_path`] against the templates of
-/// [`super::route_templates`], not by axum's `MatchedPath` (which only exists inside the
+/// `http::route_templates`, not by axum's `MatchedPath` (which only exists inside the
 /// router); a test keeps the two in agreement. When recording is off ([`Metrics::set_enabled`]
 /// before this is called), the layer passes requests straight through: no metrics, ids or
 /// request logs.

@@ -1,10 +1,10 @@
 //! The routes of the relay and its OpenAPI 3.1 document, from one declaration.
 //!
 //! Each handler declares its method, path, parameters, request body and answers once, in its
-//! `#[utoipa::path]`; [`api`] and [`monitoring`] list the handlers (`routes!`), and from those
+//! `#[utoipa::path]`; `api` and `monitoring` list the handlers (`routes!`), and from those
 //! two lists come the axum routers (`http::api_router`, `http::monitoring_router`), the
-//! document served at `GET /openapi.json` ([`document`], built and serialized once) and the
-//! route templates the request metrics count under ([`route_templates`]).
+//! document served at `GET /openapi.json` (`document`, built and serialized once) and the
+//! route templates the request metrics count under (`route_templates`).
 //!
 //! Paths are declared as axum routes them (`{*key}` for a key that may contain `/`); the
 //! document writes them as OpenAPI does (`{key}`).

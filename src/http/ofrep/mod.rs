@@ -112,8 +112,8 @@ impl IntoResponse for OfrepError {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-/// `POST /ofrep/v1/evaluate/flags/{key}`. The answer is written by [`write_success`], not
-/// serialized from the declared types (see [`super::schema`] for why).
+/// `POST /ofrep/v1/evaluate/flags/{key}`. The answer is written by `write_success`, not
+/// serialized from the declared types (see `http/schema.rs` for why).
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{*key}", tag = "ofrep",
     operation_id = "ofrepEvaluateFlag", summary = "Evaluate one flag",
     description = "The key may arrive percent-encoded or raw, and may contain `/`. Never answers \
