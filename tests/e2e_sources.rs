@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::http_source::{Answer, Server};
 use serde_json::Value;
+use support::http_source::{Answer, Server};
 use support::relay::{
     Options, Relay, client, eval, eventually, start_over, wait_ready, write_atomic,
 };

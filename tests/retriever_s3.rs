@@ -8,8 +8,8 @@ use support::seaweedfs;
 use flagrelay::config::{Millis, RetrieverConfig, RetrieverKind};
 use flagrelay::parse::Format;
 use flagrelay::retriever::{Fetched, Retriever, RetrieverError, S3Retriever, Validators};
-use support::retrieving::{changed, entry};
 use seaweedfs::{ACCESS_KEY, SECRET_KEY, SeaweedFs};
+use support::retrieving::{changed, entry};
 
 const DOC_V1: &[u8] = b"flag-a: {enabled: true}\n";
 const DOC_V2: &[u8] = b"flag-a: {enabled: false}\nflag-b: {enabled: true}\n";

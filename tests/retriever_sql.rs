@@ -14,8 +14,8 @@ use flagrelay::refresh::{RefreshOptions, Refresher};
 use flagrelay::retriever::{Fetched, Retriever, Validators};
 use flagrelay::snapshot::SnapshotStore;
 use postgres::{CERT_USER, PASSWORD, Postgres};
-use support::retrieving::entry;
 use serde_json::{Value, json};
+use support::retrieving::entry;
 
 /// GoFastr's DDL, exactly.
 const DDL: &str = "CREATE TABLE feature_flags (key TEXT PRIMARY KEY, enabled INTEGER NOT NULL, \

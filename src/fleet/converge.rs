@@ -13,7 +13,7 @@ use super::replicas;
 const POLL: Duration = Duration::from_millis(10);
 
 /// The `fleet` part of an admin refresh's answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Convergence {
     pub version: u64,
@@ -26,7 +26,9 @@ pub(crate) struct Convergence {
     /// Why the fleet could not be asked (Redis unreachable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// From this replica serving the version to the last live replica confirming it.
     #[serde(rename = "tookMs", serialize_with = "millis")]
+    #[schema(value_type = f64, minimum = 0)]
     pub took: Duration,
 }
 

@@ -6,10 +6,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, Unauthorized};
+use crate::fleet::Convergence;
 use crate::refresh::Refresher;
 
 #[derive(Clone)]
@@ -18,13 +20,69 @@ pub(crate) struct AdminState {
     pub auth: Arc<Auth>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RefreshQuery {
     /// Let this refresh remove more than `maxFlagRemovalPercent` of the flags.
     #[serde(default)]
     force: bool,
 }
 
+/// The answer of an admin refresh (200, 502 and 504 alike).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RefreshReport)]
+pub(crate) struct RefreshBody<'a> {
+    refreshed: bool,
+    changed: bool,
+    /// Flags served after the refresh.
+    flags: usize,
+    /// The flag-set etag served after the refresh.
+    etag: Option<&'a str>,
+    retrievers: Vec<RetrieverOutcome<'a>>,
+    /// Every retriever succeeded but the new set was refused: it would remove more than
+    /// maxFlagRemovalPercent of the flags (retry with force=true if intended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    /// Fleet mode: whether every live replica serves the version this refresh left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<Convergence>,
+}
+
+/// One retriever's part in a refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RetrieverOutcome<'a> {
+    kind: &'a str,
+    source: &'a str,
+    status: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Outcome {
+    Ok,
+    Error,
+}
+
+#[utoipa::path(post, path = "/admin/v1/retriever/refresh", tag = "admin",
+    operation_id = "adminRefresh", summary = "Run every retriever now",
+    description = "Synchronous; swaps the flag set in when every retriever succeeded. Concurrent \
+        calls share one refresh. 502 when a retriever failed (the last good flag set keeps \
+        serving), so `curl --fail` fails.",
+    params(RefreshQuery),
+    security(("ApiKey" = []), ("Bearer" = [])),
+    responses(
+        (status = 200, description = "Every retriever succeeded.", body = RefreshBody),
+        (status = 400, description = "The query is not `force=true|false`.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Not an admin credential.", body = ErrorBody),
+        (status = 502, body = RefreshBody, description = "A retriever failed, or the new set \
+            was refused by the mass-removal guard (`error`); `refreshed` is false."),
+        (status = 504, body = RefreshBody, description = "Fleet mode: the refresh succeeded but \
+            a live replica did not confirm serving it within `fleet.convergenceTimeout`; \
+            `fleet.laggards` names them."),
+    ))]
 pub(crate) async fn refresh(
     State(s): State<AdminState>,
     headers: HeaderMap,
@@ -42,24 +100,29 @@ pub(crate) async fn refresh(
     } else {
         s.refresher.refresh_forced().await
     };
-    let retrievers: Vec<_> = report
+    let retrievers = report
         .retrievers
         .iter()
-        .map(|(kind, source, error)| match error {
-            None => json!({"kind": kind, "source": source, "status": "ok"}),
-            Some(e) => json!({"kind": kind, "source": source, "status": "error", "error": e}),
+        .map(|(kind, source, error)| RetrieverOutcome {
+            kind,
+            source,
+            status: if error.is_none() {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            },
+            error: error.as_deref(),
         })
         .collect();
-    let mut body = json!({
-        "refreshed": report.ok,
-        "changed": report.changed,
-        "flags": report.flags,
-        "etag": report.etag,
-        "retrievers": retrievers,
-    });
-    if let Some(why) = &report.refused {
-        body["error"] = why.as_str().into();
-    }
+    let mut body = RefreshBody {
+        refreshed: report.ok,
+        changed: report.changed,
+        flags: report.flags,
+        etag: report.etag.as_deref(),
+        retrievers,
+        error: report.refused.as_deref(),
+        fleet: None,
+    };
     // 502 makes `curl --fail` in CI fail when a source is broken.
     let mut status = if report.ok {
         StatusCode::OK
@@ -75,7 +138,7 @@ pub(crate) async fn refresh(
         if !c.converged {
             status = StatusCode::GATEWAY_TIMEOUT;
         }
-        body["fleet"] = serde_json::to_value(&c).unwrap_or_default();
+        body.fleet = Some(c);
     }
     (status, Json(body)).into_response()
 }

@@ -3,9 +3,28 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{ToResponse, ToSchema};
 
 use super::auth::Denied;
+
+/// The body of every non-OFREP error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    /// A machine-readable code, e.g. `unauthorized`.
+    pub(crate) error: &'a str,
+    pub(crate) message: &'a str,
+}
+
+/// `401`: shared by every authenticated operation of the document.
+#[derive(ToResponse)]
+#[response(
+    description = "Missing, unknown or expired credential.",
+    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+)]
+#[allow(dead_code)] // a description for the document; the answer is built by `ApiError`
+pub(crate) struct Unauthorized(ErrorBody<'static>);
 
 /// A non-OFREP error answer.
 #[derive(Debug)]
@@ -50,7 +69,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (
             self.status,
-            json_body(json!({"error": self.code, "message": self.message}).to_string()),
+            json_body(
+                serde_json::to_string(&ErrorBody {
+                    error: self.code,
+                    message: &self.message,
+                })
+                .unwrap_or_default(),
+            ),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {

@@ -13,8 +13,9 @@ mod event_streams;
 pub(crate) mod monitoring;
 pub(crate) mod observe;
 pub mod ofrep;
-pub mod openapi;
+pub(crate) mod openapi;
 mod precondition;
+mod schema;
 pub(crate) mod serve;
 pub(crate) mod stream;
 pub(crate) mod sync;
@@ -24,12 +25,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post};
 
 pub(crate) use admin::AdminState;
 pub use auth::Auth;
 pub(crate) use monitoring::{Lifecycle, MonitoringState};
 pub(crate) use ofrep::{EvalSettings, OfrepState};
+pub(crate) use openapi::route_templates;
 pub(crate) use stream::{DiffCache, StreamClients, StreamState};
 pub(crate) use sync::SyncState;
 
@@ -123,32 +124,20 @@ impl FromRef<AppState> for MonitoringState {
     }
 }
 
-/// The API routes (OFREP, sync, streams, token exchange, admin).
+/// The API routes (OFREP, sync, streams, token exchange, admin, `/openapi.json`), as
+/// declared in `openapi::api`.
 pub(crate) fn api_router(state: AppState, cors_origins: &[String]) -> Router {
-    Router::new()
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
-        .route(
-            "/ofrep/v1/evaluate/flags/{*key}",
-            post(ofrep::evaluate_flag),
-        )
-        .route("/ofrep/v1/sse", get(stream::ofrep_sse))
-        .route("/v1/flags", get(sync::flags))
-        .route("/v1/flags/stream", get(stream::sync_stream))
-        .route("/client/auth", post(sync::client_auth))
-        .route("/admin/v1/retriever/refresh", post(admin::refresh))
-        .route("/openapi.json", get(openapi::openapi))
-        .layer(cors::layer(cors_origins))
-        .with_state(state)
+    // Build and serialize the document now, at start, not on the first request for it.
+    openapi::document();
+    let (router, _) = openapi::api().split_for_parts();
+    router.layer(cors::layer(cors_origins)).with_state(state)
 }
 
-/// The monitoring routes, on the main port or on `server.monitoringPort`.
+/// The monitoring routes, on the main port or on `server.monitoringPort`, as declared in
+/// `openapi::monitoring`.
 pub(crate) fn monitoring_router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(monitoring::health))
-        .route("/ready", get(monitoring::ready))
-        .route("/info", get(monitoring::info))
-        .route("/metrics", get(observe::metrics))
-        .with_state(state)
+    let (router, _) = openapi::monitoring().split_for_parts();
+    router.with_state(state)
 }
 
 /// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,

@@ -7,9 +7,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::refresh::Refresher;
+use crate::refresh::{Refresher, RetrieverStatus};
 use crate::shared::rfc3339;
 
 /// Process-wide facts the monitoring endpoints report.
@@ -68,15 +69,75 @@ pub(crate) struct MonitoringState {
     pub lifecycle: Arc<Lifecycle>,
 }
 
-pub(crate) async fn health() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    #[schema(value_type = String, pattern = "^ok$")]
+    status: &'static str,
 }
 
+/// `GET /ready` once a flag set is loaded.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    #[schema(value_type = String, pattern = "^ready$")]
+    status: &'static str,
+    flags: usize,
+    etag: String,
+}
+
+/// `GET /ready` before the first flag set, and while shutting down.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NotReady {
+    #[schema(value_type = String, pattern = "^not ready$")]
+    status: &'static str,
+    reason: &'static str,
+}
+
+/// `GET /info`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Info {
+    version: &'static str,
+    fips140: bool,
+    flags: usize,
+    etag: Option<String>,
+    /// RFC 3339: the sources' last modification of the flag set served (its load time when no
+    /// source says).
+    last_modified: Option<String>,
+    /// Fleet mode: name, replica id, role, served version, Redis reachability, live replicas.
+    #[schema(value_type = Option<Object>)]
+    fleet: Option<serde_json::Value>,
+    /// RFC 3339: the last refresh in which every retriever succeeded.
+    last_refresh: Option<String>,
+    retrievers: Vec<RetrieverStatus>,
+    /// The flagd port, when it is served.
+    #[schema(value_type = Option<Object>)]
+    flagd: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/health", tag = "monitoring", operation_id = "health",
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves.", body = Health)))]
+pub(crate) async fn health() -> Response {
+    Json(Health { status: "ok" }).into_response()
+}
+
+#[utoipa::path(get, path = "/ready", tag = "monitoring", operation_id = "ready",
+    summary = "Readiness",
+    description = "200 once a flag set is loaded (from the retrievers, the persisted snapshot, \
+        or empty under startWithRetrieverError); 503 before, and while shutting down.",
+    responses(
+        (status = 200, description = "Ready.", body = Ready),
+        (status = 503, description = "Not ready.", body = NotReady),
+    ))]
 pub(crate) async fn ready(State(s): State<MonitoringState>) -> Response {
-    let not_ready = |reason: &str| {
+    let not_ready = |reason: &'static str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": reason})),
+            Json(NotReady {
+                status: "not ready",
+                reason,
+            }),
         )
             .into_response()
     };
@@ -84,25 +145,34 @@ pub(crate) async fn ready(State(s): State<MonitoringState>) -> Response {
         return not_ready("shutting down");
     }
     match s.refresher.store().load() {
-        Some(snap) => {
-            Json(json!({"status": "ready", "flags": snap.len(), "etag": snap.etag})).into_response()
-        }
+        Some(snap) => Json(Ready {
+            status: "ready",
+            flags: snap.len(),
+            etag: snap.etag.clone(),
+        })
+        .into_response(),
         None => not_ready("no flag set loaded yet"),
     }
 }
 
+#[utoipa::path(get, path = "/info", tag = "monitoring", operation_id = "info",
+    summary = "What this relay serves and where from",
+    responses((status = 200, body = Info, description = "Version, FIPS mode, the flag set, and \
+        each retriever's state (sources never carry credentials).")))]
 pub(crate) async fn info(State(s): State<MonitoringState>) -> Response {
     let snap = s.refresher.store().load();
-    Json(json!({
-        "version": s.lifecycle.version,
-        "fips140": s.lifecycle.fips140,
-        "flags": snap.as_ref().map_or(0, |s| s.len()),
-        "etag": snap.as_ref().map(|s| s.etag.clone()),
-        "lastModified": snap.as_ref().map(|s| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.last_modified))),
-        "fleet": crate::fleet::running().map(|f| f.info()),
-        "lastRefresh": s.refresher.last_refresh().map(rfc3339),
-        "retrievers": s.refresher.statuses(),
-        "flagd": s.lifecycle.flagd.get(),
-    }))
+    Json(Info {
+        version: s.lifecycle.version,
+        fips140: s.lifecycle.fips140,
+        flags: snap.as_ref().map_or(0, |s| s.len()),
+        etag: snap.as_ref().map(|s| s.etag.clone()),
+        last_modified: snap.as_ref().map(|s| {
+            rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.last_modified))
+        }),
+        fleet: crate::fleet::running().map(|f| f.info()),
+        last_refresh: s.refresher.last_refresh().map(rfc3339),
+        retrievers: s.refresher.statuses(),
+        flagd: s.lifecycle.flagd.get().cloned().unwrap_or_default(),
+    })
     .into_response()
 }

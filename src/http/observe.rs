@@ -55,7 +55,7 @@ pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 /// Put it *around* the router rather than in it (`Router::layer` wraps every route separately,
 /// which costs a boxed-service clone per request: about 40 % of what observing costs). Routes
 /// are classified by [`Metrics::route_for_path`] against the templates of
-/// [`super::openapi::ROUTES`], not by axum's `MatchedPath` (which only exists inside the
+/// `http::route_templates`, not by axum's `MatchedPath` (which only exists inside the
 /// router); a test keeps the two in agreement. When recording is off ([`Metrics::set_enabled`]
 /// before this is called), the layer passes requests straight through: no metrics, ids or
 /// request logs.
@@ -351,6 +351,11 @@ fn hex_into(out: &mut [u8], v: u64) {
 }
 
 /// `GET /metrics`: the Prometheus text exposition of [`metrics::global`].
+#[utoipa::path(get, path = "/metrics", tag = "monitoring", operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "Text exposition format 0.0.4. Every metric is named `flagrelay_…`.",
+    responses((status = 200, description = "The metrics.", content_type = "text/plain",
+        body = String)))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> axum::response::Response {
     let snapshot = s.store.load();
     let mut text = metrics::global().render(&Scrape {
@@ -492,22 +497,21 @@ mod tests {
     /// the relay's own templates and for the paths around them.
     #[tokio::test]
     async fn route_classification_agrees_with_axum() {
-        use crate::http::openapi::ROUTES;
         use axum::extract::MatchedPath;
         use axum::routing::any;
 
+        let routes = crate::http::route_templates();
         let mut router = Router::new();
-        for r in ROUTES {
+        for t in &routes {
             router = router.route(
-                r.template,
+                t,
                 any(|p: MatchedPath| async move { p.as_str().to_owned() }),
             );
         }
-        let m = Metrics::new(ROUTES.iter().map(|r| r.template));
-        let mut paths: Vec<String> = ROUTES
+        let m = Metrics::new(routes.iter().map(String::as_str));
+        let mut paths: Vec<String> = routes
             .iter()
-            .flat_map(|r| {
-                let t = r.template;
+            .flat_map(|t| {
                 [
                     t.replace("{*key}", "k"),
                     t.replace("{*key}", "a/b%20c"),

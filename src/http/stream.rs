@@ -24,8 +24,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::auth::Auth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, Unauthorized};
 use super::monitoring::Lifecycle;
+use super::schema::{RefetchEvaluationEvent, RefetchType, SyncResync};
 use crate::parse::FlagDef;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
@@ -134,6 +135,24 @@ fn admit(
 /// `GET /ofrep/v1/sse`: one `refetchEvaluation` message per flag-set change, each with an
 /// `id:` that only grows. A reconnecting client (its `Last-Event-ID` is not the id of the set
 /// served now) missed something, so it is told to re-fetch at once.
+#[utoipa::path(get, path = "/ofrep/v1/sse", tag = "ofrep", operation_id = "ofrepEventStream",
+    summary = "Flag-set change stream (Server-Sent Events)",
+    description = "First a `retry:` hint; then on every change of the flag set: `event: message`, \
+        an `id:` that only grows, and `data:` a `RefetchEvaluationEvent`. A reconnect whose \
+        `Last-Event-ID` is not the current id gets one such event at once. A comment line every \
+        30 s keeps proxies from closing the stream; it ends when the relay shuts down. Browsers \
+        (whose EventSource cannot send headers) use the `ticket` from a bulk answer's \
+        `eventStreams` URL; `?apiKey=` also works.",
+    params(("Last-Event-ID" = Option<String>, Header, nullable = false)),
+    security(("ApiKey" = []), ("Bearer" = []), ("ApiKeyQuery" = []), ("StreamTicket" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "The event stream; each event's data is a `RefetchEvaluationEvent`."),
+        (status = 400, description = "The request is malformed.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, body = ErrorBody, description = "Too many open streams \
+            (`server.maxSseClients`), or the relay is shutting down."),
+    ))]
 pub(crate) async fn ofrep_sse(
     State(s): State<StreamState>,
     headers: HeaderMap,
@@ -161,18 +180,34 @@ pub(crate) async fn ofrep_sse(
 }
 
 fn refetch_event(snapshot: &Snapshot) -> Event {
-    let data = json!({
-        "type": "refetchEvaluation",
-        "etag": snapshot.etag,
-        "lastModified": snapshot.last_modified,
-    });
+    let data = RefetchEvaluationEvent {
+        r#type: RefetchType::RefetchEvaluation,
+        etag: snapshot.etag.clone(),
+        last_modified: snapshot.last_modified,
+    };
     Event::default()
         .event("message")
         .id(snapshot.event_id())
-        .data(data.to_string())
+        .data(serde_json::to_string(&data).unwrap_or_default())
 }
 
 /// `GET /v1/flags/stream`: a `snapshot` event, then one `change` event per change.
+#[utoipa::path(get, path = "/v1/flags/stream", tag = "sync", operation_id = "syncStream",
+    summary = "Flag definitions and their changes (Server-Sent Events)",
+    description = "First an event `snapshot` whose data is a `SyncFlags`, then one event `change` \
+        per change whose data is a `SyncChange`. A client whose last etag is not `previousEtag` \
+        fetches `/v1/flags` again. A client that fell behind (it missed a change while not \
+        reading) gets an event `resync` (a `SyncResync`) instead, \
+        and fetches `/v1/flags` again. The credential may also come as `?apiKey=`.",
+    security(("ApiKey" = []), ("Bearer" = []), ("ApiKeyQuery" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "The event stream."),
+        (status = 400, description = "The request is malformed.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, body = ErrorBody, description = "Too many open streams \
+            (`server.maxSseClients`), or the relay is shutting down."),
+    ))]
 pub(crate) async fn sync_stream(
     State(s): State<StreamState>,
     headers: HeaderMap,
@@ -222,15 +257,15 @@ pub(crate) async fn sync_stream(
 
 /// For a client that missed a change: fetch `GET /v1/flags` again.
 fn resync_event(client_etag: &str, next: &Snapshot) -> Event {
-    let data = json!({
-        "etag": next.etag,
-        "previousEtag": client_etag,
-        "reason": "missed a change; fetch GET /v1/flags again",
-    });
+    let data = SyncResync {
+        etag: next.etag.clone(),
+        previous_etag: client_etag.to_owned(),
+        reason: "missed a change; fetch GET /v1/flags again".into(),
+    };
     Event::default()
         .event("resync")
         .id(next.etag.clone())
-        .data(data.to_string())
+        .data(serde_json::to_string(&data).unwrap_or_default())
 }
 
 fn sse(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {

@@ -7,12 +7,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{Auth, Denied};
-use super::error::{ApiError, json_body};
+use super::error::{ApiError, ErrorBody, Unauthorized, json_body};
 use super::ofrep::if_none_match;
+use super::schema::SyncFlags;
 use crate::snapshot::SnapshotStore;
 
 #[derive(Clone)]
@@ -24,6 +25,20 @@ pub(crate) struct SyncState {
 }
 
 /// `GET /v1/flags`: the flag definitions exactly as evaluation.md defines them.
+#[utoipa::path(get, path = "/v1/flags", tag = "sync", operation_id = "syncFlags",
+    summary = "The flag definitions",
+    description = "The flag definitions exactly as the evaluation spec defines them, with `ETag` \
+        (the quoted flag-set etag) and 304 on a matching `If-None-Match`.",
+    params(("If-None-Match" = Option<String>, Header, nullable = false)),
+    security(("ApiKey" = []), ("Bearer" = [])),
+    responses(
+        (status = 200, description = "The flag set.", body = SyncFlags,
+            headers(("ETag" = String, description = "A strong entity tag."))),
+        (status = 304, description = "The client has this flag set (`If-None-Match`).",
+            headers(("ETag" = String, description = "A strong entity tag."))),
+        (status = 401, response = Unauthorized),
+        (status = 503, description = "No flag set is loaded yet.", body = ErrorBody),
+    ))]
 pub(crate) async fn flags(State(s): State<SyncState>, headers: HeaderMap) -> Response {
     if let Err(d) = s.auth.evaluation_caller(&headers, None) {
         return ApiError::from(d).into_response();
@@ -48,13 +63,37 @@ pub(crate) async fn flags(State(s): State<SyncState>, headers: HeaderMap) -> Res
     res
 }
 
-#[derive(Deserialize)]
-struct TokenRequest {
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct TokenRequest {
     #[serde(rename = "apiKey")]
     api_key: String,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TokenResponse {
+    auth_token: String,
+    /// Seconds.
+    expires_in: u64,
+}
+
 /// `POST /client/auth {"apiKey"}` → `{"authToken", "expiresIn"}`.
+#[utoipa::path(post, path = "/client/auth", tag = "auth", operation_id = "clientAuth",
+    summary = "Exchange an evaluation key for a token",
+    description = "The token (HS256 JWT) carries the key's environment and an expiry, and may be \
+        used wherever the key may.",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "The token.", body = TokenResponse),
+        (status = 400, description = "The body is not `{\"apiKey\": \"...\"}`.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "Only evaluation keys can be exchanged for tokens.",
+            body = ErrorBody),
+        (status = 404, description = "Token exchange is not configured (`auth.jwtSecret`).",
+            body = ErrorBody),
+        (status = 413, description = "The body is larger than `maxRequestBodyBytes`.",
+            body = ErrorBody),
+    ))]
 pub(crate) async fn client_auth(State(s): State<SyncState>, body: Body) -> Response {
     if !s.auth.tokens_enabled() {
         return ApiError::new(
@@ -89,9 +128,13 @@ pub(crate) async fn client_auth(State(s): State<SyncState>, body: Body) -> Respo
         }
     };
     match s.auth.issue_token(&req.api_key) {
-        Ok((token, ttl)) => {
-            json_body(json!({"authToken": token, "expiresIn": ttl}).to_string()).into_response()
-        }
+        Ok((token, ttl)) => json_body(
+            serde_json::to_string(&TokenResponse {
+                auth_token: token,
+                expires_in: ttl,
+            })
+            .unwrap_or_default(),
+        ),
         Err(Denied::Forbidden) => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -1,8 +1,8 @@
-//! Tests of the layers every router gets (kept apart from `mod.rs`, whose `.route` calls
-//! the OpenAPI test reads).
+//! Tests of the layers every router gets.
 use super::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::routing::get;
 use tower::ServiceExt;
 
 async fn boom() -> &'static str {

@@ -81,7 +81,7 @@ pub(crate) fn global() -> &'static Arc<Metrics> {
     static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         Arc::new(Metrics::new(
-            crate::http::openapi::ROUTES.iter().map(|r| r.template),
+            crate::http::route_templates().iter().map(String::as_str),
         ))
     })
 }

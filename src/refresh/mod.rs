@@ -25,9 +25,10 @@ mod hook;
 pub(crate) use hook::{FleetHook, Published};
 
 /// What one retriever last did, for `/info` and the admin answer.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RetrieverStatus {
+pub struct RetrieverStatus {
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub source: String,
     pub last_success: Option<String>,

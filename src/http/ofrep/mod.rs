@@ -12,9 +12,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Auth;
-use super::error::{ApiError, json_body};
+use super::error::{ApiError, Unauthorized, json_body};
 use super::event_streams;
 use super::precondition::IfNoneMatch;
+use super::schema::{
+    BulkEvaluationFailure, BulkEvaluationSuccess, EvaluationFailure, EvaluationRequest,
+    EvaluationSuccess,
+};
 use crate::evaluator::{Outcome, Subject};
 use crate::snapshot::{Entry, Snapshot, SnapshotStore, short_hash};
 
@@ -55,7 +59,10 @@ pub(crate) struct BulkQuery {
 }
 
 /// OFREP error codes this relay answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     ParseError,
     InvalidContext,
@@ -105,6 +112,30 @@ impl IntoResponse for OfrepError {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
+/// `POST /ofrep/v1/evaluate/flags/{key}`. The answer is written by `write_success`, not
+/// serialized from the declared types (see `http/schema.rs` for why).
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{*key}", tag = "ofrep",
+    operation_id = "ofrepEvaluateFlag", summary = "Evaluate one flag",
+    description = "The key may arrive percent-encoded or raw, and may contain `/`. Never answers \
+        413, 422 or 503: the OFREP clients treat those as unexpected (an over-long body is 400 \
+        INVALID_CONTEXT; before the first flag set is loaded every key is 404 FLAG_NOT_FOUND).",
+    params(("key" = String, Path, description = "The flag key.", min_length = 1,
+        example = "new-checkout")),
+    request_body(content = Option<EvaluationRequest>, content_type = "application/json",
+        description = "A missing body, a missing `context` and a missing `targetingKey` are all \
+            accepted."),
+    security(("ApiKey" = []), ("Bearer" = [])),
+    responses(
+        (status = 200, description = "The flag's value for this context.",
+            body = EvaluationSuccess),
+        (status = 400, body = EvaluationFailure, description = "PARSE_ERROR (the body is not \
+            JSON), INVALID_CONTEXT (context is not an object, a subject attribute is not a \
+            string, or the body is over the size limit) or GENERAL (the key in the path cannot \
+            be decoded; `key` is then absent)."),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "FLAG_NOT_FOUND: the key is not in the flag set.",
+            body = EvaluationFailure),
+    ))]
 pub(crate) async fn evaluate_flag(
     State(s): State<OfrepState>,
     key: Result<Path<String>, axum::extract::rejection::PathRejection>,
@@ -150,6 +181,38 @@ pub(crate) async fn evaluate_flag(
     json_body(out)
 }
 
+/// `POST /ofrep/v1/evaluate/flags`. The answer is written by [`bulk_answer_with`].
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep",
+    operation_id = "ofrepEvaluateFlags", summary = "Evaluate every flag",
+    description = "Flags are sorted by key. `ETag` is a strong hash of the exact body; \
+        `If-None-Match` listing it (RFC 9110, weak comparison) answers 304 with no body, unless \
+        `flagConfigEtag` names a flag set this relay does not serve. `If-None-Match: *` answers \
+        412 (RFC 9110 13.1.2: never true for this POST). With a credential, `eventStreams` names \
+        the stream as a URL with a short-lived stream ticket.",
+    params(
+        ("If-None-Match" = Option<String>, Header, nullable = false),
+        ("flagConfigEtag" = Option<String>, Query, description = "The flag-set etag of the \
+            change event that caused this fetch: when it is not the served set's, the answer \
+            is never 304."),
+        ("flagConfigLastModified" = Option<String>, Query, description = "Accepted and ignored."),
+    ),
+    request_body(content = Option<EvaluationRequest>, content_type = "application/json",
+        description = "A missing body, a missing `context` and a missing `targetingKey` are all \
+            accepted."),
+    security(("ApiKey" = []), ("Bearer" = [])),
+    responses(
+        (status = 200, description = "Every flag evaluated for this context.",
+            body = BulkEvaluationSuccess,
+            headers(("ETag" = String, description = "A strong entity tag."))),
+        (status = 304, description = "The answer would be the one the client has \
+            (`If-None-Match`).",
+            headers(("ETag" = String, description = "A strong entity tag."))),
+        (status = 400, description = "The whole request is bad: PARSE_ERROR or INVALID_CONTEXT.",
+            body = BulkEvaluationFailure),
+        (status = 401, response = Unauthorized),
+        (status = 412, description = "`If-None-Match: *`: a failed precondition on this POST \
+            (GENERAL).", body = BulkEvaluationFailure),
+    ))]
 pub(crate) async fn evaluate_all(
     State(s): State<OfrepState>,
     query: Result<axum::extract::Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
