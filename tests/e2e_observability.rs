@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::relay::{Options, Relay, admin_refresh, client, eventually, wait_ready, write_atomic};
+use support::relay::{
+    Options, Relay, admin_refresh, client, eventually, get_json, wait_ready, write_atomic,
+};
 
 const EVAL_KEY: &str = "e2e-obs-evaluation-key-5d41402a";
 const ADMIN_KEY: &str = "e2e-obs-admin-key-7d793037a076";
@@ -399,14 +401,7 @@ async fn openapi_document_is_served_and_every_operation_answers() {
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert!(schemes.contains_key("ApiKey") && schemes.contains_key("Bearer"));
 
-    let fallback: Value = client()
-        .get(relay.url("/no/such/endpoint"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fallback = get_json(&relay, "/no/such/endpoint").await;
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
