@@ -56,6 +56,9 @@ impl Relay {
             .map(Retriever::from_config)
             .collect::<Result<Vec<_>, _>>()?;
         let store = Arc::new(SnapshotStore::new());
+        // The relay's one registry, handed to every part that records.
+        let routes: Vec<&str> = http::openapi::ROUTES.iter().map(|r| r.template).collect();
+        let metrics = Arc::new(crate::metrics::Metrics::new(&routes));
         let refresher = Refresher::new(
             retrievers,
             store.clone(),
@@ -63,6 +66,7 @@ impl Relay {
                 salt: config.rollout_salt.clone().filter(|s| !s.is_empty()),
                 persist_to: config.persistent_flag_configuration_file.clone(),
                 max_removal_percent: Some(config.max_flag_removal_percent),
+                metrics,
             },
         );
         Ok(Relay {
@@ -98,6 +102,7 @@ impl Relay {
                         etag = %snap.etag,
                         "retrievers failed at start; serving the persisted flag set"
                     );
+                    self.refresher.metrics().flag_set_loaded(&snap);
                     self.store.swap(Arc::new(snap));
                     return Ok(());
                 }
@@ -114,7 +119,8 @@ impl Relay {
 }
 
 /// Run the relay until SIGTERM/SIGINT.
-pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
+/// `metrics`: record metrics, request logs and ids (`--no-metrics` turns them off).
+pub async fn serve(config: Config, fips140: bool, metrics: bool) -> Result<(), StartError> {
     if config.fips.strict && !fips140 {
         return Err(StartError::FipsRequired);
     }
@@ -137,6 +143,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
     let mut relay = Relay::build(config)?;
+    relay.refresher.metrics().set_enabled(metrics);
+    let observe = Observe::Requests(http::observe::layer(relay.refresher.metrics()));
     relay.fleet = crate::fleet::attach(&relay.config, &relay.refresher)?;
     crate::signals::handle_others(relay.refresher.clone());
     let config = &relay.config;
@@ -181,7 +189,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
         main_listener,
         main_app,
         limits,
-        Observe::Requests,
+        observe.clone(),
         lifecycle.stopping(),
     ));
     if let Some((listener, app)) = monitor {
@@ -195,7 +203,7 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
             listener,
             app,
             limits,
-            Observe::Requests,
+            observe,
             lifecycle.stopping(),
         ));
     }
@@ -225,7 +233,8 @@ pub async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
     }
     // After the first load, so the set loaded at start is not announced as a change.
     if !config.notifiers.is_empty() {
-        let notifiers = crate::notify::Notifiers::start(&config.notifiers)?;
+        let notifiers =
+            crate::notify::Notifiers::start(&config.notifiers, relay.refresher.metrics())?;
         match &relay.fleet {
             // Once per version for the fleet, by the replica that published it.
             Some(fleet) => tokio::spawn(fleet.clone().notify(notifiers)),

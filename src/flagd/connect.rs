@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::FlagdState;
-use super::metrics::{self, Protocol, Rpc, Version};
+use super::metrics::{Protocol, Rpc, Version};
 use super::resolve::{Answer, ErrorCode, FlagdError, Want};
 use super::server::Gate;
 use crate::http::ofrep;
@@ -132,7 +132,7 @@ async fn handle(
         return event_stream(&s, v, caller.is_ok(), &headers, body).await;
     }
     let Ok(caller) = caller else {
-        metrics::record(
+        s.flagd.rpcs.record(
             v,
             rpc,
             Protocol::Connect,
@@ -160,7 +160,7 @@ async fn handle(
                 "request body is larger than {} bytes or was cut off",
                 s.limit
             );
-            metrics::record(
+            s.flagd.rpcs.record(
                 v,
                 rpc,
                 Protocol::Connect,
@@ -173,7 +173,7 @@ async fn handle(
     let ctx = match ofrep::parse_context(&bytes) {
         Ok(c) => Ok(c),
         Err(e) if e.code == ofrep::ErrorCode::ParseError => {
-            metrics::record(
+            s.flagd.rpcs.record(
                 v,
                 rpc,
                 Protocol::Connect,
@@ -193,7 +193,7 @@ async fn handle(
     let key = match flag_key(&bytes) {
         Ok(k) => k,
         Err(msg) => {
-            metrics::record(
+            s.flagd.rpcs.record(
                 v,
                 rpc,
                 Protocol::Connect,
@@ -307,7 +307,7 @@ async fn event_stream(
         stream_response(Body::from(envelope(END_STREAM, end.as_bytes())))
     };
     if !authenticated {
-        metrics::record(
+        s.flagd.rpcs.record(
             v,
             Rpc::EventStream,
             Protocol::Connect,

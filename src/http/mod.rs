@@ -48,6 +48,8 @@ pub struct AppState {
     pub diffs: Arc<DiffCache>,
     /// `streams.inactivityDelaySec`.
     pub inactivity_delay_sec: u64,
+    /// The relay's registry (the refresher's).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
     ) -> Self {
         AppState {
             store: refresher.store().clone(),
+            metrics: refresher.metrics().clone(),
             refresher,
             auth,
             settings: Arc::new(settings),
@@ -101,6 +104,7 @@ impl FromRef<AppState> for OfrepState {
             auth: s.auth.clone(),
             settings: s.settings.clone(),
             inactivity_delay_sec: s.inactivity_delay_sec,
+            metrics: s.metrics.clone(),
         }
     }
 }

@@ -49,8 +49,8 @@ use crate::metrics::{self, Metrics, RouteId, Scrape};
 /// The request id header.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The layer over the process-wide registry ([`metrics::global`]), for the finished router:
-/// `observe::layer().layer(router)`, the service then served.
+/// The layer over the relay's registry, for the finished router:
+/// `observe::layer(&metrics).layer(router)`, the service then served.
 ///
 /// Put it *around* the router rather than in it (`Router::layer` wraps every route separately,
 /// which costs a boxed-service clone per request: about 40 % of what observing costs). Routes
@@ -59,8 +59,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// router); a test keeps the two in agreement. When recording is off ([`Metrics::set_enabled`]
 /// before this is called), the layer passes requests straight through: no metrics, ids or
 /// request logs.
-pub fn layer() -> ObserveLayer {
-    let m = metrics::global();
+pub fn layer(m: &Arc<Metrics>) -> ObserveLayer {
     if m.enabled() {
         ObserveLayer::new(m.clone())
     } else {
@@ -350,10 +349,10 @@ fn hex_into(out: &mut [u8], v: u64) {
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition of [`metrics::global`].
+/// `GET /metrics`: the Prometheus text exposition of the relay's registry.
 pub async fn metrics(State(s): State<AppState>) -> axum::response::Response {
     let snapshot = s.store.load();
-    let mut text = metrics::global().render(&Scrape {
+    let mut text = s.metrics.render(&Scrape {
         version: s.lifecycle.version,
         fips140: s.lifecycle.fips140,
         snapshot: snapshot.as_deref(),
@@ -391,7 +390,7 @@ mod tests {
     }
 
     fn registry() -> Arc<Metrics> {
-        Arc::new(Metrics::new([
+        Arc::new(Metrics::new(&[
             "/health",
             "/ofrep/v1/evaluate/flags/{*key}",
             "/boom",
@@ -503,7 +502,7 @@ mod tests {
                 any(|p: MatchedPath| async move { p.as_str().to_owned() }),
             );
         }
-        let m = Metrics::new(ROUTES.iter().map(|r| r.template));
+        let m = Metrics::new(&ROUTES.iter().map(|r| r.template).collect::<Vec<_>>());
         let mut paths: Vec<String> = ROUTES
             .iter()
             .flat_map(|r| {

@@ -418,9 +418,8 @@ mod tests {
             10,
             false,
         );
-        let metrics = Arc::new(crate::metrics::Metrics::new(
-            ROUTES.iter().map(|r| r.template),
-        ));
+        let templates: Vec<&str> = ROUTES.iter().map(|r| r.template).collect();
+        let metrics = Arc::new(crate::metrics::Metrics::new(&templates));
         let app = tower::Layer::layer(
             &super::super::observe::ObserveLayer::new(metrics.clone()),
             http::api_router(state.clone(), &[]).merge(http::monitoring_router(state)),

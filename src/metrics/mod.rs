@@ -43,7 +43,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -56,6 +56,7 @@ mod flags;
 mod histogram;
 mod labels;
 mod routes;
+mod shards;
 mod text;
 
 use flags::FlagTable;
@@ -63,7 +64,7 @@ pub use flags::Recorder;
 pub(crate) use histogram::Histogram;
 pub(crate) use labels::LATENCY_BUCKETS;
 pub use labels::method_index;
-use labels::{METHODS, REFRESH_BUCKETS, STATUS_SLOTS, reason_index, status_slot};
+use labels::{METHODS, REASONS, REFRESH_BUCKETS, STATUS_SLOTS, reason_index, status_slot};
 pub use routes::RouteId;
 use routes::{Pattern, RouteStats};
 pub(crate) use text::{family, gauge};
@@ -76,15 +77,6 @@ pub const UNMATCHED_ROUTE: &str = "__unmatched__";
 /// Label of evaluations of keys that are not in the flag set.
 pub const UNKNOWN_FLAG: &str = "__unknown__";
 
-/// The process-wide registry, with the relay's routes registered.
-pub fn global() -> &'static Arc<Metrics> {
-    static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
-    GLOBAL.get_or_init(|| {
-        Arc::new(Metrics::new(
-            crate::http::openapi::ROUTES.iter().map(|r| r.template),
-        ))
-    })
-}
 // ---------------------------------------------------------------------------------------------
 // Refreshes
 
@@ -134,6 +126,17 @@ pub struct Metrics {
     collectors: Mutex<Vec<Collector>>,
 }
 
+impl Default for Metrics {
+    /// A registry of its own with no routes (tests, embedding).
+    fn default() -> Self {
+        Metrics::new(&[])
+    }
+}
+
+/// A per-flag table built ahead of its swap ([`Metrics::prepare_flags`]).
+#[derive(Debug)]
+pub struct PreparedFlags(Option<(Arc<FlagTable>, FlagTable)>);
+
 /// A family renderer registered by [`Metrics::add_collector`].
 struct Collector(Box<dyn Fn(&mut String) + Send + Sync>);
 
@@ -169,13 +172,14 @@ pub struct Scrape<'a> {
 }
 impl Metrics {
     /// A registry that knows these route templates (as axum's router writes them, e.g.
-    /// `/ofrep/v1/evaluate/flags/{*key}`); duplicates are merged.
-    pub fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Metrics {
+    /// `/ofrep/v1/evaluate/flags/{*key}`); duplicates are merged. Built once at start and
+    /// handed to every part that records (no process-wide registry: each test has its own).
+    pub fn new(routes: &[&str]) -> Metrics {
         let mut stats: Vec<RouteStats> = Vec::new();
         let mut ids = HashMap::default();
         let mut patterns = Vec::new();
         let mut exact = Vec::new();
-        for r in routes {
+        for &r in routes {
             if r == UNMATCHED_ROUTE || ids.contains_key(r) {
                 continue;
             }
@@ -298,8 +302,10 @@ impl Metrics {
             return;
         }
         let table = self.table_for(snapshot);
-        if let Some(c) = table.counters(snapshot, entry) {
-            c.0[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = table.slot(snapshot, entry) {
+            table
+                .writer()
+                .add(slot * REASONS.len() + reason_index(reason));
         }
     }
 
@@ -312,7 +318,7 @@ impl Metrics {
     }
 
     /// Count one bulk request that evaluated `flags` flags (without per-flag counts; see
-    /// [`Metrics::recorder`] for those).
+    /// [`Metrics::bulk`] for those).
     #[inline]
     pub fn bulk_evaluation(&self, flags: usize) {
         if self.enabled() {
@@ -321,38 +327,74 @@ impl Metrics {
         }
     }
 
-    /// A recorder for the per-flag evaluations of a bulk request over `snapshot`; call
-    /// [`Recorder::record`] with each flag's position and [`Recorder::finish`] at the end.
-    pub fn recorder(&self, snapshot: Option<&Snapshot>) -> Recorder<'_> {
+    /// Count a bulk answer over `snapshot`: `answer` gets a [`Recorder`] to call with each
+    /// flag's position and reason; then the request and its `len()` flags are counted.
+    #[inline]
+    pub fn bulk<T>(
+        &self,
+        snapshot: Option<&Snapshot>,
+        answer: impl FnOnce(&Recorder<'_>) -> T,
+    ) -> T {
         let table = match snapshot {
-            Some(s) if self.enabled() => {
-                let t = self.table_for(s);
-                (t.etag == s.etag).then_some(t)
-            }
+            Some(s) if self.enabled() => Some(self.table_for(s)),
             _ => None,
         };
-        Recorder {
-            metrics: self,
-            table,
-        }
+        let out = answer(&Recorder::new(table.as_deref().map(|t| &**t), snapshot));
+        self.bulk_evaluation(snapshot.map_or(0, Snapshot::len));
+        out
     }
 
-    /// Build the per-flag table for `snapshot` now instead of on its first evaluation. Optional:
-    /// the table follows the flag set by itself.
+    /// Build and install the per-flag table for `snapshot` now instead of on its first
+    /// evaluation.
     pub fn flag_set_loaded(&self, snapshot: &Snapshot) {
-        if !self.enabled() {
-            return;
+        if self.enabled() {
+            drop(self.table_for(snapshot));
         }
-        drop(self.table_for(snapshot));
     }
 
-    /// The flag table for `snapshot`, rebuilding it when the flag set changed. A snapshot older
-    /// than the table (a request that started before a swap) uses the table as it is: the
-    /// flags it removed are still in it, under `retired`.
+    /// The per-flag table for `snapshot`, built but not installed (the refresher builds it
+    /// off the request path and installs it with [`Metrics::install_flags`] at the swap, so
+    /// a set refused after its build never replaces the served set's table).
+    pub fn prepare_flags(&self, snapshot: &Snapshot) -> PreparedFlags {
+        if !self.enabled() {
+            return PreparedFlags(None);
+        }
+        let cur = self.flags.load_full();
+        let table = FlagTable::build(snapshot, &cur);
+        PreparedFlags(Some((cur, table)))
+    }
+
+    /// Install a table from [`Metrics::prepare_flags`], right before `snapshot` is swapped
+    /// in. One built over a table since replaced is built again.
+    pub fn install_flags(&self, prepared: PreparedFlags, snapshot: &Snapshot) {
+        let Some((over, table)) = prepared.0 else {
+            return;
+        };
+        let _one_at_a_time = self.flags_rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.flags.load_full();
+        let table = if Arc::ptr_eq(&cur, &over)
+            && table.generation == snapshot.generation
+            && table.etag == snapshot.etag
+        {
+            table
+        } else {
+            FlagTable::build(snapshot, &cur)
+        };
+        self.install(table);
+    }
+
+    fn install(&self, table: FlagTable) {
+        let table = Arc::new(table);
+        self.flags.store(table.clone());
+        table.installed();
+    }
+
+    /// The flag table for `snapshot`, rebuilding it when the flag set is newer than the
+    /// table (ordered by generation, see `flags`).
     #[inline]
     fn table_for(&self, snapshot: &Snapshot) -> arc_swap::Guard<Arc<FlagTable>> {
         let t = self.flags.load();
-        if t.etag == snapshot.etag || t.loaded_at > snapshot.loaded_at {
+        if t.serves(snapshot) {
             return t;
         }
         drop(t);
@@ -364,10 +406,10 @@ impl Metrics {
     fn rebuild(&self, snapshot: &Snapshot) {
         let _one_at_a_time = self.flags_rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.flags.load_full();
-        if cur.etag == snapshot.etag || cur.loaded_at > snapshot.loaded_at {
+        if cur.serves(snapshot) {
             return; // someone else got there first
         }
-        self.flags.store(Arc::new(FlagTable::build(snapshot, &cur)));
+        self.install(FlagTable::build(snapshot, &cur));
     }
 
     // --- refreshes --------------------------------------------------------------------------

@@ -78,12 +78,8 @@ impl Metrics {
             "counter",
             "Flag evaluations by flag key and OFREP reason; keys not in the flag set count as __unknown__.",
         );
-        let table = self.flags.load();
-        let current = table.keys.iter().zip(table.by_pos.iter());
-        let retired = table.retired.iter().map(|(k, c)| (k, c));
-        for (key, c) in current.chain(retired) {
-            for (i, reason) in REASONS.iter().enumerate() {
-                let n = c.0[i].load(Ordering::Relaxed);
+        self.flags.load().for_each(|key, counts| {
+            for (reason, &n) in REASONS.iter().zip(counts) {
                 if n > 0 {
                     let _ = writeln!(
                         o,
@@ -93,7 +89,7 @@ impl Metrics {
                     );
                 }
             }
-        }
+        });
         let _ = writeln!(
             o,
             "flagrelay_evaluations_total{{flag=\"{UNKNOWN_FLAG}\",reason=\"ERROR\"}} {}",

@@ -40,6 +40,7 @@ pub struct OfrepState {
     pub settings: Arc<EvalSettings>,
     /// `streams.inactivityDelaySec`, announced in `eventStreams`.
     pub inactivity_delay_sec: u64,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long a bulk request naming a flag set this replica does not serve may wait for it to
@@ -136,7 +137,7 @@ pub async fn evaluate_flag(
         )
         .into_response();
     };
-    let metrics = crate::metrics::global();
+    let metrics = &s.metrics;
     let Some(entry) = snapshot.get(&key) else {
         metrics.evaluation_unknown();
         let details = format!("flag {key:?} is not in the current flag set");
@@ -201,14 +202,14 @@ pub async fn evaluate_all(
             .and_then(|_| event_streams::request_origin(&headers, &uri));
         event_streams::render(ticket.as_deref(), origin.as_deref(), s.inactivity_delay_sec)
     });
-    let recorder = crate::metrics::global().recorder(snapshot.as_deref());
-    let BulkAnswer { body, etag } = bulk_answer_with(
-        snapshot.as_deref(),
-        &subject,
-        streams.as_deref(),
-        |i, reason| recorder.record(i, reason),
-    );
-    recorder.finish(snapshot.as_ref().map_or(0, |s| s.len()));
+    let BulkAnswer { body, etag } = s.metrics.bulk(snapshot.as_deref(), |recorder| {
+        bulk_answer_with(
+            snapshot.as_deref(),
+            &subject,
+            streams.as_deref(),
+            |i, reason| recorder.record(i, reason),
+        )
+    });
     // A client that heard of a flag set this relay does not serve (yet) must not be told its
     // copy is current (ADR-0008, protocol PR #84); a query we cannot read counts as such.
     let heard_of_served = query.is_ok()
