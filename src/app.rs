@@ -148,7 +148,7 @@ pub async fn serve(config: Config, fips140: bool, metrics: bool) -> Result<(), S
     relay.fleet = crate::fleet::attach(&relay.config, &relay.refresher)?;
     crate::signals::handle_others(relay.refresher.clone());
     let config = &relay.config;
-    let mut state = AppState::new(
+    let state = AppState::new(
         relay.refresher.clone(),
         auth,
         EvalSettings {
@@ -159,7 +159,7 @@ pub async fn serve(config: Config, fips140: bool, metrics: bool) -> Result<(), S
         config.server.max_sse_clients,
         fips140,
     );
-    state.inactivity_delay_sec = config.streams.inactivity_delay_sec;
+    let state = state.with_inactivity_delay(config.streams.inactivity_delay_sec);
     let lifecycle = state.lifecycle.clone();
 
     let api = http::api_router(state.clone(), &config.cors.allowed_origins);

@@ -68,7 +68,7 @@ pub async fn not_found() -> ApiError {
 
 /// The router's own 405 (a known path, another method) has no body: give it the JSON error
 /// body every other error has, keeping its `Allow` header.
-pub async fn json_for_bare_errors(res: Response) -> Response {
+pub fn json_for_bare_errors(res: Response) -> Response {
     if res.status() != StatusCode::METHOD_NOT_ALLOWED
         || res.headers().contains_key(header::CONTENT_TYPE)
     {

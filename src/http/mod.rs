@@ -29,16 +29,26 @@ use axum::routing::{get, post};
 pub use admin::AdminState;
 pub use auth::Auth;
 pub use monitoring::{Lifecycle, MonitoringState};
-pub use ofrep::{EvalSettings, OfrepState};
+pub use ofrep::{EvalSettings, OfrepParts, OfrepState};
 pub use stream::{DiffCache, StreamClients, StreamState};
 pub use sync::SyncState;
 
 use crate::refresh::Refresher;
 use crate::snapshot::SnapshotStore;
 
-/// Everything the handlers share.
+/// Everything the handlers share: one `Arc` (axum clones the state for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Auth>,
@@ -50,6 +60,8 @@ pub struct AppState {
     pub inactivity_delay_sec: u64,
     /// The relay's registry (the refresher's).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The OFREP handlers' state, built once (the hot path clones one `Arc` of it).
+    ofrep: OfrepState,
 }
 
 impl AppState {
@@ -61,17 +73,60 @@ impl AppState {
         max_streams: usize,
         fips140: bool,
     ) -> Self {
-        AppState {
-            store: refresher.store().clone(),
-            metrics: refresher.metrics().clone(),
+        AppState::from_parts(
+            refresher.store().clone(),
             refresher,
             auth,
-            settings: Arc::new(settings),
-            lifecycle: Lifecycle::new(fips140),
-            stream_clients: StreamClients::new(max_streams),
+            Arc::new(settings),
+            Lifecycle::new(fips140),
+            StreamClients::new(max_streams),
+            120,
+        )
+    }
+
+    fn from_parts(
+        store: Arc<SnapshotStore>,
+        refresher: Arc<Refresher>,
+        auth: Arc<Auth>,
+        settings: Arc<EvalSettings>,
+        lifecycle: Arc<Lifecycle>,
+        stream_clients: Arc<StreamClients>,
+        inactivity_delay_sec: u64,
+    ) -> Self {
+        let metrics = refresher.metrics().clone();
+        let ofrep = OfrepState::new(ofrep::OfrepParts {
+            store: store.clone(),
+            auth: auth.clone(),
+            settings: settings.clone(),
+            inactivity_delay_sec,
+            metrics: metrics.clone(),
+        });
+        AppState(Arc::new(AppParts {
+            store,
+            refresher,
+            auth,
+            settings,
+            lifecycle,
+            stream_clients,
             diffs: Arc::new(DiffCache::default()),
-            inactivity_delay_sec: 120,
-        }
+            inactivity_delay_sec,
+            metrics,
+            ofrep,
+        }))
+    }
+
+    /// The same state with `streams.inactivityDelaySec` set (at start, before serving).
+    pub fn with_inactivity_delay(self, secs: u64) -> Self {
+        let p = &self.0;
+        AppState::from_parts(
+            p.store.clone(),
+            p.refresher.clone(),
+            p.auth.clone(),
+            p.settings.clone(),
+            p.lifecycle.clone(),
+            p.stream_clients.clone(),
+            secs,
+        )
     }
 }
 
@@ -99,13 +154,7 @@ impl FromRef<AppState> for SyncState {
 
 impl FromRef<AppState> for OfrepState {
     fn from_ref(s: &AppState) -> Self {
-        OfrepState {
-            store: s.store.clone(),
-            auth: s.auth.clone(),
-            settings: s.settings.clone(),
-            inactivity_delay_sec: s.inactivity_delay_sec,
-            metrics: s.metrics.clone(),
-        }
+        s.ofrep.clone()
     }
 }
 
@@ -158,10 +207,11 @@ pub fn monitoring_router(state: AppState) -> Router {
 /// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,
 /// and the relay keeps serving. (Request metrics, logs and ids wrap the whole router in
 /// `app::run_server`, outside this, so they see every answer.)
+///
+/// Both layers wrap the router once, as its fallback service, rather than each route through
+/// `Router::layer` (which nests another boxed service per layer, cloned for every request).
 pub fn harden(router: Router) -> Router {
-    router
-        .fallback(error::not_found)
-        .layer(axum::middleware::map_response(error::json_for_bare_errors))
+    let layers = tower::ServiceBuilder::new()
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |panic: Box<dyn std::any::Any + Send>| {
                 let what = panic
@@ -177,6 +227,10 @@ pub fn harden(router: Router) -> Router {
                 ))
             },
         ))
+        .layer(tower::util::MapResponseLayer::new(
+            error::json_for_bare_errors,
+        ));
+    Router::new().fallback_service(layers.service(router.fallback(error::not_found)))
 }
 
 #[cfg(test)]

@@ -32,9 +32,26 @@ pub struct EvalSettings {
     pub change_stream: bool,
 }
 
-/// What the OFREP handlers see of the application.
+/// What the OFREP handlers see of the application: one `Arc`, so taking it for a request
+/// is one reference count, not one per part.
 #[derive(Clone)]
-pub struct OfrepState {
+pub struct OfrepState(Arc<OfrepParts>);
+
+impl OfrepState {
+    pub fn new(parts: OfrepParts) -> Self {
+        OfrepState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for OfrepState {
+    type Target = OfrepParts;
+    fn deref(&self) -> &OfrepParts {
+        &self.0
+    }
+}
+
+/// The parts of [`OfrepState`].
+pub struct OfrepParts {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
