@@ -35,89 +35,13 @@ fn scrape<'a>(snapshot: Option<&'a Snapshot>) -> Scrape<'a> {
     }
 }
 
-/// Every sample line, as `name{labels}` → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_owned(), v.parse::<f64>().unwrap())
-        })
-        .collect()
-}
+/// The exposition parser the end-to-end tests use too.
+#[path = "../../tests/support/exposition.rs"]
+mod exposition;
 
-/// The exposition format's rules this renderer must keep: each family announced once by
-/// HELP then TYPE before its samples, sample names belonging to the family (histogram
-/// suffixes), well-formed labels and values, no duplicate series.
-pub(crate) fn check_exposition(text: &str) {
-    let mut families: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut lines = text.lines().peekable();
-    while let Some(l) = lines.next() {
-        if let Some(rest) = l.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap();
-            let ty = lines.next().expect("TYPE after HELP");
-            let ty = ty
-                .strip_prefix(&format!("# TYPE {name} "))
-                .unwrap_or_else(|| panic!("TYPE for {name} after its HELP: {ty}"));
-            assert!(["counter", "gauge", "histogram"].contains(&ty), "{ty}");
-            assert!(
-                !families.iter().any(|(n, _)| n == name),
-                "family {name} announced twice"
-            );
-            assert!(name.starts_with("flagrelay_"), "{name}");
-            families.push((name.to_owned(), ty.to_owned()));
-            continue;
-        }
-        assert!(!l.starts_with('#'), "stray comment {l}");
-        let (series, value) = l.rsplit_once(' ').unwrap();
-        assert!(
-            value == "+Inf" || value.parse::<f64>().is_ok(),
-            "value of {l}"
-        );
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, Some(rest.strip_suffix('}').expect("closing brace"))),
-            None => (series, None),
-        };
-        let (fam, ty) = families.last().expect("sample before any family");
-        let ok = match ty.as_str() {
-            "histogram" => [
-                format!("{fam}_bucket"),
-                format!("{fam}_sum"),
-                format!("{fam}_count"),
-            ]
-            .contains(&name.to_owned()),
-            _ => name == fam,
-        };
-        assert!(ok, "{name} under family {fam}");
-        if let Some(labels) = labels {
-            // name="value" pairs, values escaped.
-            let mut rest = labels;
-            while !rest.is_empty() {
-                let (k, v) = rest.split_once("=\"").expect("label =\"");
-                assert!(
-                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                    "label name {k}"
-                );
-                let mut end = None;
-                let mut esc = false;
-                for (i, c) in v.char_indices() {
-                    match (esc, c) {
-                        (true, _) => esc = false,
-                        (false, '\\') => esc = true,
-                        (false, '"') => {
-                            end = Some(i);
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                let end = end.expect("closing quote");
-                rest = v[end + 1..].strip_prefix(',').unwrap_or(&v[end + 1..]);
-            }
-        }
-        assert!(seen.insert(series.to_owned()), "duplicate series {series}");
-    }
+/// Every sample, as `name{labels}` → value, after checking the text's format.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    exposition::parse(text)
 }
 
 #[test]
@@ -143,7 +67,6 @@ fn requests_by_route_method_status() {
     m.record_request(unmatched, 0, 599, Duration::ZERO);
     m.record_request(unmatched, 0, 504, Duration::ZERO);
     let text = m.render(&scrape(None));
-    check_exposition(&text);
     let s = samples(&text);
     let k = |r: &str, m: &str, st: &str| {
         format!("flagrelay_http_requests_total{{route=\"{r}\",method=\"{m}\",status=\"{st}\"}}")
@@ -221,7 +144,6 @@ fn evaluations_by_flag_survive_flag_set_changes() {
     m.evaluation(&a, a.get("gone").unwrap(), Reason::Disabled);
     m.evaluation(&a, a.get("keep").unwrap(), Reason::Static);
     let text = m.render(&scrape(Some(&b)));
-    check_exposition(&text);
     let s = samples(&text);
     assert_eq!(s[&flag("keep", "STATIC")], 4.0);
     assert_eq!(s[&flag("keep", "SPLIT")], 1.0);
@@ -278,7 +200,6 @@ fn label_values_are_escaped() {
     assert_eq!(&*e.key, "we\\ird \"key\"\n");
     m.evaluation(&a, e, Reason::Static);
     let text = m.render(&scrape(Some(&a)));
-    check_exposition(&text);
     assert!(
         text.contains(r#"flagrelay_evaluations_total{flag="we\\ird \"key\"\n",reason="STATIC"} 1"#),
         "{text}"
@@ -313,7 +234,6 @@ fn refreshes_by_retriever_and_outcome() {
         last_refresh: Some(last),
         ..scrape(None)
     });
-    check_exposition(&text);
     let s = samples(&text);
     assert_eq!(s["flagrelay_refreshes_total{outcome=\"success\"}"], 2.0);
     assert_eq!(s["flagrelay_refreshes_total{outcome=\"failure\"}"], 1.0);

@@ -1,6 +1,7 @@
 //! Shared pieces of the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod exposition;
 pub mod flagd;
 pub mod fleet;
 pub mod hardening;
