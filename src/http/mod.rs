@@ -15,6 +15,7 @@ pub mod observe;
 pub mod ofrep;
 pub mod openapi;
 mod precondition;
+mod request_id;
 pub(crate) mod serve;
 pub mod stream;
 pub mod sync;
