@@ -7,8 +7,13 @@
 //! values in maps: a request would hash its labels and, for a new combination, insert under a
 //! lock. Everything this relay counts has a label set known up front (routes, methods, status
 //! codes, evaluation reasons) or changing only when the flag set does, so each series is a fixed
-//! slot and recording is an index plus one `fetch_add`. That, the exposition writer and a
-//! histogram are ~500 lines with no new dependency.
+//! slot and recording is an index plus one `fetch_add` (per-flag evaluations: a plain store
+//! into the recording thread's own array, see `shards`).
+//!
+//! One value is built at start (`app`, with the router's route templates) and passed to
+//! whatever records: the refresher carries it ([`crate::refresh::Refresher::metrics`]), the
+//! HTTP and flagd states hold it, notifiers register into it. There is no process-wide
+//! registry, so every test has its own.
 //!
 //! # What is recorded where
 //!
@@ -18,13 +23,15 @@
 //!   ([`Metrics::route_for_path`]: a few comparisons against immutable tables, no lock, no
 //!   allocation). Paths no route matches count under `route="__unmatched__"`, so scanners
 //!   cannot create series.
-//! - Evaluations by flag and reason: [`Metrics::evaluation`] (single), [`Metrics::recorder`]
+//! - Evaluations by flag and reason: [`Metrics::evaluation`] (single), [`Metrics::bulk`]
 //!   (bulk, per flag) and [`Metrics::evaluation_unknown`] (`flag="__unknown__"`,
-//!   `reason="ERROR"`). Per-flag counters live in a table built once per flag set and
-//!   swapped with `arc-swap` (lock-free to read); a flag that stays across a change keeps its
-//!   counter object, so its count never goes backwards. A flag removed by a change is still
-//!   exposed until the next change (so its last increments are not lost), then dropped:
-//!   cardinality stays bounded by the current plus the previous flag set.
+//!   `reason="ERROR"`). Per-flag counters live in a table built once per flag set (by the
+//!   refresher, before the swap: [`Metrics::prepare_flags`], [`Metrics::install_flags`]) and
+//!   swapped with `arc-swap` (lock-free to read), in per-thread arrays summed at scrape time;
+//!   a flag that stays across a change keeps its count, which never goes backwards. A flag
+//!   removed by a change is still exposed until the next change (so its last increments are
+//!   not lost), then dropped: cardinality stays bounded by the current plus the previous set.
+//!   Which table a snapshot uses is ordered by its swap generation, never by the clock.
 //! - Bulk evaluations (requests and flags evaluated): [`Metrics::bulk_evaluation`].
 //! - Refreshes (overall and per retriever, by outcome), refresh duration, flag-set changes,
 //!   per retriever last success: [`Metrics::refresh_finished`], once per refresh (a mutex is
@@ -38,7 +45,8 @@
 //! # Layout
 //!
 //! `labels` (the fixed label sets), `histogram`, `routes` (route slots and path matching),
-//! `flags` (the per-flag table and the bulk [`Recorder`]), `text` (the exposition); the
+//! `flags` (the per-flag table and the bulk [`Recorder`]), `shards` (per-thread counter
+//! arrays), `text` (the exposition); the
 //! registry itself is here.
 
 use std::collections::HashMap;
