@@ -74,7 +74,7 @@ pub(crate) use labels::LATENCY_BUCKETS;
 pub use labels::method_index;
 use labels::{METHODS, REASONS, REFRESH_BUCKETS, STATUS_SLOTS, reason_index, status_slot};
 pub use routes::RouteId;
-use routes::{Pattern, RouteStats};
+use routes::{LATENCY_SLOTS, Pattern, REQUEST_SLOTS, ROUTE_STRIDE, RouteStats};
 pub(crate) use text::{family, gauge};
 
 /// Content type of the text exposition format.
@@ -113,6 +113,11 @@ pub struct Metrics {
     enabled: AtomicBool,
     /// Registered templates, then [`UNMATCHED_ROUTE`] last.
     routes: Box<[RouteStats]>,
+    /// Every route's counters (`ROUTE_STRIDE` each), per recording thread: a request counts
+    /// with plain stores instead of locked adds on lines every worker writes.
+    route_counts: shards::Counts,
+    /// [`LATENCY_BUCKETS`] in nanoseconds.
+    latency_ns: Box<[u64]>,
     route_ids: HashMap<Box<str>, usize, FnvBuildHasher>,
     /// The templates without parameters, and those with, tried in that order (as axum prefers
     /// a static route to a parameter).
@@ -202,6 +207,11 @@ impl Metrics {
         stats.push(RouteStats::new(UNMATCHED_ROUTE));
         Metrics {
             enabled: AtomicBool::new(true),
+            route_counts: shards::Counts::new(stats.len() * ROUTE_STRIDE),
+            latency_ns: LATENCY_BUCKETS
+                .iter()
+                .map(|b| (b * 1e9).round() as u64)
+                .collect(),
             routes: stats.into(),
             route_ids: ids,
             exact,
@@ -295,10 +305,15 @@ impl Metrics {
         if !self.enabled() {
             return;
         }
-        let r = &self.routes[route.0];
+        let base = route.0 * ROUTE_STRIDE;
         let slot = method.min(METHODS.len() - 1) * STATUS_SLOTS + status_slot(status);
-        r.requests[slot].fetch_add(1, Ordering::Relaxed);
-        r.latency.observe(took);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        // `le` semantics: the first bucket whose bound is >= the value.
+        let bucket = self.latency_ns.partition_point(|&b| b < ns);
+        let w = self.route_counts.writer();
+        w.add(base + slot);
+        w.add(base + REQUEST_SLOTS + bucket);
+        w.add_n(base + REQUEST_SLOTS + LATENCY_SLOTS, ns);
     }
 
     // --- evaluations ------------------------------------------------------------------------

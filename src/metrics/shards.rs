@@ -126,12 +126,17 @@ pub(super) struct Writer<'a> {
 impl Writer<'_> {
     #[inline]
     pub(super) fn add(&self, i: usize) {
+        self.add_n(i, 1);
+    }
+
+    #[inline]
+    pub(super) fn add_n(&self, i: usize, n: u64) {
         let Some(c) = self.cells.get(i) else { return };
         if self.owned {
             // No other writer: a plain load and store, no locked instruction.
-            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
         } else {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
         }
     }
 }
