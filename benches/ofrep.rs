@@ -104,6 +104,22 @@ fn bench(c: &mut Criterion) {
             black_box(bulk_answer(Some(&big), &subject, true, |_, _| {}))
         })
     });
+    // The same with the per-flag evaluation counters recorded (as the handler does).
+    let metrics = flagrelay::metrics::Metrics::default();
+    metrics.flag_set_loaded(&big);
+    g.bench_function("bulk_1000_with_flag_metrics", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % bodies.len();
+            let ctx = parse_context(black_box(&bodies[i])).unwrap();
+            let subject = ctx.subject(&caller, &settings);
+            metrics.bulk(Some(&big), |rec| {
+                black_box(bulk_answer(Some(&big), &subject, true, |i, r| {
+                    rec.record(i, r)
+                }))
+            })
+        })
+    });
     g.bench_function("bulk_1000_render_only", |b| {
         let mut i = 0usize;
         b.iter(|| {

@@ -58,6 +58,10 @@ impl Relay {
             .map(Retriever::from_config)
             .collect::<Result<Vec<_>, _>>()?;
         let store = Arc::new(SnapshotStore::new());
+        // The relay's one registry, handed to every part that records.
+        let routes = http::route_templates();
+        let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
+        let metrics = Arc::new(crate::metrics::Metrics::new(&routes));
         let refresher = Refresher::new(
             retrievers,
             store.clone(),
@@ -65,6 +69,7 @@ impl Relay {
                 salt: config.rollout_salt.clone().filter(|s| !s.is_empty()),
                 persist_to: config.persistent_flag_configuration_file.clone(),
                 max_removal_percent: Some(config.max_flag_removal_percent),
+                metrics,
             },
         );
         Ok(Relay {
@@ -100,6 +105,7 @@ impl Relay {
                         etag = %snap.etag,
                         "retrievers failed at start; serving the persisted flag set"
                     );
+                    self.refresher.metrics().flag_set_loaded(&snap);
                     self.store.swap(Arc::new(snap));
                     return Ok(());
                 }
@@ -116,7 +122,8 @@ impl Relay {
 }
 
 /// Run the relay until SIGTERM/SIGINT.
-pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartError> {
+/// `metrics`: record metrics, request logs and ids (`--no-metrics` turns them off).
+pub(crate) async fn serve(config: Config, fips140: bool, metrics: bool) -> Result<(), StartError> {
     if config.fips.strict && !fips140 {
         return Err(StartError::FipsRequired);
     }
@@ -139,10 +146,12 @@ pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartErro
     // Installed before anything slow, so a SIGTERM during the first load drains too.
     let mut signals = Signals::install();
     let mut relay = Relay::build(config)?;
+    relay.refresher.metrics().set_enabled(metrics);
+    let observe = Observe::Requests(http::observe::layer(relay.refresher.metrics()));
     relay.fleet = crate::fleet::attach(&relay.config, &relay.refresher)?;
     crate::signals::handle_others(relay.refresher.clone());
     let config = &relay.config;
-    let mut state = AppState::new(
+    let state = AppState::new(
         relay.refresher.clone(),
         auth,
         EvalSettings {
@@ -153,7 +162,7 @@ pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartErro
         config.server.max_sse_clients,
         fips140,
     );
-    state.inactivity_delay_sec = config.streams.inactivity_delay_sec;
+    let state = state.with_inactivity_delay(config.streams.inactivity_delay_sec);
     let lifecycle = state.lifecycle.clone();
 
     let api = http::api_router(state.clone(), &config.cors.allowed_origins);
@@ -183,7 +192,7 @@ pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartErro
         main_listener,
         main_app,
         limits,
-        Observe::Requests,
+        observe.clone(),
         lifecycle.stopping(),
     ));
     if let Some((listener, app)) = monitor {
@@ -197,7 +206,7 @@ pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartErro
             listener,
             app,
             limits,
-            Observe::Requests,
+            observe,
             lifecycle.stopping(),
         ));
     }
@@ -228,7 +237,8 @@ pub(crate) async fn serve(config: Config, fips140: bool) -> Result<(), StartErro
     }
     // After the first load, so the set loaded at start is not announced as a change.
     if !config.notifiers.is_empty() {
-        let notifiers = crate::notify::Notifiers::start(&config.notifiers)?;
+        let notifiers =
+            crate::notify::Notifiers::start(&config.notifiers, relay.refresher.metrics())?;
         match &relay.fleet {
             // Once per version for the fleet, by the replica that published it.
             Some(fleet) => tokio::spawn(fleet.clone().notify(notifiers)),

@@ -132,9 +132,6 @@ impl Settings {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crypto::install_default_provider();
-    if cli.settings.no_metrics {
-        crate::metrics::global().set_enabled(false);
-    }
     match cli.command {
         Some(Command::Validate {
             ref files,
@@ -153,7 +150,10 @@ pub fn main() -> ExitCode {
             logs.install(None);
             export(config, out)
         }),
-        Some(Command::Serve) | None => with_config(&cli.settings, serve),
+        Some(Command::Serve) | None => {
+            let metrics = !cli.settings.no_metrics;
+            with_config(&cli.settings, |config, logs| serve(config, logs, metrics))
+        }
     }
 }
 
@@ -202,7 +202,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-fn serve(config: Config, logs: Logs) -> ExitCode {
+fn serve(config: Config, logs: Logs, metrics: bool) -> ExitCode {
     let fips = crypto::fips_active();
     let runtime = runtime();
     let telemetry = {
@@ -222,7 +222,7 @@ fn serve(config: Config, logs: Logs) -> ExitCode {
     if telemetry.is_some() {
         tracing::info!("exporting traces over OTLP");
     }
-    let result = runtime.block_on(app::serve(config, fips));
+    let result = runtime.block_on(app::serve(config, fips, metrics));
     if let Some(t) = telemetry {
         let _in_runtime = runtime.enter();
         t.shutdown();

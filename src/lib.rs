@@ -35,7 +35,7 @@ pub mod flagd;
 pub(crate) mod fleet;
 pub mod http;
 pub(crate) mod logging;
-pub(crate) mod metrics;
+pub mod metrics;
 pub(crate) mod notify;
 pub mod parse;
 pub(crate) mod persist;

@@ -46,6 +46,9 @@ pub struct Snapshot {
     pub last_modified: u64,
     /// The fleet-wide version this set was published under (fleet mode only).
     pub fleet_version: Option<u64>,
+    /// Which swap of the refresher brought this set in (1 for the first; 0 for a set swapped
+    /// in otherwise): orders flag sets for the per-flag metrics, where the clock cannot.
+    pub generation: u64,
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
     index: HashMap<Box<str>, usize, FnvBuildHasher>,
@@ -84,6 +87,7 @@ impl Snapshot {
             etag,
             last_modified: unix(loaded_at),
             fleet_version: None,
+            generation: 0,
             loaded_at,
             entries,
             index,

@@ -54,27 +54,7 @@ async fn scrape(relay: &Relay) -> BTreeMap<String, f64> {
     assert_eq!(res.status(), 200);
     let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    let text = res.text().await.unwrap();
-    let mut out = BTreeMap::new();
-    let mut typed = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let name = rest.split(' ').next().unwrap();
-            assert!(typed.insert(name.to_owned()), "{name} typed twice");
-            assert!(name.starts_with("flagrelay_"), "{name}");
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
-        assert!(
-            out.insert(series.to_owned(), value).is_none(),
-            "duplicate {series}"
-        );
-    }
-    out
+    support::exposition::parse(&res.text().await.unwrap())
 }
 
 fn get(s: &BTreeMap<String, f64>, series: &str) -> f64 {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tower_http::cors::CorsLayer;
 
 use super::FlagdState;
-use super::metrics::{self, Protocol, Rpc, Version};
+use super::metrics::{Protocol, Rpc, Version};
 use super::resolve::{Answer, ErrorCode, FlagdError, Want};
 use super::server::Gate;
 use crate::http::ofrep;
@@ -127,7 +127,7 @@ async fn handle(
         return event_stream(&s, v, caller.is_ok(), &headers, body).await;
     }
     let Ok(caller) = caller else {
-        metrics::record(
+        s.flagd.rpcs.record(
             v,
             rpc,
             Protocol::Connect,
@@ -155,7 +155,7 @@ async fn handle(
                 "request body is larger than {} bytes or was cut off",
                 s.limit
             );
-            metrics::record(
+            s.flagd.rpcs.record(
                 v,
                 rpc,
                 Protocol::Connect,
@@ -168,7 +168,7 @@ async fn handle(
     let ctx = match ofrep::parse_context(&bytes) {
         Ok(c) => Ok(c),
         Err(e) if e.code == ofrep::ErrorCode::ParseError => {
-            metrics::record(
+            s.flagd.rpcs.record(
                 v,
                 rpc,
                 Protocol::Connect,
@@ -188,7 +188,7 @@ async fn handle(
     let key = match flag_key(&bytes) {
         Ok(k) => k,
         Err(msg) => {
-            metrics::record(
+            s.flagd.rpcs.record(
                 v,
                 rpc,
                 Protocol::Connect,
@@ -302,7 +302,7 @@ async fn event_stream(
         stream_response(Body::from(envelope(END_STREAM, end.as_bytes())))
     };
     if !authenticated {
-        metrics::record(
+        s.flagd.rpcs.record(
             v,
             Rpc::EventStream,
             Protocol::Connect,

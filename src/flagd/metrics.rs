@@ -1,11 +1,11 @@
 //! Metrics of the flagd listener, in the registry style of `crate::metrics`: every series a
 //! fixed slot (service × method × protocol × gRPC code), recording an index and a `fetch_add`.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::metrics::{Histogram, LATENCY_BUCKETS, family};
+use crate::metrics::{Histogram, LATENCY_BUCKETS, Metrics, family};
 
 /// The RPCs, in label order. `ResolveAll` exists in v1 only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,37 +94,57 @@ const CODES: [&str; 17] = [
 
 const CALLS: usize = SERVICES.len() * RPCS.len() * PROTOCOLS.len();
 
-struct FlagdMetrics {
+pub(crate) struct FlagdMetrics {
     /// `CALLS × CODES.len()` counters.
     requests: Box<[AtomicU64]>,
     /// One per call; unary RPCs only (a stream's lifetime is not a latency).
     latency: Box<[Histogram]>,
 }
 
-fn global() -> &'static FlagdMetrics {
-    static M: OnceLock<FlagdMetrics> = OnceLock::new();
-    M.get_or_init(|| FlagdMetrics {
-        requests: (0..CALLS * CODES.len())
-            .map(|_| AtomicU64::new(0))
-            .collect(),
-        latency: (0..CALLS)
-            .map(|_| Histogram::new(&LATENCY_BUCKETS))
-            .collect(),
-    })
+impl std::fmt::Debug for FlagdMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlagdMetrics")
+    }
 }
 
 fn call(v: Version, rpc: Rpc, p: Protocol) -> usize {
     ((v as usize) * RPCS.len() + rpc as usize) * PROTOCOLS.len() + p as usize
 }
 
-/// Count one answered call; `took` for unary calls.
-pub(crate) fn record(v: Version, rpc: Rpc, p: Protocol, code: tonic::Code, took: Option<Duration>) {
-    let m = global();
-    let c = call(v, rpc, p);
-    let code = (code as usize).min(CODES.len() - 1);
-    m.requests[c * CODES.len() + code].fetch_add(1, Ordering::Relaxed);
-    if let Some(t) = took {
-        m.latency[c].observe(t);
+impl FlagdMetrics {
+    pub(crate) fn new() -> Arc<FlagdMetrics> {
+        Arc::new(FlagdMetrics {
+            requests: (0..CALLS * CODES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: (0..CALLS)
+                .map(|_| Histogram::new(&LATENCY_BUCKETS))
+                .collect(),
+        })
+    }
+
+    /// Count one answered call; `took` for unary calls.
+    pub(crate) fn record(
+        &self,
+        v: Version,
+        rpc: Rpc,
+        p: Protocol,
+        code: tonic::Code,
+        took: Option<Duration>,
+    ) {
+        let c = call(v, rpc, p);
+        let code = (code as usize).min(CODES.len() - 1);
+        self.requests[c * CODES.len() + code].fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = took {
+            self.latency[c].observe(t);
+        }
+    }
+
+    /// Add the flagd families to the relay's exposition (once, when the flagd listener
+    /// starts).
+    pub(crate) fn register(self: &Arc<Self>, metrics: &Metrics) {
+        let me = self.clone();
+        metrics.add_collector(move |out| render(&me, out));
     }
 }
 
@@ -138,17 +158,9 @@ fn labels(c: usize) -> String {
     )
 }
 
-/// Add the flagd families to the relay's exposition (once per process, when a flagd listener
-/// starts: the counters are process-wide too).
-pub(crate) fn register() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| crate::metrics::global().add_collector(render));
-}
-
 /// The flagd families, appended to the relay's exposition.
-fn render(out: &mut String) {
+fn render(m: &FlagdMetrics, out: &mut String) {
     use std::fmt::Write as _;
-    let m = global();
     family(
         out,
         "flagrelay_flagd_requests_total",
@@ -198,7 +210,8 @@ mod tests {
                 }
             }
         }
-        record(
+        let m = FlagdMetrics::new();
+        m.record(
             Version::V2,
             Rpc::ResolveFloat,
             Protocol::Grpc,
@@ -206,7 +219,7 @@ mod tests {
             Some(Duration::from_micros(50)),
         );
         let mut out = String::new();
-        render(&mut out);
+        render(&m, &mut out);
         assert!(out.contains("flagrelay_flagd_requests_total{service=\"flagd.evaluation.v2.Service\",method=\"ResolveFloat\",protocol=\"grpc\",code=\"NOT_FOUND\"} "), "{out}");
         assert!(out.contains("flagrelay_flagd_request_duration_seconds_count{service=\"flagd.evaluation.v2.Service\",method=\"ResolveFloat\",protocol=\"grpc\"} "), "{out}");
     }

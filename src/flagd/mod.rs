@@ -45,6 +45,9 @@ pub(crate) struct FlagdState {
     lifecycle: Arc<Lifecycle>,
     clients: Arc<StreamClients>,
     keep_alive: Duration,
+    /// The relay's registry (evaluations) and the flagd families in it.
+    metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) rpcs: Arc<metrics::FlagdMetrics>,
 }
 
 impl FlagdState {
@@ -55,6 +58,8 @@ impl FlagdState {
             lifecycle: app.lifecycle.clone(),
             clients: app.stream_clients.clone(),
             keep_alive: events::KEEP_ALIVE,
+            metrics: app.metrics.clone(),
+            rpcs: metrics::FlagdMetrics::new(),
         }
     }
 
@@ -74,13 +79,21 @@ impl FlagdState {
         let start = Instant::now();
         let snapshot = self.store.load();
         let res = ctx.and_then(|ctx| {
-            resolve::resolve(snapshot.as_deref(), key, want, &ctx, caller, &self.settings)
-                .map(|a| build(&a))
+            resolve::resolve(
+                &self.metrics,
+                snapshot.as_deref(),
+                key,
+                want,
+                &ctx,
+                caller,
+                &self.settings,
+            )
+            .map(|a| build(&a))
         });
         let code = res
             .as_ref()
             .map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
-        metrics::record(v, rpc, p, code, Some(start.elapsed()));
+        self.rpcs.record(v, rpc, p, code, Some(start.elapsed()));
         res
     }
 
@@ -96,15 +109,21 @@ impl FlagdState {
         let snapshot = self.store.load();
         let res = ctx.map(|ctx| {
             let mut answers = Vec::new();
-            resolve::resolve_all(snapshot.as_deref(), &ctx, caller, &self.settings, |a| {
-                answers.push(a)
-            });
+            resolve::resolve_all(
+                &self.metrics,
+                snapshot.as_deref(),
+                &ctx,
+                caller,
+                &self.settings,
+                |a| answers.push(a),
+            );
             build(&answers)
         });
         let code = res
             .as_ref()
             .map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
-        metrics::record(Version::V1, Rpc::ResolveAll, p, code, Some(start.elapsed()));
+        self.rpcs
+            .record(Version::V1, Rpc::ResolveAll, p, code, Some(start.elapsed()));
         res
     }
 
@@ -124,7 +143,7 @@ impl FlagdState {
         let code = admitted
             .as_ref()
             .map_or_else(|e| e.code(), |_| tonic::Code::Ok);
-        metrics::record(v, Rpc::EventStream, p, code, None);
+        self.rpcs.record(v, Rpc::EventStream, p, code, None);
         let slot = admitted?;
         Ok(events::follow(
             &self.store,

@@ -138,6 +138,7 @@ pub(crate) fn context_of(s: Option<&Struct>) -> Result<Context<'_>, FlagdError> 
 /// Evaluate `key` for `ctx` as the caller's type `want`, recording the evaluation metric as
 /// OFREP does.
 pub(crate) fn resolve<'a>(
+    metrics: &crate::metrics::Metrics,
     snapshot: Option<&'a Snapshot>,
     key: &str,
     want: Want,
@@ -145,7 +146,6 @@ pub(crate) fn resolve<'a>(
     caller: &Caller,
     settings: &EvalSettings,
 ) -> Result<Answer<'a>, FlagdError> {
-    let metrics = crate::metrics::global();
     let Some(snapshot) = snapshot else {
         return Err(FlagdError::new(
             ErrorCode::FlagNotFound,
@@ -188,6 +188,7 @@ pub(crate) fn resolve<'a>(
 /// Evaluate every flag (v1 `ResolveAll`), in key order, recording the metrics as the OFREP
 /// bulk answer does. Flags whose value no `AnyFlag` can carry (arrays, null) are left out.
 pub(crate) fn resolve_all<'a>(
+    metrics: &crate::metrics::Metrics,
     snapshot: Option<&'a Snapshot>,
     ctx: &Context<'_>,
     caller: &Caller,
@@ -195,27 +196,27 @@ pub(crate) fn resolve_all<'a>(
     mut each: impl FnMut(Answer<'a>),
 ) {
     let subject = ctx.subject(caller, settings);
-    let recorder = crate::metrics::global().recorder(snapshot);
     let entries = snapshot.map_or(&[][..], |s| s.entries());
-    for (i, entry) in entries.iter().enumerate() {
-        let outcome = entry.rules.evaluate(&subject);
-        recorder.record(i, outcome.reason);
-        let (value, variant) = if outcome.on {
-            (&entry.def.value.on, "on")
-        } else {
-            (&entry.def.value.off, "off")
-        };
-        if matches!(value, Value::Array(_) | Value::Null) {
-            continue;
+    metrics.bulk(snapshot, |recorder| {
+        for (i, entry) in entries.iter().enumerate() {
+            let outcome = entry.rules.evaluate(&subject);
+            recorder.record(i, outcome.reason);
+            let (value, variant) = if outcome.on {
+                (&entry.def.value.on, "on")
+            } else {
+                (&entry.def.value.off, "off")
+            };
+            if matches!(value, Value::Array(_) | Value::Null) {
+                continue;
+            }
+            each(Answer {
+                entry,
+                value,
+                variant,
+                reason: outcome.reason,
+            });
         }
-        each(Answer {
-            entry,
-            value,
-            variant,
-            reason: outcome.reason,
-        });
-    }
-    recorder.finish(entries.len());
+    });
 }
 
 /// A value's type in the words of the `Resolve*` calls.

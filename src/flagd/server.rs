@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 use super::FlagdState;
 use super::grpc::{V1, V2};
-use super::metrics::{self, Protocol, Rpc, Version};
+use super::metrics::{Protocol, Rpc, Version};
 use super::proto::{v1, v2};
 use crate::config::Config;
 use crate::http::AppState;
@@ -65,7 +65,6 @@ pub(crate) async fn listen(
     let Some(port) = config.flagd.port else {
         return Ok(None);
     };
-    super::metrics::register();
     let host = config.flagd.host.as_deref().unwrap_or(&config.server.host);
     let addr = format!("{host}:{port}");
     let listener = match addr.parse::<std::net::SocketAddr>() {
@@ -98,6 +97,7 @@ pub(crate) async fn listen(
         open,
     };
     let state = FlagdState::new(app);
+    state.rpcs.register(&app.metrics);
     let limit = config.max_request_body_bytes;
     let router = router(state, gate, limit, &config.cors.allowed_origins);
     tracing::info!(addr = %local, server = "flagd", "listening");
@@ -145,9 +145,11 @@ pub(crate) fn router(
     )
     .prepare()
     .into_axum_router();
+    let rpcs = state.rpcs.clone();
     let connect = super::connect::router(state, gate.clone(), max_message_bytes, cors_origins);
     let dispatch = tower::service_fn(move |mut req: Request| {
-        let (grpc, connect, gate) = (grpc.clone(), connect.clone(), gate.clone());
+        let (grpc, connect, gate, rpcs) =
+            (grpc.clone(), connect.clone(), gate.clone(), rpcs.clone());
         async move {
             if !is_grpc(req.headers()) {
                 return connect.oneshot(req).await;
@@ -160,7 +162,7 @@ pub(crate) fn router(
                 Err(_) => {
                     if let Some((v, rpc)) = call_of(req.uri().path()) {
                         let code = tonic::Code::Unauthenticated;
-                        metrics::record(v, rpc, Protocol::Grpc, code, None);
+                        rpcs.record(v, rpc, Protocol::Grpc, code, None);
                     }
                     let status = tonic::Status::unauthenticated(
                         "a valid evaluation key is required in the x-api-key or authorization metadata",

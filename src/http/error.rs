@@ -93,7 +93,7 @@ pub(crate) async fn not_found() -> ApiError {
 
 /// The router's own 405 (a known path, another method) has no body: give it the JSON error
 /// body every other error has, keeping its `Allow` header.
-pub(crate) async fn json_for_bare_errors(res: Response) -> Response {
+pub(crate) fn json_for_bare_errors(res: Response) -> Response {
     if res.status() != StatusCode::METHOD_NOT_ALLOWED
         || res.headers().contains_key(header::CONTENT_TYPE)
     {

@@ -15,6 +15,7 @@ pub(crate) mod observe;
 pub mod ofrep;
 pub(crate) mod openapi;
 mod precondition;
+mod request_id;
 mod schema;
 pub(crate) mod serve;
 pub(crate) mod stream;
@@ -37,18 +38,32 @@ pub(crate) use sync::SyncState;
 use crate::refresh::Refresher;
 use crate::snapshot::SnapshotStore;
 
-/// Everything the handlers share.
+/// Everything the handlers share: one `Arc` (axum clones the state for every request).
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
-    pub lifecycle: Arc<Lifecycle>,
-    pub stream_clients: Arc<StreamClients>,
-    pub diffs: Arc<DiffCache>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) stream_clients: Arc<StreamClients>,
+    pub(crate) diffs: Arc<DiffCache>,
     /// `streams.inactivityDelaySec`.
     pub inactivity_delay_sec: u64,
+    /// The relay's registry (the refresher's).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The OFREP handlers' state, built once (the hot path clones one `Arc` of it).
+    ofrep: OfrepState,
 }
 
 impl AppState {
@@ -60,16 +75,60 @@ impl AppState {
         max_streams: usize,
         fips140: bool,
     ) -> Self {
-        AppState {
-            store: refresher.store().clone(),
+        AppState::from_parts(
+            refresher.store().clone(),
             refresher,
             auth,
-            settings: Arc::new(settings),
-            lifecycle: Lifecycle::new(fips140),
-            stream_clients: StreamClients::new(max_streams),
+            Arc::new(settings),
+            Lifecycle::new(fips140),
+            StreamClients::new(max_streams),
+            120,
+        )
+    }
+
+    fn from_parts(
+        store: Arc<SnapshotStore>,
+        refresher: Arc<Refresher>,
+        auth: Arc<Auth>,
+        settings: Arc<EvalSettings>,
+        lifecycle: Arc<Lifecycle>,
+        stream_clients: Arc<StreamClients>,
+        inactivity_delay_sec: u64,
+    ) -> Self {
+        let metrics = refresher.metrics().clone();
+        let ofrep = OfrepState::new(ofrep::OfrepParts {
+            store: store.clone(),
+            auth: auth.clone(),
+            settings: settings.clone(),
+            inactivity_delay_sec,
+            metrics: metrics.clone(),
+        });
+        AppState(Arc::new(AppParts {
+            store,
+            refresher,
+            auth,
+            settings,
+            lifecycle,
+            stream_clients,
             diffs: Arc::new(DiffCache::default()),
-            inactivity_delay_sec: 120,
-        }
+            inactivity_delay_sec,
+            metrics,
+            ofrep,
+        }))
+    }
+
+    /// The same state with `streams.inactivityDelaySec` set (at start, before serving).
+    pub fn with_inactivity_delay(self, secs: u64) -> Self {
+        let p = &self.0;
+        AppState::from_parts(
+            p.store.clone(),
+            p.refresher.clone(),
+            p.auth.clone(),
+            p.settings.clone(),
+            p.lifecycle.clone(),
+            p.stream_clients.clone(),
+            secs,
+        )
     }
 }
 
@@ -97,12 +156,7 @@ impl FromRef<AppState> for SyncState {
 
 impl FromRef<AppState> for OfrepState {
     fn from_ref(s: &AppState) -> Self {
-        OfrepState {
-            store: s.store.clone(),
-            auth: s.auth.clone(),
-            settings: s.settings.clone(),
-            inactivity_delay_sec: s.inactivity_delay_sec,
-        }
+        s.ofrep.clone()
     }
 }
 
@@ -143,10 +197,11 @@ pub(crate) fn monitoring_router(state: AppState) -> Router {
 /// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,
 /// and the relay keeps serving. (Request metrics, logs and ids wrap the whole router in
 /// `app::run_server`, outside this, so they see every answer.)
-pub(crate) fn harden(router: Router) -> Router {
-    router
-        .fallback(error::not_found)
-        .layer(axum::middleware::map_response(error::json_for_bare_errors))
+///
+/// Both layers wrap the router once, as its fallback service, rather than each route through
+/// `Router::layer` (which nests another boxed service per layer, cloned for every request).
+pub fn harden(router: Router) -> Router {
+    let layers = tower::ServiceBuilder::new()
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |panic: Box<dyn std::any::Any + Send>| {
                 let what = panic
@@ -162,6 +217,10 @@ pub(crate) fn harden(router: Router) -> Router {
                 ))
             },
         ))
+        .layer(tower::util::MapResponseLayer::new(
+            error::json_for_bare_errors,
+        ));
+    Router::new().fallback_service(layers.service(router.fallback(error::not_found)))
 }
 
 #[cfg(test)]

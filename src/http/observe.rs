@@ -34,7 +34,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -44,13 +43,14 @@ use axum::response::IntoResponse;
 use tower::{Layer, Service};
 
 use super::AppState;
+use super::request_id::IdGen;
 use crate::metrics::{self, Metrics, RouteId, Scrape};
 
 /// The request id header.
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The layer over the process-wide registry ([`metrics::global`]), for the finished router:
-/// `observe::layer().layer(router)`, the service then served.
+/// The layer over the relay's registry, for the finished router:
+/// `observe::layer(&metrics).layer(router)`, the service then served.
 ///
 /// Put it *around* the router rather than in it (`Router::layer` wraps every route separately,
 /// which costs a boxed-service clone per request: about 40 % of what observing costs). Routes
@@ -59,8 +59,7 @@ pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 /// router); a test keeps the two in agreement. When recording is off ([`Metrics::set_enabled`]
 /// before this is called), the layer passes requests straight through: no metrics, ids or
 /// request logs.
-pub(crate) fn layer() -> ObserveLayer {
-    let m = metrics::global();
+pub(crate) fn layer(m: &Arc<Metrics>) -> ObserveLayer {
     if m.enabled() {
         ObserveLayer::new(m.clone())
     } else {
@@ -297,60 +296,7 @@ pub(crate) fn sane_request_id(v: &HeaderValue) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"-_.:@+=/~".contains(c))
 }
 
-/// Unique ids without a lock: a counter through a bijective mix keyed per process.
-struct IdGen {
-    /// The per-process half of every id, already in hex.
-    prefix_hex: [u8; 16],
-    key: u64,
-    counter: AtomicU64,
-}
-
-impl IdGen {
-    fn new() -> IdGen {
-        // Ids are correlation handles, not secrets: std's per-process random hash keys (from
-        // the OS) are random enough, and cost nothing like seeding a cryptographic RNG.
-        use std::hash::{BuildHasher, Hasher};
-        let random = || {
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        };
-        let mut prefix_hex = [0u8; 16];
-        hex_into(&mut prefix_hex, random());
-        IdGen {
-            prefix_hex,
-            key: random(),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> HeaderValue {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; 32];
-        buf[..16].copy_from_slice(&self.prefix_hex);
-        hex_into(&mut buf[16..], splitmix(n ^ self.key));
-        HeaderValue::from_bytes(&buf).expect("hex digits are a valid header value")
-    }
-}
-
-/// SplitMix64's finalizer: a bijection on u64, so distinct counters give distinct ids.
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// 16 lowercase hex digits of `v` into `out[..16]`.
-fn hex_into(out: &mut [u8], v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
-    }
-}
-
-/// `GET /metrics`: the Prometheus text exposition of [`metrics::global`].
+/// `GET /metrics`: the Prometheus text exposition of the relay's registry.
 #[utoipa::path(get, path = "/metrics", tag = "monitoring", operation_id = "metrics",
     summary = "Prometheus metrics",
     description = "Text exposition format 0.0.4. Every metric is named `flagrelay_…`.",
@@ -358,7 +304,7 @@ fn hex_into(out: &mut [u8], v: u64) {
         body = String)))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> axum::response::Response {
     let snapshot = s.store.load();
-    let mut text = metrics::global().render(&Scrape {
+    let mut text = s.metrics.render(&Scrape {
         version: s.lifecycle.version,
         fips140: s.lifecycle.fips140,
         snapshot: snapshot.as_deref(),
@@ -396,7 +342,7 @@ mod tests {
     }
 
     fn registry() -> Arc<Metrics> {
-        Arc::new(Metrics::new([
+        Arc::new(Metrics::new(&[
             "/health",
             "/ofrep/v1/evaluate/flags/{*key}",
             "/boom",
@@ -508,7 +454,7 @@ mod tests {
                 any(|p: MatchedPath| async move { p.as_str().to_owned() }),
             );
         }
-        let m = Metrics::new(routes.iter().map(String::as_str));
+        let m = Metrics::new(&routes.iter().map(String::as_str).collect::<Vec<_>>());
         let mut paths: Vec<String> = routes
             .iter()
             .flat_map(|t| {
@@ -571,13 +517,6 @@ mod tests {
         assert_eq!(l(503, "/v1/flags"), Level::WARN);
         assert_eq!(l(500, "/x"), Level::ERROR);
         assert_eq!(l(502, "/admin/v1/retriever/refresh"), Level::ERROR);
-    }
-
-    #[test]
-    fn ids_are_unique() {
-        let g = IdGen::new();
-        let ids: std::collections::HashSet<_> = (0..10_000).map(|_| g.next()).collect();
-        assert_eq!(ids.len(), 10_000);
     }
 
     #[test]

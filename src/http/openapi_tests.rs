@@ -161,7 +161,9 @@ async fn every_documented_operation_is_served_and_counted() {
         false,
     );
     let templates = route_templates();
-    let metrics = Arc::new(Metrics::new(templates.iter().map(String::as_str)));
+    let metrics = Arc::new(Metrics::new(
+        &templates.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
     let app = tower::Layer::layer(
         &ObserveLayer::new(metrics.clone()),
         http::harden(http::api_router(state.clone(), &[]).merge(http::monitoring_router(state))),

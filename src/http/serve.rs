@@ -44,9 +44,9 @@ impl ConnLimits {
 
 /// Whether a listener's requests go through the request metrics, logs and ids (the HTTP API
 /// and monitoring ports), or keep their own (the flagd listener counts per RPC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Observe {
-    Requests,
+    Requests(super::observe::ObserveLayer),
     Own,
 }
 
@@ -81,9 +81,7 @@ pub(crate) async fn run_server(
     // Around the whole router (not per route, as `Router::layer` would): one layer call per
     // request, and it sees every answer, the fallback's and the panic handler's included.
     let app = match observe {
-        Observe::Requests => {
-            tower::util::Either::Left(tower::Layer::layer(&super::observe::layer(), app))
-        }
+        Observe::Requests(layer) => tower::util::Either::Left(tower::Layer::layer(&layer, app)),
         Observe::Own => tower::util::Either::Right(app),
     };
     // A body must arrive whole within server.readBodyTimeout (a trickle holds no connection).

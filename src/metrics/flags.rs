@@ -1,88 +1,192 @@
-//! Per-flag evaluation counters: a table built once per flag set and swapped with `arc-swap`
-//! (lock-free to read); a flag that stays across a change keeps its counter object.
+//! Per-flag evaluation counters: one table per flag set, swapped with `arc-swap` (lock-free to
+//! read), its counters in per-thread arrays ([`Counts`]) indexed by the flag's position in
+//! the snapshot, so a bulk answer counts with plain stores next to each other.
+//!
+//! # Counts survive a change
+//!
+//! A new table starts from the totals of the one it replaces (`carried`, per flag key), and
+//! keeps a link to it: what requests still holding the old table count after that (a bulk
+//! answer in flight during the swap) is added at scrape time as the old table's growth since
+//! the fold. The next change folds that in and cuts the link, so at most two tables live.
+//! Flags the change removed stay in the table (`retired`, after the current ones) until the
+//! next change, so their last counts are shown and not lost.
+//!
+//! # Which table a snapshot uses
+//!
+//! The table of a flag set is keyed by its etag (equal etags: the same keys, so the same
+//! positions) and ordered by the snapshot's `generation` (the refresher's swap count), never by
+//! the clock: a snapshot older than the table counts by key; a newer one (a store swapped
+//! without [`super::Metrics::flag_set_loaded`]: tests, the persisted set at start) rebuilds
+//! the table, off the common path.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use fnv::FnvBuildHasher;
 
-use super::Metrics;
 use super::labels::{REASONS, reason_index};
+use super::shards::{Counts, Writer};
 use crate::evaluator::Reason;
 use crate::snapshot::{Entry, Snapshot};
 
-/// One flag's evaluation counters, one per reason.
-#[derive(Debug, Default)]
-pub(super) struct FlagCounters(pub(super) [AtomicU64; REASONS.len()]);
+const R: usize = REASONS.len();
 
-/// The per-flag counters for one flag set: aligned with [`Snapshot::entries`] by position,
-/// plus an index by key (for requests still holding an older flag set).
+/// The per-flag counters for one flag set.
 #[derive(Debug)]
 pub(super) struct FlagTable {
+    pub(super) generation: u64,
     pub(super) etag: String,
-    pub(super) loaded_at: SystemTime,
-    pub(super) keys: Vec<Box<str>>,
-    pub(super) by_pos: Vec<Arc<FlagCounters>>,
-    /// Flags of the previous set that this one removed, shown until the next change.
-    pub(super) retired: Vec<(Box<str>, Arc<FlagCounters>)>,
-    by_key: HashMap<Box<str>, Arc<FlagCounters>, FnvBuildHasher>,
+    /// The snapshot's keys (same positions), then the retired ones.
+    pub(super) keys: Box<[Box<str>]>,
+    /// How many of `keys` are the snapshot's.
+    current: usize,
+    index: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// `keys.len() × REASONS` counters.
+    counts: Counts,
+    /// Totals carried over from the tables before, per counter.
+    carried: Box<[u64]>,
+    prev: Mutex<Option<Late>>,
+}
+
+/// The table this one replaced, for counts made in it after the fold.
+#[derive(Debug)]
+struct Late {
+    table: Arc<FlagTable>,
+    /// Its own counters (not carried) when this table was built from it.
+    at_fold: Box<[u64]>,
+    /// Its slot → this table's slot (`usize::MAX`: not kept).
+    to: Box<[usize]>,
 }
 
 impl FlagTable {
     pub(super) fn empty() -> FlagTable {
         FlagTable {
+            generation: 0,
             etag: String::new(),
-            loaded_at: UNIX_EPOCH,
-            keys: Vec::new(),
-            by_pos: Vec::new(),
-            retired: Vec::new(),
-            by_key: HashMap::default(),
+            keys: Box::new([]),
+            current: 0,
+            index: HashMap::default(),
+            counts: Counts::new(0),
+            carried: Box::new([]),
+            prev: Mutex::new(None),
         }
     }
 
-    /// The table for `snapshot`, carrying over the counters of every flag `prev` knew.
-    pub(super) fn build(snapshot: &Snapshot, prev: &FlagTable) -> FlagTable {
+    /// The table for `snapshot`, carrying over every count `prev` shows. `prev` is not
+    /// changed: a table built and never installed costs nothing else.
+    pub(super) fn build(snapshot: &Snapshot, prev: &Arc<FlagTable>) -> FlagTable {
         let entries = snapshot.entries();
-        let mut keys = Vec::with_capacity(entries.len());
-        let mut by_pos = Vec::with_capacity(entries.len());
-        let mut by_key =
-            HashMap::with_capacity_and_hasher(entries.len(), FnvBuildHasher::default());
-        for e in entries {
-            let c = prev.by_key.get(&e.key).cloned().unwrap_or_default();
+        let mut keys: Vec<Box<str>> = Vec::with_capacity(entries.len());
+        let mut index = HashMap::with_capacity_and_hasher(entries.len(), FnvBuildHasher::default());
+        for (i, e) in entries.iter().enumerate() {
             keys.push(e.key.clone());
-            by_pos.push(c.clone());
-            by_key.insert(e.key.clone(), c);
+            index.insert(e.key.clone(), i);
         }
-        let retired: Vec<_> = prev
+        let current = keys.len();
+        for k in &prev.keys[..prev.current] {
+            if !index.contains_key(k) {
+                index.insert(k.clone(), keys.len());
+                keys.push(k.clone());
+            }
+        }
+        let totals = prev.totals();
+        let mut carried = vec![0u64; keys.len() * R];
+        let to: Box<[usize]> = prev
             .keys
             .iter()
-            .zip(&prev.by_pos)
-            .filter(|(k, _)| !by_key.contains_key(&***k))
-            .map(|(k, c)| (k.clone(), c.clone()))
+            .enumerate()
+            .map(|(p, k)| match index.get(k) {
+                Some(&s) => {
+                    carried[s * R..(s + 1) * R].copy_from_slice(&totals[p * R..(p + 1) * R]);
+                    s
+                }
+                None => usize::MAX,
+            })
             .collect();
-        for (k, c) in &retired {
-            by_key.insert(k.clone(), c.clone());
-        }
+        let at_fold = prev.own();
         FlagTable {
+            generation: snapshot.generation,
             etag: snapshot.etag.clone(),
-            loaded_at: snapshot.loaded_at,
-            keys,
-            by_pos,
-            retired,
-            by_key,
+            counts: Counts::new(keys.len() * R),
+            keys: keys.into(),
+            current,
+            index,
+            carried: carried.into(),
+            prev: Mutex::new(Some(Late {
+                table: prev.clone(),
+                at_fold,
+                to,
+            })),
         }
     }
 
+    /// Drop the link to the table before `prev`: its counts are folded into this one.
+    pub(super) fn installed(&self) {
+        let prev = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(late) = prev.as_ref() {
+            late.table
+                .prev
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+    }
+
+    /// Whether this table serves requests on `snapshot` as it is (same flag set, or an older
+    /// one: counted by key).
     #[inline]
-    pub(super) fn counters(&self, snapshot: &Snapshot, entry: &Entry) -> Option<&FlagCounters> {
+    pub(super) fn serves(&self, snapshot: &Snapshot) -> bool {
+        self.etag == snapshot.etag || snapshot.generation < self.generation
+    }
+
+    /// The slot of `entry` (of `snapshot`) in this table.
+    #[inline]
+    pub(super) fn slot(&self, snapshot: &Snapshot, entry: &Entry) -> Option<usize> {
         if self.etag == snapshot.etag
             && let Some(i) = position(snapshot, entry)
         {
-            return self.by_pos.get(i).map(|c| &**c);
+            return Some(i);
         }
-        self.by_key.get(&entry.key).map(|c| &**c)
+        self.index.get(&entry.key).copied()
+    }
+
+    #[inline]
+    pub(super) fn writer(&self) -> Writer<'_> {
+        self.counts.writer()
+    }
+
+    /// Own counters summed over the threads.
+    fn own(&self) -> Box<[u64]> {
+        (0..self.counts.len()).map(|i| self.counts.sum(i)).collect()
+    }
+
+    /// Everything counted per counter: carried, own, and counted late in the table before.
+    pub(super) fn totals(&self) -> Vec<u64> {
+        let mut t: Vec<u64> = self.carried.to_vec();
+        for (i, v) in t.iter_mut().enumerate() {
+            *v += self.counts.sum(i);
+        }
+        let prev = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(late) = prev.as_ref() {
+            for (p, &s) in late.to.iter().enumerate() {
+                if s == usize::MAX {
+                    continue;
+                }
+                for r in 0..R {
+                    let now = late.table.counts.sum(p * R + r);
+                    t[s * R + r] += now.saturating_sub(late.at_fold[p * R + r]);
+                }
+            }
+        }
+        t
+    }
+
+    /// `(key, per-reason totals)` of every flag shown: the current ones, then the retired.
+    pub(super) fn for_each(&self, mut f: impl FnMut(&str, &[u64])) {
+        let totals = self.totals();
+        for (i, k) in self.keys.iter().enumerate() {
+            f(k, &totals[i * R..(i + 1) * R]);
+        }
     }
 }
 
@@ -96,23 +200,41 @@ pub(super) fn position(snapshot: &Snapshot, entry: &Entry) -> Option<usize> {
     (offset % size == 0 && i < entries.len()).then_some(i)
 }
 
-/// Records the evaluations of one bulk request against the flag set it evaluated.
-pub(crate) struct Recorder<'a> {
-    pub(super) metrics: &'a Metrics,
-    pub(super) table: Option<arc_swap::Guard<Arc<FlagTable>>>,
+/// Records the evaluations of one bulk answer against the flag set it evaluated; see
+/// [`super::Metrics::bulk`].
+pub struct Recorder<'a> {
+    mode: Mode<'a>,
 }
 
-impl Recorder<'_> {
-    /// Count the evaluation of the flag at `position` in `snapshot.entries()`.
-    #[inline]
-    pub(crate) fn record(&self, position: usize, reason: Reason) {
-        if let Some(c) = self.table.as_ref().and_then(|t| t.by_pos.get(position)) {
-            c.0[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
-        }
+enum Mode<'a> {
+    Off,
+    /// The table is the snapshot's: positions are slots.
+    Direct(Writer<'a>),
+    /// An older snapshot: by key.
+    ByKey(&'a FlagTable, Writer<'a>, &'a Snapshot),
+}
+
+impl<'a> Recorder<'a> {
+    pub(super) fn new(table: Option<&'a FlagTable>, snapshot: Option<&'a Snapshot>) -> Self {
+        let mode = match (table, snapshot) {
+            (Some(t), Some(s)) if t.etag == s.etag => Mode::Direct(t.writer()),
+            (Some(t), Some(s)) => Mode::ByKey(t, t.writer(), s),
+            _ => Mode::Off,
+        };
+        Recorder { mode }
     }
 
-    /// Count one bulk request that evaluated `flags` flags.
-    pub(crate) fn finish(self, flags: usize) {
-        self.metrics.bulk_evaluation(flags);
+    /// Count the evaluation of the flag at `position` in `snapshot.entries()`.
+    #[inline]
+    pub fn record(&self, position: usize, reason: Reason) {
+        match &self.mode {
+            Mode::Direct(w) => w.add(position * R + reason_index(reason)),
+            Mode::ByKey(t, w, s) => {
+                if let Some(slot) = s.entries().get(position).and_then(|e| t.index.get(&e.key)) {
+                    w.add(slot * R + reason_index(reason));
+                }
+            }
+            Mode::Off => {}
+        }
     }
 }

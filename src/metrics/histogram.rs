@@ -42,16 +42,37 @@ impl Histogram {
 
     /// `name_bucket{labels,le=…}` lines, `_sum` and `_count`. `labels` is `k="v",` or empty.
     pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let slots: Vec<u64> = self
+            .slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect();
+        let sum_ns = self.sum_ns.load(Ordering::Relaxed);
+        render_counts(out, name, labels, self.bounds, &slots, sum_ns);
+    }
+}
+
+/// A histogram's lines from its non-cumulative slot counts (`bounds.len() + 1`, the last
+/// `+Inf`) and sum in nanoseconds.
+pub(super) fn render_counts(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    slots: &[u64],
+    sum_ns: u64,
+) {
+    {
         let mut cumulative = 0u64;
-        for (i, slot) in self.slots.iter().enumerate() {
-            cumulative += slot.load(Ordering::Relaxed);
-            let le = match self.bounds.get(i) {
+        for (i, n) in slots.iter().enumerate() {
+            cumulative += n;
+            let le = match bounds.get(i) {
                 Some(b) => format_float(*b),
                 None => "+Inf".into(),
             };
             let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
         }
-        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = sum_ns as f64 / 1e9;
         let braces = if labels.is_empty() {
             String::new()
         } else {

@@ -7,8 +7,13 @@
 //! values in maps: a request would hash its labels and, for a new combination, insert under a
 //! lock. Everything this relay counts has a label set known up front (routes, methods, status
 //! codes, evaluation reasons) or changing only when the flag set does, so each series is a fixed
-//! slot and recording is an index plus one `fetch_add`. That, the exposition writer and a
-//! histogram are ~500 lines with no new dependency.
+//! slot and recording is an index plus one `fetch_add` (per-flag evaluations: a plain store
+//! into the recording thread's own array, see `shards`).
+//!
+//! One value is built at start (`app`, with the router's route templates) and passed to
+//! whatever records: the refresher carries it ([`crate::refresh::Refresher::metrics`]), the
+//! HTTP and flagd states hold it, notifiers register into it. There is no process-wide
+//! registry, so every test has its own.
 //!
 //! # What is recorded where
 //!
@@ -18,13 +23,15 @@
 //!   ([`Metrics::route_for_path`]: a few comparisons against immutable tables, no lock, no
 //!   allocation). Paths no route matches count under `route="__unmatched__"`, so scanners
 //!   cannot create series.
-//! - Evaluations by flag and reason: [`Metrics::evaluation`] (single), [`Metrics::recorder`]
+//! - Evaluations by flag and reason: [`Metrics::evaluation`] (single), [`Metrics::bulk`]
 //!   (bulk, per flag) and [`Metrics::evaluation_unknown`] (`flag="__unknown__"`,
-//!   `reason="ERROR"`). Per-flag counters live in a table built once per flag set and
-//!   swapped with `arc-swap` (lock-free to read); a flag that stays across a change keeps its
-//!   counter object, so its count never goes backwards. A flag removed by a change is still
-//!   exposed until the next change (so its last increments are not lost), then dropped:
-//!   cardinality stays bounded by the current plus the previous flag set.
+//!   `reason="ERROR"`). Per-flag counters live in a table built once per flag set (by the
+//!   refresher, before the swap: [`Metrics::prepare_flags`], [`Metrics::install_flags`]) and
+//!   swapped with `arc-swap` (lock-free to read), in per-thread arrays summed at scrape time;
+//!   a flag that stays across a change keeps its count, which never goes backwards. A flag
+//!   removed by a change is still exposed until the next change (so its last increments are
+//!   not lost), then dropped: cardinality stays bounded by the current plus the previous set.
+//!   Which table a snapshot uses is ordered by its swap generation, never by the clock.
 //! - Bulk evaluations (requests and flags evaluated): [`Metrics::bulk_evaluation`].
 //! - Refreshes (overall and per retriever, by outcome), refresh duration, flag-set changes,
 //!   per retriever last success: [`Metrics::refresh_finished`], once per refresh (a mutex is
@@ -38,12 +45,13 @@
 //! # Layout
 //!
 //! `labels` (the fixed label sets), `histogram`, `routes` (route slots and path matching),
-//! `flags` (the per-flag table and the bulk [`Recorder`]), `text` (the exposition); the
+//! `flags` (the per-flag table and the bulk [`Recorder`]), `shards` (per-thread counter
+//! arrays), `text` (the exposition); the
 //! registry itself is here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -56,16 +64,17 @@ mod flags;
 mod histogram;
 mod labels;
 mod routes;
+mod shards;
 mod text;
 
 use flags::FlagTable;
-pub(crate) use flags::Recorder;
+pub use flags::Recorder;
 pub(crate) use histogram::Histogram;
 pub(crate) use labels::LATENCY_BUCKETS;
 pub(crate) use labels::method_index;
-use labels::{METHODS, REFRESH_BUCKETS, STATUS_SLOTS, reason_index, status_slot};
+use labels::{METHODS, REASONS, REFRESH_BUCKETS, STATUS_SLOTS, reason_index, status_slot};
 pub(crate) use routes::RouteId;
-use routes::{Pattern, RouteStats};
+use routes::{LATENCY_SLOTS, Pattern, REQUEST_SLOTS, ROUTE_STRIDE, RouteStats};
 pub(crate) use text::{family, gauge};
 
 /// Content type of the text exposition format.
@@ -76,15 +85,6 @@ pub(crate) const UNMATCHED_ROUTE: &str = "__unmatched__";
 /// Label of evaluations of keys that are not in the flag set.
 pub(crate) const UNKNOWN_FLAG: &str = "__unknown__";
 
-/// The process-wide registry, with the relay's routes registered.
-pub(crate) fn global() -> &'static Arc<Metrics> {
-    static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
-    GLOBAL.get_or_init(|| {
-        Arc::new(Metrics::new(
-            crate::http::route_templates().iter().map(String::as_str),
-        ))
-    })
-}
 // ---------------------------------------------------------------------------------------------
 // Refreshes
 
@@ -109,10 +109,15 @@ struct RefreshStats {
 
 /// Everything the relay counts. Cheap to share (`Arc`); every recording method takes `&self`.
 #[derive(Debug)]
-pub(crate) struct Metrics {
+pub struct Metrics {
     enabled: AtomicBool,
     /// Registered templates, then [`UNMATCHED_ROUTE`] last.
     routes: Box<[RouteStats]>,
+    /// Every route's counters (`ROUTE_STRIDE` each), per recording thread: a request counts
+    /// with plain stores instead of locked adds on lines every worker writes.
+    route_counts: shards::Counts,
+    /// [`LATENCY_BUCKETS`] in nanoseconds.
+    latency_ns: Box<[u64]>,
     /// The templates without parameters, and those with, tried in that order (as axum prefers
     /// a static route to a parameter).
     exact: Vec<(Box<str>, usize)>,
@@ -132,6 +137,17 @@ pub(crate) struct Metrics {
     /// Text families of layers above, see [`Metrics::add_collector`].
     collectors: Mutex<Vec<Collector>>,
 }
+
+impl Default for Metrics {
+    /// A registry of its own with no routes (tests, embedding).
+    fn default() -> Self {
+        Metrics::new(&[])
+    }
+}
+
+/// A per-flag table built ahead of its swap ([`Metrics::prepare_flags`]).
+#[derive(Debug)]
+pub(crate) struct PreparedFlags(Option<(Arc<FlagTable>, FlagTable)>);
 
 /// A family renderer registered by [`Metrics::add_collector`].
 struct Collector(Box<dyn Fn(&mut String) + Send + Sync>);
@@ -168,13 +184,14 @@ pub(crate) struct Scrape<'a> {
 }
 impl Metrics {
     /// A registry that knows these route templates (as axum's router writes them, e.g.
-    /// `/ofrep/v1/evaluate/flags/{*key}`); duplicates are merged.
-    pub(crate) fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Metrics {
+    /// `/ofrep/v1/evaluate/flags/{*key}`); duplicates are merged. Built once at start and
+    /// handed to every part that records (no process-wide registry: each test has its own).
+    pub(crate) fn new(routes: &[&str]) -> Metrics {
         let mut stats: Vec<RouteStats> = Vec::new();
         let mut ids: HashMap<Box<str>, usize, FnvBuildHasher> = HashMap::default();
         let mut patterns = Vec::new();
         let mut exact = Vec::new();
-        for r in routes {
+        for &r in routes {
             if r == UNMATCHED_ROUTE || ids.contains_key(r) {
                 continue;
             }
@@ -189,6 +206,11 @@ impl Metrics {
         stats.push(RouteStats::new(UNMATCHED_ROUTE));
         Metrics {
             enabled: AtomicBool::new(true),
+            route_counts: shards::Counts::new(stats.len() * ROUTE_STRIDE),
+            latency_ns: LATENCY_BUCKETS
+                .iter()
+                .map(|b| (b * 1e9).round() as u64)
+                .collect(),
             routes: stats.into(),
             exact,
             patterns,
@@ -275,10 +297,15 @@ impl Metrics {
         if !self.enabled() {
             return;
         }
-        let r = &self.routes[route.0];
+        let base = route.0 * ROUTE_STRIDE;
         let slot = method.min(METHODS.len() - 1) * STATUS_SLOTS + status_slot(status);
-        r.requests[slot].fetch_add(1, Ordering::Relaxed);
-        r.latency.observe(took);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        // `le` semantics: the first bucket whose bound is >= the value.
+        let bucket = self.latency_ns.partition_point(|&b| b < ns);
+        let w = self.route_counts.writer();
+        w.add(base + slot);
+        w.add(base + REQUEST_SLOTS + bucket);
+        w.add_n(base + REQUEST_SLOTS + LATENCY_SLOTS, ns);
     }
 
     // --- evaluations ------------------------------------------------------------------------
@@ -290,8 +317,10 @@ impl Metrics {
             return;
         }
         let table = self.table_for(snapshot);
-        if let Some(c) = table.counters(snapshot, entry) {
-            c.0[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = table.slot(snapshot, entry) {
+            table
+                .writer()
+                .add(slot * REASONS.len() + reason_index(reason));
         }
     }
 
@@ -304,7 +333,7 @@ impl Metrics {
     }
 
     /// Count one bulk request that evaluated `flags` flags (without per-flag counts; see
-    /// [`Metrics::recorder`] for those).
+    /// [`Metrics::bulk`] for those).
     #[inline]
     pub(crate) fn bulk_evaluation(&self, flags: usize) {
         if self.enabled() {
@@ -313,38 +342,74 @@ impl Metrics {
         }
     }
 
-    /// A recorder for the per-flag evaluations of a bulk request over `snapshot`; call
-    /// [`Recorder::record`] with each flag's position and [`Recorder::finish`] at the end.
-    pub(crate) fn recorder(&self, snapshot: Option<&Snapshot>) -> Recorder<'_> {
+    /// Count a bulk answer over `snapshot`: `answer` gets a [`Recorder`] to call with each
+    /// flag's position and reason; then the request and its `len()` flags are counted.
+    #[inline]
+    pub fn bulk<T>(
+        &self,
+        snapshot: Option<&Snapshot>,
+        answer: impl FnOnce(&Recorder<'_>) -> T,
+    ) -> T {
         let table = match snapshot {
-            Some(s) if self.enabled() => {
-                let t = self.table_for(s);
-                (t.etag == s.etag).then_some(t)
-            }
+            Some(s) if self.enabled() => Some(self.table_for(s)),
             _ => None,
         };
-        Recorder {
-            metrics: self,
-            table,
+        let out = answer(&Recorder::new(table.as_deref().map(|t| &**t), snapshot));
+        self.bulk_evaluation(snapshot.map_or(0, Snapshot::len));
+        out
+    }
+
+    /// Build and install the per-flag table for `snapshot` now instead of on its first
+    /// evaluation.
+    pub fn flag_set_loaded(&self, snapshot: &Snapshot) {
+        if self.enabled() {
+            drop(self.table_for(snapshot));
         }
     }
 
-    /// Build the per-flag table for `snapshot` now instead of on its first evaluation. Optional:
-    /// the table follows the flag set by itself.
-    pub(crate) fn flag_set_loaded(&self, snapshot: &Snapshot) {
+    /// The per-flag table for `snapshot`, built but not installed (the refresher builds it
+    /// off the request path and installs it with [`Metrics::install_flags`] at the swap, so
+    /// a set refused after its build never replaces the served set's table).
+    pub(crate) fn prepare_flags(&self, snapshot: &Snapshot) -> PreparedFlags {
         if !self.enabled() {
-            return;
+            return PreparedFlags(None);
         }
-        drop(self.table_for(snapshot));
+        let cur = self.flags.load_full();
+        let table = FlagTable::build(snapshot, &cur);
+        PreparedFlags(Some((cur, table)))
     }
 
-    /// The flag table for `snapshot`, rebuilding it when the flag set changed. A snapshot older
-    /// than the table (a request that started before a swap) uses the table as it is: the
-    /// flags it removed are still in it, under `retired`.
+    /// Install a table from [`Metrics::prepare_flags`], right before `snapshot` is swapped
+    /// in. One built over a table since replaced is built again.
+    pub(crate) fn install_flags(&self, prepared: PreparedFlags, snapshot: &Snapshot) {
+        let Some((over, table)) = prepared.0 else {
+            return;
+        };
+        let _one_at_a_time = self.flags_rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.flags.load_full();
+        let table = if Arc::ptr_eq(&cur, &over)
+            && table.generation == snapshot.generation
+            && table.etag == snapshot.etag
+        {
+            table
+        } else {
+            FlagTable::build(snapshot, &cur)
+        };
+        self.install(table);
+    }
+
+    fn install(&self, table: FlagTable) {
+        let table = Arc::new(table);
+        self.flags.store(table.clone());
+        table.installed();
+    }
+
+    /// The flag table for `snapshot`, rebuilding it when the flag set is newer than the
+    /// table (ordered by generation, see `flags`).
     #[inline]
     fn table_for(&self, snapshot: &Snapshot) -> arc_swap::Guard<Arc<FlagTable>> {
         let t = self.flags.load();
-        if t.etag == snapshot.etag || t.loaded_at > snapshot.loaded_at {
+        if t.serves(snapshot) {
             return t;
         }
         drop(t);
@@ -356,10 +421,10 @@ impl Metrics {
     fn rebuild(&self, snapshot: &Snapshot) {
         let _one_at_a_time = self.flags_rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.flags.load_full();
-        if cur.etag == snapshot.etag || cur.loaded_at > snapshot.loaded_at {
+        if cur.serves(snapshot) {
             return; // someone else got there first
         }
-        self.flags.store(Arc::new(FlagTable::build(snapshot, &cur)));
+        self.install(FlagTable::build(snapshot, &cur));
     }
 
     // --- refreshes --------------------------------------------------------------------------

@@ -1,28 +1,25 @@
 //! Route templates: per-route counters, and matching a request path to its template the way
 //! axum's router does (a few comparisons against immutable tables, no lock, no allocation).
 
-use std::sync::atomic::AtomicU64;
-
-use super::histogram::Histogram;
 use super::labels::{LATENCY_BUCKETS, METHODS, STATUS_SLOTS};
 
-/// Counters of one route template.
+/// Per route, in the per-thread counter arrays: requests by method × status,
+pub(super) const REQUEST_SLOTS: usize = METHODS.len() * STATUS_SLOTS;
+/// then the latency histogram's buckets (and `+Inf`),
+pub(super) const LATENCY_SLOTS: usize = LATENCY_BUCKETS.len() + 1;
+/// then the latency sum in nanoseconds.
+pub(super) const ROUTE_STRIDE: usize = REQUEST_SLOTS + LATENCY_SLOTS + 1;
+
+/// A route template (its counters are at `index × ROUTE_STRIDE` in `Metrics::route_counts`).
 #[derive(Debug)]
 pub(super) struct RouteStats {
     pub(super) template: Box<str>,
-    /// `METHODS.len() × STATUS_SLOTS` counters.
-    pub(super) requests: Box<[AtomicU64]>,
-    pub(super) latency: Histogram,
 }
 
 impl RouteStats {
     pub(super) fn new(template: &str) -> RouteStats {
         RouteStats {
             template: template.into(),
-            requests: (0..METHODS.len() * STATUS_SLOTS)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            latency: Histogram::new(&LATENCY_BUCKETS),
         }
     }
 }

@@ -14,8 +14,15 @@ fn snap(text: &str) -> Snapshot {
     Snapshot::build(flags.into_iter().collect(), None)
 }
 
+/// A snapshot as the refresher's `generation`-th swap brings it in.
+fn swapped(generation: u64, text: &str) -> Snapshot {
+    let mut s = snap(text);
+    s.generation = generation;
+    s
+}
+
 fn metrics() -> Metrics {
-    Metrics::new(["/health", "/ofrep/v1/evaluate/flags/{*key}", "/health"])
+    Metrics::new(&["/health", "/ofrep/v1/evaluate/flags/{*key}", "/health"])
 }
 
 fn scrape<'a>(snapshot: Option<&'a Snapshot>) -> Scrape<'a> {
@@ -28,89 +35,14 @@ fn scrape<'a>(snapshot: Option<&'a Snapshot>) -> Scrape<'a> {
     }
 }
 
-/// Every sample line, as `name{labels}` → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_owned(), v.parse::<f64>().unwrap())
-        })
-        .collect()
-}
+/// The exposition parser the end-to-end tests use too.
+#[allow(unreachable_pub)]
+#[path = "../../tests/support/exposition.rs"]
+mod exposition;
 
-/// The exposition format's rules this renderer must keep: each family announced once by
-/// HELP then TYPE before its samples, sample names belonging to the family (histogram
-/// suffixes), well-formed labels and values, no duplicate series.
-pub(crate) fn check_exposition(text: &str) {
-    let mut families: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut lines = text.lines().peekable();
-    while let Some(l) = lines.next() {
-        if let Some(rest) = l.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap();
-            let ty = lines.next().expect("TYPE after HELP");
-            let ty = ty
-                .strip_prefix(&format!("# TYPE {name} "))
-                .unwrap_or_else(|| panic!("TYPE for {name} after its HELP: {ty}"));
-            assert!(["counter", "gauge", "histogram"].contains(&ty), "{ty}");
-            assert!(
-                !families.iter().any(|(n, _)| n == name),
-                "family {name} announced twice"
-            );
-            assert!(name.starts_with("flagrelay_"), "{name}");
-            families.push((name.to_owned(), ty.to_owned()));
-            continue;
-        }
-        assert!(!l.starts_with('#'), "stray comment {l}");
-        let (series, value) = l.rsplit_once(' ').unwrap();
-        assert!(
-            value == "+Inf" || value.parse::<f64>().is_ok(),
-            "value of {l}"
-        );
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, Some(rest.strip_suffix('}').expect("closing brace"))),
-            None => (series, None),
-        };
-        let (fam, ty) = families.last().expect("sample before any family");
-        let ok = match ty.as_str() {
-            "histogram" => [
-                format!("{fam}_bucket"),
-                format!("{fam}_sum"),
-                format!("{fam}_count"),
-            ]
-            .contains(&name.to_owned()),
-            _ => name == fam,
-        };
-        assert!(ok, "{name} under family {fam}");
-        if let Some(labels) = labels {
-            // name="value" pairs, values escaped.
-            let mut rest = labels;
-            while !rest.is_empty() {
-                let (k, v) = rest.split_once("=\"").expect("label =\"");
-                assert!(
-                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                    "label name {k}"
-                );
-                let mut end = None;
-                let mut esc = false;
-                for (i, c) in v.char_indices() {
-                    match (esc, c) {
-                        (true, _) => esc = false,
-                        (false, '\\') => esc = true,
-                        (false, '"') => {
-                            end = Some(i);
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                let end = end.expect("closing quote");
-                rest = v[end + 1..].strip_prefix(',').unwrap_or(&v[end + 1..]);
-            }
-        }
-        assert!(seen.insert(series.to_owned()), "duplicate series {series}");
-    }
+/// Every sample, as `name{labels}` → value, after checking the text's format.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    exposition::parse(text)
 }
 
 #[test]
@@ -136,7 +68,6 @@ fn requests_by_route_method_status() {
     m.record_request(unmatched, 0, 599, Duration::ZERO);
     m.record_request(unmatched, 0, 504, Duration::ZERO);
     let text = m.render(&scrape(None));
-    check_exposition(&text);
     let s = samples(&text);
     let k = |r: &str, m: &str, st: &str| {
         format!("flagrelay_http_requests_total{{route=\"{r}\",method=\"{m}\",status=\"{st}\"}}")
@@ -188,7 +119,10 @@ fn status_slots_are_distinct_and_labelled() {
 #[test]
 fn evaluations_by_flag_survive_flag_set_changes() {
     let m = metrics();
-    let a = snap("keep: {enabled: true, rollout: 100}\ngone: {enabled: false}\n");
+    let a = swapped(
+        1,
+        "keep: {enabled: true, rollout: 100}\ngone: {enabled: false}\n",
+    );
     m.evaluation(&a, a.get("keep").unwrap(), Reason::Static);
     m.evaluation(&a, a.get("keep").unwrap(), Reason::Static);
     m.evaluation(&a, a.get("gone").unwrap(), Reason::Disabled);
@@ -201,16 +135,16 @@ fn evaluations_by_flag_survive_flag_set_changes() {
     assert_eq!(s[&flag(UNKNOWN_FLAG, "ERROR")], 1.0);
 
     // A new flag set: `keep` stays (and keeps counting up), `gone` goes, `new` arrives.
-    std::thread::sleep(Duration::from_millis(2));
-    let b = snap("keep: {enabled: true, rollout: 50}\nnew: {enabled: true, rollout: 100}\n");
-    assert!(b.loaded_at > a.loaded_at);
+    let b = swapped(
+        2,
+        "keep: {enabled: true, rollout: 50}\nnew: {enabled: true, rollout: 100}\n",
+    );
     m.evaluation(&b, b.get("keep").unwrap(), Reason::Split);
     m.evaluation(&b, b.get("keep").unwrap(), Reason::Static);
     // A request that loaded the old set before the swap still counts.
     m.evaluation(&a, a.get("gone").unwrap(), Reason::Disabled);
     m.evaluation(&a, a.get("keep").unwrap(), Reason::Static);
     let text = m.render(&scrape(Some(&b)));
-    check_exposition(&text);
     let s = samples(&text);
     assert_eq!(s[&flag("keep", "STATIC")], 4.0);
     assert_eq!(s[&flag("keep", "SPLIT")], 1.0);
@@ -225,8 +159,7 @@ fn evaluations_by_flag_survive_flag_set_changes() {
     );
 
     // The next change drops the retired flag.
-    std::thread::sleep(Duration::from_millis(2));
-    let c = snap("keep: {enabled: true, rollout: 100}\n");
+    let c = swapped(3, "keep: {enabled: true, rollout: 100}\n");
     let s = samples(&m.render(&scrape(Some(&c))));
     assert!(!s.keys().any(|k| k.contains("\"gone\"")));
     assert_eq!(s[&flag("keep", "STATIC")], 4.0);
@@ -236,17 +169,17 @@ fn evaluations_by_flag_survive_flag_set_changes() {
 fn bulk_recorder_counts_per_flag_and_requests() {
     let m = metrics();
     let a = snap("a: {enabled: true, rollout: 100}\nb: {enabled: false}\n");
-    let rec = m.recorder(Some(&a));
-    for (i, e) in a.entries().iter().enumerate() {
-        rec.record(
-            i,
-            e.rules
-                .evaluate(&crate::evaluator::Subject::default())
-                .reason,
-        );
-    }
-    rec.finish(a.len());
-    m.recorder(None).finish(0);
+    m.bulk(Some(&a), |rec| {
+        for (i, e) in a.entries().iter().enumerate() {
+            rec.record(
+                i,
+                e.rules
+                    .evaluate(&crate::evaluator::Subject::default())
+                    .reason,
+            );
+        }
+    });
+    m.bulk(None, |_| ());
     let s = samples(&m.render(&scrape(Some(&a))));
     assert_eq!(
         s["flagrelay_evaluations_total{flag=\"a\",reason=\"STATIC\"}"],
@@ -268,7 +201,6 @@ fn label_values_are_escaped() {
     assert_eq!(&*e.key, "we\\ird \"key\"\n");
     m.evaluation(&a, e, Reason::Static);
     let text = m.render(&scrape(Some(&a)));
-    check_exposition(&text);
     assert!(
         text.contains(r#"flagrelay_evaluations_total{flag="we\\ird \"key\"\n",reason="STATIC"} 1"#),
         "{text}"
@@ -303,7 +235,6 @@ fn refreshes_by_retriever_and_outcome() {
         last_refresh: Some(last),
         ..scrape(None)
     });
-    check_exposition(&text);
     let s = samples(&text);
     assert_eq!(s["flagrelay_refreshes_total{outcome=\"success\"}"], 2.0);
     assert_eq!(s["flagrelay_refreshes_total{outcome=\"failure\"}"], 1.0);
@@ -422,5 +353,74 @@ fn concurrent_recording_loses_nothing() {
     assert_eq!(
         s["flagrelay_evaluations_total{flag=\"a\",reason=\"STATIC\"}"],
         40_000.0
+    );
+}
+
+#[test]
+fn counts_made_in_the_old_table_after_a_swap_are_kept() {
+    let m = metrics();
+    let a = swapped(1, "keep: {enabled: true}\ngone: {enabled: true}\n");
+    m.flag_set_loaded(&a);
+    let b = swapped(2, "keep: {enabled: true}\n");
+    let flag =
+        |f: &str, r: &str| format!("flagrelay_evaluations_total{{flag=\"{f}\",reason=\"{r}\"}}");
+    // A bulk answer over `a` that started before the swap and finishes after it.
+    let (gone, keep) = (0, 1); // positions: sorted by key
+    m.bulk(Some(&a), |rec| {
+        rec.record(keep, Reason::Static);
+        m.install_flags(m.prepare_flags(&b), &b);
+        rec.record(keep, Reason::Static);
+        rec.record(gone, Reason::Static);
+    });
+    m.evaluation(&b, b.get("keep").unwrap(), Reason::Static);
+    let s = samples(&m.render(&scrape(Some(&b))));
+    assert_eq!(s[&flag("keep", "STATIC")], 3.0);
+    assert_eq!(s[&flag("gone", "STATIC")], 1.0, "retired, still shown");
+    // The next change folds them in and drops the retired flag.
+    let c = swapped(3, "keep: {enabled: true}\nnew: {enabled: true}\n");
+    m.install_flags(m.prepare_flags(&c), &c);
+    let s = samples(&m.render(&scrape(Some(&c))));
+    assert_eq!(s[&flag("keep", "STATIC")], 3.0);
+    assert!(!s.keys().any(|k| k.contains("\"gone\"")));
+}
+
+#[test]
+fn a_table_built_for_a_refused_set_is_never_installed() {
+    let m = metrics();
+    let a = swapped(1, "a: {enabled: true}\nb: {enabled: true}\n");
+    m.flag_set_loaded(&a);
+    // Built for the next swap, which the removal guard then refuses.
+    let refused = swapped(2, "a: {enabled: true}\n");
+    drop(m.prepare_flags(&refused));
+    m.bulk(Some(&a), |rec| {
+        rec.record(0, Reason::Static);
+        rec.record(1, Reason::Static);
+    });
+    let s = samples(&m.render(&scrape(Some(&a))));
+    assert_eq!(
+        s["flagrelay_evaluations_total{flag=\"b\",reason=\"STATIC\"}"],
+        1.0
+    );
+    // The table is still the served set's: its positions, no rebuild.
+    assert_eq!(m.flags.load().generation, 1);
+}
+
+#[test]
+fn an_older_snapshot_counts_by_key_and_does_not_rebuild() {
+    let m = metrics();
+    let old = swapped(1, "a: {enabled: true}\nz: {enabled: true}\n");
+    let new = swapped(2, "b: {enabled: true}\nz: {enabled: true}\n");
+    m.flag_set_loaded(&new);
+    m.evaluation(&old, old.get("z").unwrap(), Reason::Static);
+    m.evaluation(&old, old.get("a").unwrap(), Reason::Static);
+    assert_eq!(m.flags.load().generation, 2, "no rebuild for an older set");
+    let s = samples(&m.render(&scrape(Some(&new))));
+    assert_eq!(
+        s["flagrelay_evaluations_total{flag=\"z\",reason=\"STATIC\"}"],
+        1.0
+    );
+    assert!(
+        !s.keys().any(|k| k.contains("\"a\"")),
+        "a was never served here"
     );
 }

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::labels::{METHODS, REASONS, STATUS_SLOTS, status_label};
+use super::histogram::render_counts;
+use super::labels::{LATENCY_BUCKETS, METHODS, REASONS, STATUS_SLOTS, status_label};
+use super::routes::{LATENCY_SLOTS, REQUEST_SLOTS, ROUTE_STRIDE};
 use super::{Metrics, Scrape, UNKNOWN_FLAG};
 use crate::snapshot::Snapshot;
 
@@ -40,9 +42,9 @@ impl Metrics {
             "counter",
             "HTTP requests answered, by route template, method and status.",
         );
-        for r in self.routes.iter() {
-            for (slot, c) in r.requests.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+        for (ri, r) in self.routes.iter().enumerate() {
+            for slot in 0..REQUEST_SLOTS {
+                let n = self.route_counts.sum(ri * ROUTE_STRIDE + slot);
                 if n == 0 {
                     continue;
                 }
@@ -63,13 +65,23 @@ impl Metrics {
             "histogram",
             "Time to answer (until the response head), by route template.",
         );
-        for r in self.routes.iter() {
-            if r.latency.count() == 0 {
+        for (ri, r) in self.routes.iter().enumerate() {
+            let base = ri * ROUTE_STRIDE + REQUEST_SLOTS;
+            let slots: Vec<u64> = (0..LATENCY_SLOTS)
+                .map(|i| self.route_counts.sum(base + i))
+                .collect();
+            if slots.iter().all(|&n| n == 0) {
                 continue;
             }
             let labels = format!("route=\"{}\",", escape(&r.template));
-            r.latency
-                .render(o, "flagrelay_http_request_duration_seconds", &labels);
+            render_counts(
+                o,
+                "flagrelay_http_request_duration_seconds",
+                &labels,
+                &LATENCY_BUCKETS,
+                &slots,
+                self.route_counts.sum(base + LATENCY_SLOTS),
+            );
         }
 
         family(
@@ -78,12 +90,8 @@ impl Metrics {
             "counter",
             "Flag evaluations by flag key and OFREP reason; keys not in the flag set count as __unknown__.",
         );
-        let table = self.flags.load();
-        let current = table.keys.iter().zip(table.by_pos.iter());
-        let retired = table.retired.iter().map(|(k, c)| (k, c));
-        for (key, c) in current.chain(retired) {
-            for (i, reason) in REASONS.iter().enumerate() {
-                let n = c.0[i].load(Ordering::Relaxed);
+        self.flags.load().for_each(|key, counts| {
+            for (reason, &n) in REASONS.iter().zip(counts) {
                 if n > 0 {
                     let _ = writeln!(
                         o,
@@ -93,7 +101,7 @@ impl Metrics {
                     );
                 }
             }
-        }
+        });
         let _ = writeln!(
             o,
             "flagrelay_evaluations_total{{flag=\"{UNKNOWN_FLAG}\",reason=\"ERROR\"}} {}",

@@ -28,8 +28,12 @@ pub(crate) struct Notifiers {
 
 impl Notifiers {
     /// Set up every notifier and start its delivery task (needs a tokio runtime).
-    pub(crate) fn start(configs: &[NotifierConfig]) -> Result<Arc<Notifiers>, NotifierError> {
-        let families = metrics::Families::register(crate::metrics::global());
+    /// Their metrics go into `registry` (the relay's).
+    pub(crate) fn start(
+        configs: &[NotifierConfig],
+        registry: &crate::metrics::Metrics,
+    ) -> Result<Arc<Notifiers>, NotifierError> {
+        let families = metrics::Families::register(registry);
         let workers = configs
             .iter()
             .enumerate()

@@ -16,7 +16,7 @@ fn log_notifier(queue_size: usize) -> NotifierConfig {
 
 #[test]
 fn a_full_queue_merges_its_two_oldest_changes() {
-    let families = metrics::Families::register(&crate::metrics::Metrics::new([]));
+    let families = metrics::Families::register(&crate::metrics::Metrics::default());
     let worker =
         deliver::Worker::new(0, &log_notifier(2), families.for_notifier(0, "log")).unwrap();
     let q = worker.queue();

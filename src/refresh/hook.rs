@@ -57,7 +57,9 @@ impl Refresher {
         if !newer {
             return false;
         }
-        crate::metrics::global().flag_set_loaded(&next);
+        let mut next = next;
+        next.generation = super::next_generation(current.as_deref());
+        self.options.metrics.flag_set_loaded(&next);
         let next = Arc::new(next);
         retire(self.store.swap(next.clone()));
         self.persist(next);

@@ -92,6 +92,9 @@ pub struct RefreshOptions {
     pub persist_to: Option<PathBuf>,
     /// `maxFlagRemovalPercent` (see [`guard`]); `None` turns the guard off.
     pub max_removal_percent: Option<u8>,
+    /// Where refreshes and the per-flag tables are recorded (the relay's one registry; by
+    /// default one of its own).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub struct Refresher {
@@ -150,6 +153,11 @@ impl Refresher {
 
     pub(crate) fn store(&self) -> &Arc<SnapshotStore> {
         &self.store
+    }
+
+    /// The registry this refresher records into (the relay's).
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.options.metrics
     }
 
     /// Refresh now (or join the refresh that starts next), and restart the poll timer.
@@ -261,6 +269,8 @@ impl Refresher {
             if let (false, Some(inputs)) = (unchanged, inputs) {
                 built = true;
                 let salt = self.options.salt.clone();
+                let metrics = self.options.metrics.clone();
+                let generation = next_generation(current.as_deref());
                 #[cfg(test)]
                 let inject_panic = self.panic_next_build.swap(false, Ordering::SeqCst);
                 #[cfg(not(test))]
@@ -272,19 +282,21 @@ impl Refresher {
                     if let Some(m) = modified {
                         next.last_modified = m;
                     }
-                    // Before the swap, so no request builds the per-flag metrics table.
-                    crate::metrics::global().flag_set_loaded(&next);
+                    next.generation = generation;
+                    // Here, so no request builds the per-flag metrics table; installed at the
+                    // swap, if there is one.
+                    let table = metrics.prepare_flags(&next);
                     // Parsing and building freed far more than they kept; give it back.
                     crate::tuning::release_free_pages();
-                    next
+                    (next, table)
                 })
                 .await;
                 // A panic while building is this refresh's failure, not the poller's end.
-                let next = match built_set {
-                    Ok(next) => Some(next),
+                let (next, table) = match built_set {
+                    Ok((next, table)) => (Some(next), Some(table)),
                     Err(e) => {
                         refused = Some(build_failed(e));
-                        None
+                        (None, None)
                     }
                 };
                 if let Some(next) = &next {
@@ -322,6 +334,9 @@ impl Refresher {
                                 }
                             }
                         }
+                        if let Some(table) = table {
+                            self.options.metrics.install_flags(table, &next);
+                        }
                         let next = Arc::new(next);
                         retire(self.store.swap(next.clone()));
                         changed = true;
@@ -343,12 +358,14 @@ impl Refresher {
         };
         self.removal_guard.reset();
         log_outcome(&report);
-        crate::metrics::global().refresh_finished(&crate::metrics::RefreshOutcome {
-            ok: report.ok,
-            changed: report.changed,
-            duration: report.duration,
-            retrievers: &report.retrievers,
-        });
+        self.options
+            .metrics
+            .refresh_finished(&crate::metrics::RefreshOutcome {
+                ok: report.ok,
+                changed: report.changed,
+                duration: report.duration,
+                retrievers: &report.retrievers,
+            });
         report
     }
 
@@ -520,6 +537,12 @@ fn log_outcome(r: &RefreshReport) {
 }
 
 /// `interval` ± up to 10 %, drawn fresh each time.
+/// The generation of the set a swap over `current` brings in (refreshes and fleet installs
+/// swap one at a time, under the refresher's lock).
+fn next_generation(current: Option<&Snapshot>) -> u64 {
+    current.map_or(0, |c| c.generation) + 1
+}
+
 fn jittered(interval: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded randomly per process and per instance: enough to desynchronise

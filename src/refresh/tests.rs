@@ -226,3 +226,40 @@ async fn a_panic_while_building_is_a_refresh_error_and_polling_goes_on() {
     }
     poller.abort();
 }
+
+#[tokio::test]
+async fn each_swap_is_one_generation_and_its_flags_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    std::fs::write(&p, "a: {enabled: true}\nb: {enabled: true}\n").unwrap();
+    let r = Refresher::new(
+        vec![file_retriever(&p)],
+        Arc::new(SnapshotStore::new()),
+        RefreshOptions {
+            max_removal_percent: Some(10),
+            ..RefreshOptions::default()
+        },
+    );
+    assert!(r.refresh().await.changed);
+    assert_eq!(r.store().load().unwrap().generation, 1);
+    std::fs::write(&p, "a: {enabled: false}\nb: {enabled: true}\n").unwrap();
+    assert!(r.refresh().await.changed);
+    // Removes half the flags: refused by the guard, so no swap and no new generation.
+    std::fs::write(&p, "a: {enabled: false}\n").unwrap();
+    let refused = r.refresh().await;
+    assert!(!refused.changed && refused.refused.is_some(), "{refused:?}");
+    let served = r.store().load().unwrap();
+    assert_eq!(served.generation, 2);
+    // The served set's flags are counted under their keys, by position.
+    r.metrics().bulk(Some(&served), |rec| {
+        rec.record(1, crate::evaluator::Reason::Static)
+    });
+    let text = r.metrics().render(&crate::metrics::Scrape {
+        snapshot: Some(&served),
+        ..Default::default()
+    });
+    assert!(
+        text.contains("flagrelay_evaluations_total{flag=\"b\",reason=\"STATIC\"} 1"),
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod azurite;
+pub mod exposition;
 pub mod fake_gcs;
 pub mod flagd;
 pub mod fleet;

@@ -36,14 +36,32 @@ pub struct EvalSettings {
     pub change_stream: bool,
 }
 
-/// What the OFREP handlers see of the application.
+/// What the OFREP handlers see of the application: one `Arc`, so taking it for a request
+/// is one reference count, not one per part.
 #[derive(Clone)]
-pub(crate) struct OfrepState {
+pub struct OfrepState(Arc<OfrepParts>);
+
+impl OfrepState {
+    pub fn new(parts: OfrepParts) -> Self {
+        OfrepState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for OfrepState {
+    type Target = OfrepParts;
+    fn deref(&self) -> &OfrepParts {
+        &self.0
+    }
+}
+
+/// The parts of [`OfrepState`].
+pub struct OfrepParts {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
     /// `streams.inactivityDelaySec`, announced in `eventStreams`.
     pub inactivity_delay_sec: u64,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long a bulk request naming a flag set this replica does not serve may wait for it to
@@ -167,7 +185,7 @@ pub(crate) async fn evaluate_flag(
         )
         .into_response();
     };
-    let metrics = crate::metrics::global();
+    let metrics = &s.metrics;
     let Some(entry) = snapshot.get(&key) else {
         metrics.evaluation_unknown();
         let details = format!("flag {key:?} is not in the current flag set");
@@ -264,14 +282,14 @@ pub(crate) async fn evaluate_all(
             .and_then(|_| event_streams::request_origin(&headers, &uri));
         event_streams::render(ticket.as_deref(), origin.as_deref(), s.inactivity_delay_sec)
     });
-    let recorder = crate::metrics::global().recorder(snapshot.as_deref());
-    let BulkAnswer { body, etag } = bulk_answer_with(
-        snapshot.as_deref(),
-        &subject,
-        streams.as_deref(),
-        |i, reason| recorder.record(i, reason),
-    );
-    recorder.finish(snapshot.as_ref().map_or(0, |s| s.len()));
+    let BulkAnswer { body, etag } = s.metrics.bulk(snapshot.as_deref(), |recorder| {
+        bulk_answer_with(
+            snapshot.as_deref(),
+            &subject,
+            streams.as_deref(),
+            |i, reason| recorder.record(i, reason),
+        )
+    });
     // A client that heard of a flag set this relay does not serve (yet) must not be told its
     // copy is current (ADR-0008, protocol PR #84); a query we cannot read counts as such.
     let heard_of_served = query.is_ok()
