@@ -6,8 +6,8 @@
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -22,7 +22,6 @@ use crate::parse::FlagDef;
 #[derive(Debug)]
 pub struct Entry {
     pub key: Box<str>,
-    pub def: FlagDef,
     pub rules: Rules,
     /// JSON of the key, quoted and escaped.
     pub key_json: Box<str>,
@@ -31,6 +30,36 @@ pub struct Entry {
     pub off_json: Box<str>,
     /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
     pub metadata_json: Box<str>,
+    /// The definition, kept once: as its canonical JSON inside the sync API body.
+    def: DefJson,
+}
+
+/// Where an entry's canonical definition sits in its snapshot's sync body. Keeping the
+/// definition as text (about 100 bytes a flag) instead of a `FlagDef` (328 bytes inline plus
+/// its strings, lists and metadata map) is most of what a loaded flag set weighs less.
+#[derive(Debug)]
+struct DefJson {
+    body: Arc<str>,
+    start: u32,
+    end: u32,
+}
+
+impl Entry {
+    /// The canonical JSON of the definition, as the sync API serves it.
+    pub fn def_json(&self) -> &str {
+        &self.def.body[self.def.start as usize..self.def.end as usize]
+    }
+
+    /// The definition (parsed from its canonical JSON: for the rare paths that need fields).
+    pub fn def(&self) -> FlagDef {
+        serde_json::from_str(self.def_json()).expect("a snapshot's own canonical JSON parses")
+    }
+
+    /// Whether two entries hold the same definition (`FlagDef` equality: metadata in another
+    /// order is the same definition, as before definitions were kept as text).
+    pub fn same_def(&self, other: &Entry) -> bool {
+        self.def_json() == other.def_json() || self.def() == other.def()
+    }
 }
 
 /// An immutable, fully validated flag set.
@@ -51,8 +80,10 @@ pub struct Snapshot {
     index: HashMap<Box<str>, usize, FnvBuildHasher>,
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
-    /// The sync API body, rendered on first use.
-    sync_json: OnceLock<Arc<str>>,
+    /// The sync API body; entries' definitions point into it.
+    sync_json: Arc<str>,
+    /// Where the `flags` object starts in `sync_json` (it runs to the last byte but one).
+    flags_at: usize,
     /// The change id streams announce (`id:`): set once, when the store swaps this set in;
     /// see [`SnapshotStore::swap`].
     change_id: AtomicU64,
@@ -60,24 +91,64 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Build from merged definitions. `salt` is the relay's `rolloutSalt`.
+    ///
+    /// The sync API body is written first, definitions moved out as they are written, so the
+    /// content hash, the sync API and every entry's definition share one buffer.
     pub fn build(flags: BTreeMap<String, FlagDef>, salt: Option<&str>) -> Snapshot {
-        let etag = content_hash(&flags);
-        let mut entries = Vec::with_capacity(flags.len());
-        let mut index = HashMap::with_capacity_and_hasher(flags.len(), FnvBuildHasher::default());
+        let salt = salt.filter(|s| !s.is_empty()).map(String::from);
+        let json = |v: &Value| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+        // `{"etag":"<hash>","salt":<salt>,"flags":{...}}`; the hash is patched in after.
+        let mut body = String::with_capacity(64 + flags.len() * 160);
+        body.push_str("{\"etag\":\"");
+        let etag_at = body.len();
+        body.push_str(&"0".repeat(32));
+        body.push_str("\",");
+        if let Some(salt) = &salt {
+            body.push_str("\"salt\":");
+            body.push_str(&json(&Value::String(salt.clone())));
+            body.push(',');
+        }
+        body.push_str("\"flags\":");
+        let flags_at = body.len();
+        body.push('{');
+        let mut parts = Vec::with_capacity(flags.len());
+        // Entries point at the body once it is complete; until then at one shared empty text.
+        let pending: Arc<str> = Arc::from("");
         for (i, (key, def)) in flags.into_iter().enumerate() {
-            let rules = Rules::compile(&key, &def, salt);
-            let json = |v: &Value| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+            if i > 0 {
+                body.push(',');
+            }
+            let key_json = json(&Value::String(key.clone()));
+            body.push_str(&key_json);
+            body.push(':');
+            let start = body.len();
+            // A FlagDef (strings, integers, finite floats, maps with string keys) serializes.
+            let def_text = serde_json::to_string(&def).expect("a flag definition serializes");
+            body.push_str(&def_text);
             let entry = Entry {
-                key_json: json(&Value::String(key.clone())).into(),
+                rules: Rules::compile(&key, &def, salt.as_deref()),
+                key_json: key_json.into(),
                 on_json: json(&def.value.on).into(),
                 off_json: json(&def.value.off).into(),
                 metadata_json: metadata_json(&def).into(),
                 key: key.into(),
-                rules,
-                def,
+                def: DefJson {
+                    body: pending.clone(),
+                    start: offset(start),
+                    end: offset(body.len()),
+                },
             };
+            parts.push(entry);
+        }
+        body.push('}');
+        let etag = short_hash(body[flags_at..].as_bytes());
+        body.replace_range(etag_at..etag_at + 32, &etag);
+        body.push('}');
+        let body: Arc<str> = body.into();
+        let mut index = HashMap::with_capacity_and_hasher(parts.len(), FnvBuildHasher::default());
+        for (i, entry) in parts.iter_mut().enumerate() {
+            entry.def.body = body.clone();
             index.insert(entry.key.clone(), i);
-            entries.push(entry);
         }
         let loaded_at = SystemTime::now();
         Snapshot {
@@ -85,10 +156,11 @@ impl Snapshot {
             last_modified: unix(loaded_at),
             fleet_version: None,
             loaded_at,
-            entries,
+            entries: parts,
             index,
-            salt: salt.filter(|s| !s.is_empty()).map(String::from),
-            sync_json: OnceLock::new(),
+            salt,
+            sync_json: body,
+            flags_at,
             change_id: AtomicU64::new(0),
         }
     }
@@ -143,24 +215,24 @@ impl Snapshot {
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
     pub fn sync_json(&self) -> Arc<str> {
-        self.sync_json
-            .get_or_init(|| {
-                let mut body = serde_json::Map::new();
-                body.insert("etag".into(), Value::String(self.etag.clone()));
-                if let Some(salt) = &self.salt {
-                    body.insert("salt".into(), Value::String(salt.clone()));
-                }
-                let flags = serde_json::to_value(self.defs()).unwrap_or_default();
-                body.insert("flags".into(), flags);
-                Value::Object(body).to_string().into()
-            })
-            .clone()
+        self.sync_json.clone()
     }
 
-    /// The definitions, as the sync API and the persisted snapshot carry them.
-    pub fn defs(&self) -> BTreeMap<&str, &FlagDef> {
-        self.entries.iter().map(|e| (&*e.key, &e.def)).collect()
+    /// The canonical JSON of the whole flag set, `{key: flag}` in key order: what the etag is
+    /// the hash of, and what the persisted snapshot and the fleet carry.
+    pub fn flags_json(&self) -> &str {
+        &self.sync_json[self.flags_at..self.sync_json.len() - 1]
     }
+
+    /// The definitions, parsed from their canonical JSON.
+    pub fn defs(&self) -> BTreeMap<&str, FlagDef> {
+        self.entries.iter().map(|e| (&*e.key, e.def())).collect()
+    }
+}
+
+/// An offset into a sync body: flag sets past 4 GiB are not a thing a relay serves.
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).expect("a flag set under 4 GiB of JSON")
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -180,7 +252,7 @@ pub fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Difference
     loop {
         match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) if x.key == y.key => {
-                if x.def != y.def {
+                if !x.same_def(y) {
                     out.push((&*y.key, Some(x), Some(y)));
                 }
                 i += 1;
@@ -326,6 +398,44 @@ mod tests {
         assert_eq!(&*a.metadata_json, r#"{"description":"d","team":"x"}"#);
         assert_eq!(&*s.get("z").unwrap().on_json, "true");
         assert!(s.get("missing").is_none());
+    }
+
+    /// The sync body written entry by entry is byte for byte what serializing the definitions
+    /// gives, and the etag is still the content hash of the canonical set.
+    #[test]
+    fn sync_body_and_etag_as_serialized_definitions() {
+        let text = "b: {enabled: true, users: [\"q\\\"x\"], value: {on: 1.0, off: 2}}\n\"k\\u00e9\": {metadata: {z: 1, a: \"\u{e9}\"}, description: d}\na: {rollout: 5, value: {on: {x: [1, 2.5]}, off: {}}}\n";
+        let flags = defs(text);
+        for salt in [None, Some("s\"alt")] {
+            let s = Snapshot::build(flags.clone(), salt);
+            assert_eq!(s.etag, content_hash(&flags));
+            let canonical = serde_json::to_string(&flags).unwrap();
+            assert_eq!(s.flags_json(), canonical);
+            let mut body = serde_json::Map::new();
+            body.insert("etag".into(), Value::String(s.etag.clone()));
+            if let Some(salt) = salt {
+                body.insert("salt".into(), Value::String(salt.into()));
+            }
+            let by_ref: BTreeMap<&String, &FlagDef> = flags.iter().collect();
+            body.insert("flags".into(), serde_json::to_value(by_ref).unwrap());
+            assert_eq!(&*s.sync_json(), Value::Object(body).to_string());
+            for e in s.entries() {
+                assert_eq!(e.def(), flags[&*e.key]);
+                assert_eq!(
+                    e.def_json(),
+                    serde_json::to_string(&flags[&*e.key]).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_order_is_not_a_difference() {
+        let a = Snapshot::build(defs("a: {metadata: {x: 1, y: 2}}\n"), None);
+        let b = Snapshot::build(defs("a: {metadata: {y: 2, x: 1}}\n"), None);
+        let c = Snapshot::build(defs("a: {metadata: {y: 2, x: 3}}\n"), None);
+        assert!(differences(&a, &b).is_empty());
+        assert_eq!(differences(&a, &c).len(), 1);
     }
 
     #[test]

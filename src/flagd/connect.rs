@@ -255,7 +255,7 @@ fn answer_json(a: &Answer<'_>, want: Want) -> String {
 fn all_json(answers: &[Answer<'_>]) -> String {
     let mut flags = serde_json::Map::new();
     for a in answers {
-        let (field, value) = match a.value {
+        let (field, value) = match &a.value {
             Value::Bool(_) => ("boolValue", a.value.clone()),
             Value::String(_) => ("stringValue", a.value.clone()),
             Value::Number(n) => ("doubleValue", json!(n.as_f64().unwrap_or_default())),

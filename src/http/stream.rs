@@ -332,16 +332,16 @@ impl DiffCache {
 
 /// `{"etag", "previousEtag", "added", "updated", "deleted"}` between two snapshots.
 pub fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
-    let mut added: BTreeMap<&str, &FlagDef> = BTreeMap::new();
-    let mut updated: BTreeMap<&str, &FlagDef> = BTreeMap::new();
+    let mut added: BTreeMap<&str, FlagDef> = BTreeMap::new();
+    let mut updated: BTreeMap<&str, FlagDef> = BTreeMap::new();
     let mut deleted: Vec<&str> = Vec::new();
     for (key, before, after) in crate::snapshot::differences(prev, next) {
         match (before, after) {
             (None, Some(y)) => {
-                added.insert(key, &y.def);
+                added.insert(key, y.def());
             }
             (Some(_), Some(y)) => {
-                updated.insert(key, &y.def);
+                updated.insert(key, y.def());
             }
             _ => deleted.push(key),
         }
