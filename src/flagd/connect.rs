@@ -247,7 +247,7 @@ fn answer_json(a: &Answer<'_>, want: Want) -> String {
         "{{\"value\":{value},\"reason\":\"{}\",\"variant\":\"{}\",\"metadata\":{}}}",
         a.reason.as_str(),
         a.variant,
-        a.entry.metadata_json
+        a.entry.metadata_json()
     )
 }
 
@@ -262,7 +262,7 @@ fn all_json(answers: &[Answer<'_>]) -> String {
             _ => ("objectValue", a.value.clone()),
         };
         let metadata: Value =
-            serde_json::from_str(&a.entry.metadata_json).unwrap_or_else(|_| json!({}));
+            serde_json::from_str(a.entry.metadata_json()).unwrap_or_else(|_| json!({}));
         flags.insert(
             a.entry.key.to_string(),
             json!({

@@ -222,9 +222,9 @@ pub(crate) fn resolve_all<'a>(
 /// The value and variant of an outcome.
 fn value_of(entry: &Entry, on: bool) -> (Value, &'static str) {
     let (json, variant) = if on {
-        (&entry.on_json, "on")
+        (entry.on_json(), "on")
     } else {
-        (&entry.off_json, "off")
+        (entry.off_json(), "off")
     };
     (serde_json::from_str(json).unwrap_or(Value::Null), variant)
 }
@@ -242,7 +242,7 @@ fn describe(v: &Value) -> &'static str {
 pub(crate) fn metadata(entry: &Entry) -> Struct {
     // `metadata_json` is `description` plus the flag's metadata, as OFREP answers it.
     let meta: serde_json::Map<String, Value> =
-        serde_json::from_str(&entry.metadata_json).unwrap_or_default();
+        serde_json::from_str(entry.metadata_json()).unwrap_or_default();
     let fields = meta.iter().map(|(k, v)| (k.clone(), to_value(v))).collect();
     Struct { fields }
 }

@@ -12,42 +12,53 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use fnv::FnvBuildHasher;
-use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::evaluator::Rules;
 use crate::parse::FlagDef;
+
+mod text;
+use text::Spans;
 
 /// One flag, ready to answer.
 #[derive(Debug)]
 pub struct Entry {
     pub key: Box<str>,
     pub rules: Rules,
-    /// JSON of the key, quoted and escaped.
-    pub key_json: Box<str>,
-    /// JSON of `value.on` / `value.off` (floats keep their decimal point).
-    pub on_json: Box<str>,
-    pub off_json: Box<str>,
-    /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
-    pub metadata_json: Box<str>,
-    /// The definition, kept once: as its canonical JSON inside the sync API body.
-    def: DefJson,
-}
-
-/// Where an entry's canonical definition sits in its snapshot's sync body. Keeping the
-/// definition as text (about 100 bytes a flag) instead of a `FlagDef` (328 bytes inline plus
-/// its strings, lists and metadata map) is most of what a loaded flag set weighs less.
-#[derive(Debug)]
-struct DefJson {
-    body: Arc<str>,
-    start: u32,
-    end: u32,
+    /// The flag set's text (see [`text`]): this flag's definition, key, values and metadata
+    /// are slices of it, so the definition is kept once, as the sync API serves it.
+    text: Arc<String>,
+    spans: Spans,
 }
 
 impl Entry {
+    /// JSON of the key, quoted and escaped.
+    #[inline]
+    pub fn key_json(&self) -> &str {
+        self.spans.key_json(&self.text)
+    }
+
+    /// JSON of `value.on` (floats keep their decimal point).
+    #[inline]
+    pub fn on_json(&self) -> &str {
+        self.spans.on_json(&self.text)
+    }
+
+    /// JSON of `value.off`.
+    #[inline]
+    pub fn off_json(&self) -> &str {
+        self.spans.off_json(&self.text)
+    }
+
+    /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
+    #[inline]
+    pub fn metadata_json(&self) -> &str {
+        self.spans.metadata_json(&self.text)
+    }
+
     /// The canonical JSON of the definition, as the sync API serves it.
     pub fn def_json(&self) -> &str {
-        &self.def.body[self.def.start as usize..self.def.end as usize]
+        self.spans.def_json(&self.text)
     }
 
     /// The definition (parsed from its canonical JSON: for the rare paths that need fields).
@@ -80,10 +91,11 @@ pub struct Snapshot {
     index: HashMap<Box<str>, usize, FnvBuildHasher>,
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
-    /// The sync API body; entries' definitions point into it.
-    sync_json: Arc<str>,
-    /// Where the `flags` object starts in `sync_json` (it runs to the last byte but one).
+    /// The set's text (see [`text`]): the sync API body, then the metadata objects.
+    text: Arc<String>,
+    /// Where the `flags` object starts in the body (it runs to the body's last byte but one).
     flags_at: usize,
+    body_end: usize,
     /// The change id streams announce (`id:`): set once, when the store swaps this set in;
     /// see [`SnapshotStore::swap`].
     change_id: AtomicU64,
@@ -92,75 +104,44 @@ pub struct Snapshot {
 impl Snapshot {
     /// Build from merged definitions. `salt` is the relay's `rolloutSalt`.
     ///
-    /// The sync API body is written first, definitions moved out as they are written, so the
-    /// content hash, the sync API and every entry's definition share one buffer.
+    /// Each definition is written into the set's text and compiled, then dropped: the set is
+    /// built without a second copy of the definitions beside it.
     pub fn build(flags: BTreeMap<String, FlagDef>, salt: Option<&str>) -> Snapshot {
         let salt = salt.filter(|s| !s.is_empty()).map(String::from);
-        let json = |v: &Value| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
-        // `{"etag":"<hash>","salt":<salt>,"flags":{...}}`; the hash is patched in after.
-        let mut body = String::with_capacity(64 + flags.len() * 160);
-        body.push_str("{\"etag\":\"");
-        let etag_at = body.len();
-        body.push_str(&"0".repeat(32));
-        body.push_str("\",");
-        if let Some(salt) = &salt {
-            body.push_str("\"salt\":");
-            body.push_str(&json(&Value::String(salt.clone())));
-            body.push(',');
-        }
-        body.push_str("\"flags\":");
-        let flags_at = body.len();
-        body.push('{');
+        let mut writer = text::Writer::new(salt.as_deref(), flags.len());
+        let mut spans = Vec::with_capacity(flags.len());
         let mut parts = Vec::with_capacity(flags.len());
-        // Entries point at the body once it is complete; until then at one shared empty text.
-        let pending: Arc<str> = Arc::from("");
-        for (i, (key, def)) in flags.into_iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            let key_json = json(&Value::String(key.clone()));
-            body.push_str(&key_json);
-            body.push(':');
-            let start = body.len();
-            // A FlagDef (strings, integers, finite floats, maps with string keys) serializes.
-            let def_text = serde_json::to_string(&def).expect("a flag definition serializes");
-            body.push_str(&def_text);
-            let entry = Entry {
-                rules: Rules::compile(&key, &def, salt.as_deref()),
-                key_json: key_json.into(),
-                on_json: json(&def.value.on).into(),
-                off_json: json(&def.value.off).into(),
-                metadata_json: metadata_json(&def).into(),
-                key: key.into(),
-                def: DefJson {
-                    body: pending.clone(),
-                    start: offset(start),
-                    end: offset(body.len()),
-                },
-            };
-            parts.push(entry);
+        for (key, def) in flags {
+            spans.push(writer.push(&key, &def));
+            parts.push((
+                Box::<str>::from(key.as_str()),
+                Rules::compile(&key, &def, salt.as_deref()),
+            ));
         }
-        body.push('}');
-        let etag = short_hash(body[flags_at..].as_bytes());
-        body.replace_range(etag_at..etag_at + 32, &etag);
-        body.push('}');
-        let body: Arc<str> = body.into();
+        let done = writer.finish(&mut spans);
         let mut index = HashMap::with_capacity_and_hasher(parts.len(), FnvBuildHasher::default());
-        for (i, entry) in parts.iter_mut().enumerate() {
-            entry.def.body = body.clone();
-            index.insert(entry.key.clone(), i);
+        let mut entries = Vec::with_capacity(parts.len());
+        for (i, ((key, rules), spans)) in parts.into_iter().zip(spans).enumerate() {
+            index.insert(key.clone(), i);
+            entries.push(Entry {
+                key,
+                rules,
+                text: done.text.clone(),
+                spans,
+            });
         }
         let loaded_at = SystemTime::now();
         Snapshot {
-            etag,
+            etag: done.etag,
             last_modified: unix(loaded_at),
             fleet_version: None,
             loaded_at,
-            entries: parts,
+            entries,
             index,
             salt,
-            sync_json: body,
-            flags_at,
+            text: done.text,
+            flags_at: done.flags_at,
+            body_end: done.body_end,
             change_id: AtomicU64::new(0),
         }
     }
@@ -214,25 +195,20 @@ impl Snapshot {
     }
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
-    pub fn sync_json(&self) -> Arc<str> {
-        self.sync_json.clone()
+    pub fn sync_json(&self) -> &str {
+        &self.text[..self.body_end]
     }
 
     /// The canonical JSON of the whole flag set, `{key: flag}` in key order: what the etag is
     /// the hash of, and what the persisted snapshot and the fleet carry.
     pub fn flags_json(&self) -> &str {
-        &self.sync_json[self.flags_at..self.sync_json.len() - 1]
+        &self.text[self.flags_at..self.body_end - 1]
     }
 
     /// The definitions, parsed from their canonical JSON.
     pub fn defs(&self) -> BTreeMap<&str, FlagDef> {
         self.entries.iter().map(|e| (&*e.key, e.def())).collect()
     }
-}
-
-/// An offset into a sync body: flag sets past 4 GiB are not a thing a relay serves.
-fn offset(at: usize) -> u32 {
-    u32::try_from(at).expect("a flag set under 4 GiB of JSON")
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -273,19 +249,6 @@ pub fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Difference
             (None, None) => return out,
         }
     }
-}
-
-fn metadata_json(def: &FlagDef) -> String {
-    let mut meta = serde_json::Map::new();
-    if let Some(d) = &def.description {
-        meta.insert("description".into(), Value::String(d.clone()));
-    }
-    if let Some(m) = &def.metadata {
-        for (k, v) in m {
-            meta.insert(k.clone(), v.clone());
-        }
-    }
-    serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into())
 }
 
 /// Hex SHA-256 (first 128 bits) of the canonical JSON of a flag set.
@@ -364,6 +327,7 @@ pub(crate) fn of_yaml(text: &str) -> Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn defs(text: &str) -> BTreeMap<String, FlagDef> {
         crate::parse::parse_document("t", text.as_bytes(), None)
@@ -394,9 +358,9 @@ mod tests {
         let keys: Vec<&str> = s.entries().iter().map(|e| &*e.key).collect();
         assert_eq!(keys, vec!["a", "z"]);
         let a = s.get("a").unwrap();
-        assert_eq!(&*a.on_json, "1.0");
-        assert_eq!(&*a.metadata_json, r#"{"description":"d","team":"x"}"#);
-        assert_eq!(&*s.get("z").unwrap().on_json, "true");
+        assert_eq!(a.on_json(), "1.0");
+        assert_eq!(a.metadata_json(), r#"{"description":"d","team":"x"}"#);
+        assert_eq!(s.get("z").unwrap().on_json(), "true");
         assert!(s.get("missing").is_none());
     }
 
@@ -418,7 +382,7 @@ mod tests {
             }
             let by_ref: BTreeMap<&String, &FlagDef> = flags.iter().collect();
             body.insert("flags".into(), serde_json::to_value(by_ref).unwrap());
-            assert_eq!(&*s.sync_json(), Value::Object(body).to_string());
+            assert_eq!(s.sync_json(), Value::Object(body).to_string());
             for e in s.entries() {
                 assert_eq!(e.def(), flags[&*e.key]);
                 assert_eq!(
