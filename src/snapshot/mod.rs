@@ -107,6 +107,23 @@ impl Snapshot {
     /// Each definition is written into the set's text and compiled, then dropped: the set is
     /// built without a second copy of the definitions beside it.
     pub fn build(flags: BTreeMap<String, FlagDef>, salt: Option<&str>) -> Snapshot {
+        Snapshot::build_in_order(flags.into_iter(), salt)
+    }
+
+    /// [`Snapshot::build`] from definitions already sorted by key, each key once (a refresh of
+    /// one source sorts its document instead of building a map of it).
+    pub(crate) fn build_sorted(flags: Vec<(String, FlagDef)>, salt: Option<&str>) -> Snapshot {
+        assert!(
+            flags.windows(2).all(|w| w[0].0 < w[1].0),
+            "build_sorted takes keys in strictly increasing order"
+        );
+        Snapshot::build_in_order(flags.into_iter(), salt)
+    }
+
+    fn build_in_order(
+        flags: impl ExactSizeIterator<Item = (String, FlagDef)>,
+        salt: Option<&str>,
+    ) -> Snapshot {
         let salt = salt.filter(|s| !s.is_empty()).map(String::from);
         let mut writer = text::Writer::new(salt.as_deref(), flags.len());
         let mut spans = Vec::with_capacity(flags.len());
