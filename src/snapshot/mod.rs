@@ -5,13 +5,15 @@
 //! sees either the old set or the new one, never a mix. Everything that does not depend on the
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use fnv::FnvBuildHasher;
+use hashbrown::HashTable;
 use tokio::sync::watch;
 
 use crate::evaluator::Rules;
@@ -88,7 +90,8 @@ pub struct Snapshot {
     pub fleet_version: Option<u64>,
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
-    index: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// Positions in `entries` by the key's FNV hash; the keys themselves are the entries'.
+    index: HashTable<u32>,
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
     /// The set's text (see [`text`]): the sync API body, then the metadata objects.
@@ -136,16 +139,19 @@ impl Snapshot {
             ));
         }
         let done = writer.finish(&mut spans);
-        let mut index = HashMap::with_capacity_and_hasher(parts.len(), FnvBuildHasher::default());
         let mut entries = Vec::with_capacity(parts.len());
-        for (i, ((key, rules), spans)) in parts.into_iter().zip(spans).enumerate() {
-            index.insert(key.clone(), i);
+        for ((key, rules), spans) in parts.into_iter().zip(spans) {
             entries.push(Entry {
                 key,
                 rules,
                 text: done.text.clone(),
                 spans,
             });
+        }
+        let mut index = HashTable::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 flags");
+            index.insert_unique(key_hash(&e.key), i, |&j| key_hash(&entries[j as usize].key));
         }
         let loaded_at = SystemTime::now();
         Snapshot {
@@ -176,7 +182,9 @@ impl Snapshot {
 
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.index.get(key).map(|&i| &self.entries[i])
+        self.index
+            .find(key_hash(key), |&i| &*self.entries[i as usize].key == key)
+            .map(|&i| &self.entries[i as usize])
     }
 
     /// All flags, sorted by key.
@@ -226,6 +234,11 @@ impl Snapshot {
     pub fn defs(&self) -> BTreeMap<&str, FlagDef> {
         self.entries.iter().map(|e| (&*e.key, e.def())).collect()
     }
+}
+
+#[inline]
+fn key_hash(key: &str) -> u64 {
+    FnvBuildHasher::default().hash_one(key)
 }
 
 fn unix(t: SystemTime) -> u64 {
