@@ -189,7 +189,7 @@ pub async fn sync_stream(
         Event::default()
             .event("snapshot")
             .id(snap.etag.clone())
-            .data(&*snap.sync_json())
+            .data(snap.sync_json())
     });
     let diffs = s.diffs.clone();
     if let Some(first) = &first {
@@ -210,7 +210,7 @@ pub async fn sync_stream(
                 Event::default()
                     .event("snapshot")
                     .id(next.etag.clone())
-                    .data(&*next.sync_json()),
+                    .data(next.sync_json()),
             ),
         };
         last = Some(next.etag.clone());

@@ -176,7 +176,7 @@ fn an_upstream_relays_salt_replaces_the_local_one() {
         Arc::new(d)
     };
     let salt_of = |snap: Snapshot| {
-        let v: serde_json::Value = serde_json::from_str(&snap.sync_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(snap.sync_json()).unwrap();
         v.get("salt").and_then(|s| s.as_str()).map(String::from)
     };
     // A file source keeps the configured salt.
