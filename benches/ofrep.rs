@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
     let key = "flag-000042";
     let one = {
         let mut m = BTreeMap::new();
-        m.insert(key.to_string(), big.get(key).unwrap().def.clone());
+        m.insert(key.to_string(), big.get(key).unwrap().def());
         Snapshot::build(m, None)
     };
     g.bench_function("single_parse_eval_serialize", |b| {

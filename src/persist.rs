@@ -25,7 +25,8 @@ struct EnvelopeOut<'a> {
     etag: &'a str,
     #[serde(rename = "savedAt")]
     saved_at: u64,
-    flags: BTreeMap<&'a str, &'a FlagDef>,
+    /// The snapshot's canonical flag set as it is (the etag is its hash).
+    flags: &'a serde_json::value::RawValue,
 }
 
 #[derive(Deserialize)]
@@ -58,11 +59,13 @@ pub(crate) fn save(path: &Path, snapshot: &Snapshot) -> Result<(), PersistError>
         path: path.to_owned(),
         source,
     };
+    let flags = serde_json::value::RawValue::from_string(snapshot.flags_json().to_owned())
+        .map_err(|e| io(std::io::Error::other(e)))?;
     let body = serde_json::to_vec(&EnvelopeOut {
         version: VERSION,
         etag: &snapshot.etag,
         saved_at: snapshot.loaded_at_unix(),
-        flags: snapshot.defs(),
+        flags: &flags,
     })
     .map_err(|e| io(std::io::Error::other(e)))?;
     write_atomically(path, &body).map_err(io)

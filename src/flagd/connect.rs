@@ -242,7 +242,7 @@ fn answer_json(a: &Answer<'_>, want: Want) -> String {
         "{{\"value\":{value},\"reason\":\"{}\",\"variant\":\"{}\",\"metadata\":{}}}",
         a.reason.as_str(),
         a.variant,
-        a.entry.metadata_json
+        a.entry.metadata_json()
     )
 }
 
@@ -250,14 +250,14 @@ fn answer_json(a: &Answer<'_>, want: Want) -> String {
 fn all_json(answers: &[Answer<'_>]) -> String {
     let mut flags = serde_json::Map::new();
     for a in answers {
-        let (field, value) = match a.value {
+        let (field, value) = match &a.value {
             Value::Bool(_) => ("boolValue", a.value.clone()),
             Value::String(_) => ("stringValue", a.value.clone()),
             Value::Number(n) => ("doubleValue", json!(n.as_f64().unwrap_or_default())),
             _ => ("objectValue", a.value.clone()),
         };
         let metadata: Value =
-            serde_json::from_str(&a.entry.metadata_json).unwrap_or_else(|_| json!({}));
+            serde_json::from_str(a.entry.metadata_json()).unwrap_or_else(|_| json!({}));
         flags.insert(
             a.entry.key.to_string(),
             json!({

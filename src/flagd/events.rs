@@ -128,7 +128,7 @@ pub(crate) fn changed_flags(
             None => {
                 out.insert(&e.key, "write");
             }
-            Some(old) if old.def != e.def => {
+            Some(old) if !old.same_def(e) => {
                 out.insert(&e.key, "update");
             }
             Some(_) => {}

@@ -158,7 +158,7 @@ impl v1::service_server::Service for V1 {
                     let mut flags = std::collections::HashMap::new();
                     for a in answers {
                         use v1::any_flag::Value as V;
-                        let value = match a.value {
+                        let value = match &a.value {
                             serde_json::Value::Bool(b) => V::BoolValue(*b),
                             serde_json::Value::String(s) => V::StringValue(s.clone()),
                             serde_json::Value::Number(n) => {

@@ -103,7 +103,8 @@ impl FlagdError {
 #[derive(Debug)]
 pub(crate) struct Answer<'a> {
     pub entry: &'a Entry,
-    pub value: &'a Value,
+    /// Parsed from the entry's pre-serialized JSON (a snapshot keeps values as text).
+    pub value: Value,
     pub variant: &'static str,
     pub reason: Reason,
 }
@@ -162,17 +163,13 @@ pub(crate) fn resolve<'a>(
     let subject = ctx.subject(caller, settings);
     let outcome = entry.rules.evaluate(&subject);
     metrics.evaluation(snapshot, entry, outcome.reason);
-    let (value, variant) = if outcome.on {
-        (&entry.def.value.on, "on")
-    } else {
-        (&entry.def.value.off, "off")
-    };
-    if !want.accepts(value) {
+    let (value, variant) = value_of(entry, outcome.on);
+    if !want.accepts(&value) {
         return Err(FlagdError::new(
             ErrorCode::TypeMismatch,
             format!(
                 "flag {key:?} has a {} value, not {}",
-                describe(value),
+                describe(&value),
                 want.name()
             ),
         ));
@@ -201,11 +198,7 @@ pub(crate) fn resolve_all<'a>(
         for (i, entry) in entries.iter().enumerate() {
             let outcome = entry.rules.evaluate(&subject);
             recorder.record(i, outcome.reason);
-            let (value, variant) = if outcome.on {
-                (&entry.def.value.on, "on")
-            } else {
-                (&entry.def.value.off, "off")
-            };
+            let (value, variant) = value_of(entry, outcome.on);
             if matches!(value, Value::Array(_) | Value::Null) {
                 continue;
             }
@@ -219,6 +212,16 @@ pub(crate) fn resolve_all<'a>(
     });
 }
 
+/// The value and variant of an outcome.
+fn value_of(entry: &Entry, on: bool) -> (Value, &'static str) {
+    let (json, variant) = if on {
+        (entry.on_json(), "on")
+    } else {
+        (entry.off_json(), "off")
+    };
+    (serde_json::from_str(json).unwrap_or(Value::Null), variant)
+}
+
 /// A value's type in the words of the `Resolve*` calls.
 fn describe(v: &Value) -> &'static str {
     match v {
@@ -230,15 +233,10 @@ fn describe(v: &Value) -> &'static str {
 
 /// The OFREP metadata of a flag (`description` plus its `metadata`), as a `Struct`.
 pub(crate) fn metadata(entry: &Entry) -> Struct {
-    let mut fields = std::collections::BTreeMap::new();
-    if let Some(d) = &entry.def.description {
-        fields.insert("description".into(), to_value(&Value::String(d.clone())));
-    }
-    if let Some(m) = &entry.def.metadata {
-        for (k, v) in m {
-            fields.insert(k.clone(), to_value(v));
-        }
-    }
+    // `metadata_json` is `description` plus the flag's metadata, as OFREP answers it.
+    let meta: serde_json::Map<String, Value> =
+        serde_json::from_str(entry.metadata_json()).unwrap_or_default();
+    let fields = meta.iter().map(|(k, v)| (k.clone(), to_value(v))).collect();
     Struct { fields }
 }
 

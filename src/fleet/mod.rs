@@ -418,7 +418,7 @@ impl Fleet {
                         flags: current
                             .defs()
                             .into_iter()
-                            .map(|(k, d)| (k.to_owned(), d.clone()))
+                            .map(|(k, d)| (k.to_owned(), d))
                             .collect(),
                     };
                     let next = self.build(loaded).await;

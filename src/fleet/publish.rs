@@ -80,7 +80,7 @@ pub(crate) async fn publish(
     me: &str,
     force: bool,
 ) -> Result<Outcome, String> {
-    let flags = serde_json::to_string(&snapshot.defs()).map_err(|e| e.to_string())?;
+    let flags = snapshot.flags_json().to_owned();
     let script = Script::new(PUBLISH);
     let (wrote, version, last_modified): (u8, u64, u64) = redis
         .run(|mut c| async move {

@@ -84,7 +84,7 @@ async fn ofrep_errors_are_evaluation_failures() {
 fn sync_bodies_are_sync_flags_and_changes() {
     for salt in [None, Some("pepper")] {
         let snap = snapshot(FLAGS, salt);
-        let parsed: SyncFlags = serde_json::from_str(&snap.sync_json()).unwrap();
+        let parsed: SyncFlags = serde_json::from_str(snap.sync_json()).unwrap();
         assert_eq!(parsed.flags.len(), 4);
         assert_eq!(parsed.salt.as_deref(), salt);
     }

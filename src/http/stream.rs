@@ -224,7 +224,7 @@ pub(crate) async fn sync_stream(
         Event::default()
             .event("snapshot")
             .id(snap.etag.clone())
-            .data(&*snap.sync_json())
+            .data(snap.sync_json())
     });
     let diffs = s.diffs.clone();
     if let Some(first) = &first {
@@ -245,7 +245,7 @@ pub(crate) async fn sync_stream(
                 Event::default()
                     .event("snapshot")
                     .id(next.etag.clone())
-                    .data(&*next.sync_json()),
+                    .data(next.sync_json()),
             ),
         };
         last = Some(next.etag.clone());
@@ -367,16 +367,16 @@ impl DiffCache {
 
 /// `{"etag", "previousEtag", "added", "updated", "deleted"}` between two snapshots.
 pub(crate) fn change_json(prev: &Snapshot, next: &Snapshot) -> String {
-    let mut added: BTreeMap<&str, &FlagDef> = BTreeMap::new();
-    let mut updated: BTreeMap<&str, &FlagDef> = BTreeMap::new();
+    let mut added: BTreeMap<&str, FlagDef> = BTreeMap::new();
+    let mut updated: BTreeMap<&str, FlagDef> = BTreeMap::new();
     let mut deleted: Vec<&str> = Vec::new();
     for (key, before, after) in crate::snapshot::differences(prev, next) {
         match (before, after) {
             (None, Some(y)) => {
-                added.insert(key, &y.def);
+                added.insert(key, y.def());
             }
             (Some(_), Some(y)) => {
-                updated.insert(key, &y.def);
+                updated.insert(key, y.def());
             }
             _ => deleted.push(key),
         }

@@ -29,7 +29,7 @@ impl ChangeSet {
     /// The difference between two served sets.
     pub(crate) fn between(prev: &Snapshot, next: &Snapshot, version: Option<u64>) -> ChangeSet {
         let json = |e: Option<&crate::snapshot::Entry>| {
-            e.map(|e| serde_json::to_value(&e.def).unwrap_or(Value::Null))
+            e.map(|e| serde_json::from_str(e.def_json()).unwrap_or(Value::Null))
         };
         let flags = crate::snapshot::differences(prev, next)
             .into_iter()

@@ -5,7 +5,12 @@
 //! 2. each raw value becomes a [`FlagDef`] and is checked against the rules of evaluation.md.
 //!
 //! Every error names the source, the flag key and the line/column where the format gives one.
+//!
+//! A good document takes neither stage: `fast` reads it in one typed pass (no value tree,
+//! no positions). Only a document the fast pass refuses goes through the two stages, which
+//! find every error and where it is.
 
+mod fast;
 pub(crate) mod model;
 mod nodup;
 
@@ -145,6 +150,24 @@ pub fn parse_document(
             "document is empty (a source with no flags must say {})",
         ));
     }
+    let json = match format {
+        Some(f) => f == Format::Json,
+        None => trimmed.starts_with('{'),
+    };
+    let fast = if json {
+        fast::json(text)
+    } else {
+        fast::yaml(text)
+    };
+    match fast {
+        Some(flags) => Ok(FlagDoc { flags, salt: None }),
+        None => two_stage(source, text, format),
+    }
+}
+
+/// The two stages of the module comment: every error, located.
+fn two_stage(source: &str, text: &str, format: Option<Format>) -> Result<FlagDoc, DocumentError> {
+    let trimmed = text.trim_start();
     let raw = match format {
         Some(Format::Json) => raw_from_json(source, text)?,
         Some(Format::Yaml) => raw_from_yaml(source, text)?,

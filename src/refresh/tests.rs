@@ -66,7 +66,7 @@ async fn later_sources_override_earlier_ones_and_any_failure_fails_all() {
     let rollouts: Vec<(&str, i64)> = s
         .entries()
         .iter()
-        .map(|e| (&*e.key, e.def.rollout))
+        .map(|e| (&*e.key, e.def().rollout))
         .collect();
     assert_eq!(rollouts, vec![("a", 1), ("b", 2), ("c", 2)]);
 
@@ -84,15 +84,15 @@ async fn later_sources_override_earlier_ones_and_any_failure_fails_all() {
         lock(&r.slots[1].state).doc.as_ref().unwrap()
     ));
     let s = r.store().load().unwrap();
-    assert_eq!(s.get("a").unwrap().def.rollout, 5);
-    assert_eq!(s.get("b").unwrap().def.rollout, 2);
+    assert_eq!(s.get("a").unwrap().def().rollout, 5);
+    assert_eq!(s.get("b").unwrap().def().rollout, 2);
 
     std::fs::remove_file(&p2).unwrap();
     std::fs::write(&p1, "a: {rollout: 9}\n").unwrap();
     let rep = r.refresh().await;
     assert!(!rep.ok);
     assert_eq!(rep.errors().count(), 1);
-    assert_eq!(r.store().load().unwrap().get("a").unwrap().def.rollout, 5);
+    assert_eq!(r.store().load().unwrap().get("a").unwrap().def().rollout, 5);
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn one_source_keeps_no_parsed_copy() {
     std::fs::write(&p, "a: {enabled: false}\n").unwrap();
     let rep = r.refresh().await;
     assert!(rep.ok && rep.built && rep.changed, "{rep:?}");
-    assert!(!r.store().load().unwrap().get("a").unwrap().def.enabled);
+    assert!(!r.store().load().unwrap().get("a").unwrap().def().enabled);
 }
 
 #[tokio::test]
@@ -176,7 +176,7 @@ fn an_upstream_relays_salt_replaces_the_local_one() {
         Arc::new(d)
     };
     let salt_of = |snap: Snapshot| {
-        let v: serde_json::Value = serde_json::from_str(&snap.sync_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(snap.sync_json()).unwrap();
         v.get("salt").and_then(|s| s.as_str()).map(String::from)
     };
     // A file source keeps the configured salt.

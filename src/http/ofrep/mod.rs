@@ -194,7 +194,7 @@ pub(crate) async fn evaluate_flag(
     let subject = ctx.subject(&caller, &s.settings);
     let outcome = entry.rules.evaluate(&subject);
     metrics.evaluation(&snapshot, entry, outcome.reason);
-    let mut out = String::with_capacity(96 + entry.key_json.len() + entry.metadata_json.len());
+    let mut out = String::with_capacity(96 + entry.key_json().len() + entry.metadata_json().len());
     write_success(&mut out, entry, outcome);
     json_body(out)
 }
@@ -347,7 +347,9 @@ pub(crate) fn bulk_answer_with(
     let per_flag: usize = entries
         .iter()
         .map(|e| {
-            80 + e.key_json.len() + e.on_json.len().max(e.off_json.len()) + e.metadata_json.len()
+            80 + e.key_json().len()
+                + e.on_json().len().max(e.off_json().len())
+                + e.metadata_json().len()
         })
         .sum();
     let last_modified = snapshot.map(|s| s.last_modified.to_string());
@@ -408,12 +410,12 @@ pub(crate) fn bulk_answer_with(
 /// `{"key":…,"value":…,"reason":…,"variant":…,"metadata":…}` from pre-serialized pieces.
 fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
     let (value, variant) = if outcome.on {
-        (&*entry.on_json, "on")
+        (entry.on_json(), "on")
     } else {
-        (&*entry.off_json, "off")
+        (entry.off_json(), "off")
     };
     out.push_str("{\"key\":");
-    out.push_str(&entry.key_json);
+    out.push_str(entry.key_json());
     out.push_str(",\"value\":");
     out.push_str(value);
     out.push_str(",\"reason\":\"");
@@ -421,7 +423,7 @@ fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
     out.push_str("\",\"variant\":\"");
     out.push_str(variant);
     out.push_str("\",\"metadata\":");
-    out.push_str(&entry.metadata_json);
+    out.push_str(entry.metadata_json());
     out.push('}');
 }
 

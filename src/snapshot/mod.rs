@@ -5,32 +5,74 @@
 //! sees either the old set or the new one, never a mix. Everything that does not depend on the
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use fnv::FnvBuildHasher;
-use serde_json::Value;
+use hashbrown::HashTable;
 use tokio::sync::watch;
 
 use crate::evaluator::Rules;
 use crate::parse::FlagDef;
 
+mod text;
+use text::Spans;
+
 /// One flag, ready to answer.
 #[derive(Debug)]
 pub struct Entry {
     pub key: Box<str>,
-    pub def: FlagDef,
     pub rules: Rules,
+    /// The flag set's text (see [`text`]): this flag's definition, key, values and metadata
+    /// are slices of it, so the definition is kept once, as the sync API serves it.
+    text: Arc<String>,
+    spans: Spans,
+}
+
+impl Entry {
     /// JSON of the key, quoted and escaped.
-    pub key_json: Box<str>,
-    /// JSON of `value.on` / `value.off` (floats keep their decimal point).
-    pub on_json: Box<str>,
-    pub off_json: Box<str>,
+    #[inline]
+    pub fn key_json(&self) -> &str {
+        self.spans.key_json(&self.text)
+    }
+
+    /// JSON of `value.on` (floats keep their decimal point).
+    #[inline]
+    pub fn on_json(&self) -> &str {
+        self.spans.on_json(&self.text)
+    }
+
+    /// JSON of `value.off`.
+    #[inline]
+    pub fn off_json(&self) -> &str {
+        self.spans.off_json(&self.text)
+    }
+
     /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
-    pub metadata_json: Box<str>,
+    #[inline]
+    pub fn metadata_json(&self) -> &str {
+        self.spans.metadata_json(&self.text)
+    }
+
+    /// The canonical JSON of the definition, as the sync API serves it.
+    pub fn def_json(&self) -> &str {
+        self.spans.def_json(&self.text)
+    }
+
+    /// The definition (parsed from its canonical JSON: for the rare paths that need fields).
+    pub fn def(&self) -> FlagDef {
+        serde_json::from_str(self.def_json()).expect("a snapshot's own canonical JSON parses")
+    }
+
+    /// Whether two entries hold the same definition (`FlagDef` equality: metadata in another
+    /// order is the same definition, as before definitions were kept as text).
+    pub fn same_def(&self, other: &Entry) -> bool {
+        self.def_json() == other.def_json() || self.def() == other.def()
+    }
 }
 
 /// An immutable, fully validated flag set.
@@ -51,11 +93,15 @@ pub struct Snapshot {
     pub generation: u64,
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
-    index: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// Positions in `entries` by the key's FNV hash; the keys themselves are the entries'.
+    index: HashTable<u32>,
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
-    /// The sync API body, rendered on first use.
-    sync_json: OnceLock<Arc<str>>,
+    /// The set's text (see [`text`]): the sync API body, then the metadata objects.
+    text: Arc<String>,
+    /// Where the `flags` object starts in the body (it runs to the body's last byte but one).
+    flags_at: usize,
+    body_end: usize,
     /// The change id streams announce (`id:`): set once, when the store swaps this set in;
     /// see [`SnapshotStore::swap`].
     change_id: AtomicU64,
@@ -63,36 +109,66 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Build from merged definitions. `salt` is the relay's `rolloutSalt`.
+    ///
+    /// Each definition is written into the set's text and compiled, then dropped: the set is
+    /// built without a second copy of the definitions beside it.
     pub fn build(flags: BTreeMap<String, FlagDef>, salt: Option<&str>) -> Snapshot {
-        let etag = content_hash(&flags);
-        let mut entries = Vec::with_capacity(flags.len());
-        let mut index = HashMap::with_capacity_and_hasher(flags.len(), FnvBuildHasher::default());
-        for (i, (key, def)) in flags.into_iter().enumerate() {
-            let rules = Rules::compile(&key, &def, salt);
-            let json = |v: &Value| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
-            let entry = Entry {
-                key_json: json(&Value::String(key.clone())).into(),
-                on_json: json(&def.value.on).into(),
-                off_json: json(&def.value.off).into(),
-                metadata_json: metadata_json(&def).into(),
-                key: key.into(),
+        Snapshot::build_in_order(flags.into_iter(), salt)
+    }
+
+    /// [`Snapshot::build`] from definitions already sorted by key, each key once (a refresh of
+    /// one source sorts its document instead of building a map of it).
+    pub(crate) fn build_sorted(flags: Vec<(String, FlagDef)>, salt: Option<&str>) -> Snapshot {
+        assert!(
+            flags.windows(2).all(|w| w[0].0 < w[1].0),
+            "build_sorted takes keys in strictly increasing order"
+        );
+        Snapshot::build_in_order(flags.into_iter(), salt)
+    }
+
+    fn build_in_order(
+        flags: impl ExactSizeIterator<Item = (String, FlagDef)>,
+        salt: Option<&str>,
+    ) -> Snapshot {
+        let salt = salt.filter(|s| !s.is_empty()).map(String::from);
+        let mut writer = text::Writer::new(salt.as_deref(), flags.len());
+        let mut spans = Vec::with_capacity(flags.len());
+        let mut parts = Vec::with_capacity(flags.len());
+        for (key, def) in flags {
+            spans.push(writer.push(&key, &def));
+            parts.push((
+                Box::<str>::from(key.as_str()),
+                Rules::compile(&key, &def, salt.as_deref()),
+            ));
+        }
+        let done = writer.finish(&mut spans);
+        let mut entries = Vec::with_capacity(parts.len());
+        for ((key, rules), spans) in parts.into_iter().zip(spans) {
+            entries.push(Entry {
+                key,
                 rules,
-                def,
-            };
-            index.insert(entry.key.clone(), i);
-            entries.push(entry);
+                text: done.text.clone(),
+                spans,
+            });
+        }
+        let mut index = HashTable::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 flags");
+            index.insert_unique(key_hash(&e.key), i, |&j| key_hash(&entries[j as usize].key));
         }
         let loaded_at = SystemTime::now();
         Snapshot {
-            etag,
+            etag: done.etag,
             last_modified: unix(loaded_at),
             fleet_version: None,
             generation: 0,
             loaded_at,
             entries,
             index,
-            salt: salt.filter(|s| !s.is_empty()).map(String::from),
-            sync_json: OnceLock::new(),
+            salt,
+            text: done.text,
+            flags_at: done.flags_at,
+            body_end: done.body_end,
             change_id: AtomicU64::new(0),
         }
     }
@@ -110,7 +186,9 @@ impl Snapshot {
 
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.index.get(key).map(|&i| &self.entries[i])
+        self.index
+            .find(key_hash(key), |&i| &*self.entries[i as usize].key == key)
+            .map(|&i| &self.entries[i as usize])
     }
 
     /// All flags, sorted by key.
@@ -146,25 +224,25 @@ impl Snapshot {
     }
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
-    pub(crate) fn sync_json(&self) -> Arc<str> {
-        self.sync_json
-            .get_or_init(|| {
-                let mut body = serde_json::Map::new();
-                body.insert("etag".into(), Value::String(self.etag.clone()));
-                if let Some(salt) = &self.salt {
-                    body.insert("salt".into(), Value::String(salt.clone()));
-                }
-                let flags = serde_json::to_value(self.defs()).unwrap_or_default();
-                body.insert("flags".into(), flags);
-                Value::Object(body).to_string().into()
-            })
-            .clone()
+    pub(crate) fn sync_json(&self) -> &str {
+        &self.text[..self.body_end]
     }
 
-    /// The definitions, as the sync API and the persisted snapshot carry them.
-    pub fn defs(&self) -> BTreeMap<&str, &FlagDef> {
-        self.entries.iter().map(|e| (&*e.key, &e.def)).collect()
+    /// The canonical JSON of the whole flag set, `{key: flag}` in key order: what the etag is
+    /// the hash of, and what the persisted snapshot and the fleet carry.
+    pub fn flags_json(&self) -> &str {
+        &self.text[self.flags_at..self.body_end - 1]
     }
+
+    /// The definitions, parsed from their canonical JSON.
+    pub fn defs(&self) -> BTreeMap<&str, FlagDef> {
+        self.entries.iter().map(|e| (&*e.key, e.def())).collect()
+    }
+}
+
+#[inline]
+fn key_hash(key: &str) -> u64 {
+    FnvBuildHasher::default().hash_one(key)
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -184,7 +262,7 @@ pub(crate) fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Dif
     loop {
         match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) if x.key == y.key => {
-                if x.def != y.def {
+                if !x.same_def(y) {
                     out.push((&*y.key, Some(x), Some(y)));
                 }
                 i += 1;
@@ -205,19 +283,6 @@ pub(crate) fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Dif
             (None, None) => return out,
         }
     }
-}
-
-fn metadata_json(def: &FlagDef) -> String {
-    let mut meta = serde_json::Map::new();
-    if let Some(d) = &def.description {
-        meta.insert("description".into(), Value::String(d.clone()));
-    }
-    if let Some(m) = &def.metadata {
-        for (k, v) in m {
-            meta.insert(k.clone(), v.clone());
-        }
-    }
-    serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into())
 }
 
 /// Hex SHA-256 (first 128 bits) of the canonical JSON of a flag set.
@@ -292,6 +357,7 @@ pub(crate) fn of_yaml(text: &str) -> Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn defs(text: &str) -> BTreeMap<String, FlagDef> {
         crate::parse::parse_document("t", text.as_bytes(), None)
@@ -322,10 +388,48 @@ mod tests {
         let keys: Vec<&str> = s.entries().iter().map(|e| &*e.key).collect();
         assert_eq!(keys, vec!["a", "z"]);
         let a = s.get("a").unwrap();
-        assert_eq!(&*a.on_json, "1.0");
-        assert_eq!(&*a.metadata_json, r#"{"description":"d","team":"x"}"#);
-        assert_eq!(&*s.get("z").unwrap().on_json, "true");
+        assert_eq!(a.on_json(), "1.0");
+        assert_eq!(a.metadata_json(), r#"{"description":"d","team":"x"}"#);
+        assert_eq!(s.get("z").unwrap().on_json(), "true");
         assert!(s.get("missing").is_none());
+    }
+
+    /// The sync body written entry by entry is byte for byte what serializing the definitions
+    /// gives, and the etag is still the content hash of the canonical set.
+    #[test]
+    fn sync_body_and_etag_as_serialized_definitions() {
+        let text = "b: {enabled: true, users: [\"q\\\"x\"], value: {on: 1.0, off: 2}}\n\"k\\u00e9\": {metadata: {z: 1, a: \"\u{e9}\"}, description: d}\na: {rollout: 5, value: {on: {x: [1, 2.5]}, off: {}}}\n";
+        let flags = defs(text);
+        for salt in [None, Some("s\"alt")] {
+            let s = Snapshot::build(flags.clone(), salt);
+            assert_eq!(s.etag, content_hash(&flags));
+            let canonical = serde_json::to_string(&flags).unwrap();
+            assert_eq!(s.flags_json(), canonical);
+            let mut body = serde_json::Map::new();
+            body.insert("etag".into(), Value::String(s.etag.clone()));
+            if let Some(salt) = salt {
+                body.insert("salt".into(), Value::String(salt.into()));
+            }
+            let by_ref: BTreeMap<&String, &FlagDef> = flags.iter().collect();
+            body.insert("flags".into(), serde_json::to_value(by_ref).unwrap());
+            assert_eq!(s.sync_json(), Value::Object(body).to_string());
+            for e in s.entries() {
+                assert_eq!(e.def(), flags[&*e.key]);
+                assert_eq!(
+                    e.def_json(),
+                    serde_json::to_string(&flags[&*e.key]).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_order_is_not_a_difference() {
+        let a = Snapshot::build(defs("a: {metadata: {x: 1, y: 2}}\n"), None);
+        let b = Snapshot::build(defs("a: {metadata: {y: 2, x: 1}}\n"), None);
+        let c = Snapshot::build(defs("a: {metadata: {y: 2, x: 3}}\n"), None);
+        assert!(differences(&a, &b).is_empty());
+        assert_eq!(differences(&a, &c).len(), 1);
     }
 
     #[test]

@@ -1,0 +1,432 @@
+//! The fast path: one typed pass from the text straight into [`FlagDef`]s, with no
+//! intermediate value tree, no per-flag `serde_path_to_error` and no key positions.
+//!
+//! It accepts only what the two-stage path (`raw_from_*` + `validate_raw`) accepts and builds
+//! the same definitions; on anything else (a bad flag, a field of an unexpected type, a
+//! duplicate key, even a form the two-stage path would accept such as `value: [on, off]`) it
+//! gives up and the caller runs the two-stage path over the whole document, which produces the
+//! located errors. A bad document is parsed twice; a good one, the common case, once.
+//!
+//! On/off values and metadata are read as the two-stage path reads them (`Value`'s own
+//! `Deserialize` for YAML, [`NoDupValue`] for JSON), so they come out identical.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::model::{FlagDef, FlagValue};
+use super::nodup::NoDupValue;
+
+type Flags = Vec<(String, FlagDef)>;
+
+/// A YAML document's flags, or `None` when the two-stage path must decide.
+pub(super) fn yaml(text: &str) -> Option<Flags> {
+    let parsed: Option<Top<Plain, serde_saphyr::Spanned<String>>> =
+        serde_saphyr::from_str_with_options(text, super::yaml_options(text.len())).ok()?;
+    finish(parsed?.0)
+}
+
+/// A JSON document's flags, or `None` when the two-stage path must decide.
+pub(super) fn json(text: &str) -> Option<Flags> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let top: Top<NoDup, String> = serde::Deserialize::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    finish(top.0)
+}
+
+/// The checks `validate_raw` makes across flags and per flag; any failure defers to it.
+fn finish(flags: Flags) -> Option<Flags> {
+    let mut seen = HashSet::with_capacity(flags.len());
+    let mut out = Vec::with_capacity(flags.len());
+    for (key, def) in flags {
+        if key.is_empty() || !seen.insert(key.clone()) {
+            return None;
+        }
+        out.push((key, super::check_flag(def).ok()?));
+    }
+    Some(out)
+}
+
+/// How on/off values and metadata are read: as the two-stage path reads them per format.
+trait ReadValue: Copy {
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error>;
+}
+
+#[derive(Clone, Copy)]
+struct Plain;
+
+impl ReadValue for Plain {
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct NoDup;
+
+impl ReadValue for NoDup {
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        NoDupValue.deserialize(d)
+    }
+}
+
+struct Val<R>(R);
+
+impl<'de, R: ReadValue> DeserializeSeed<'de> for Val<R> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.0.read(d)
+    }
+}
+
+/// A top-level key as the two-stage path reads it (a `Spanned<String>` for YAML).
+trait TopKey: for<'de> serde::Deserialize<'de> {
+    fn into_key(self) -> String;
+}
+
+impl TopKey for String {
+    fn into_key(self) -> String {
+        self
+    }
+}
+
+impl TopKey for serde_saphyr::Spanned<String> {
+    fn into_key(self) -> String {
+        self.value
+    }
+}
+
+/// The error every refusal carries: it is discarded, the two-stage path explains.
+fn refuse<E: de::Error>() -> E {
+    E::custom("not on the fast path")
+}
+
+struct Top<R, K>(Flags, PhantomData<(R, K)>);
+
+impl<'de, R: ReadValue + Default, K: TopKey> serde::Deserialize<'de> for Top<R, K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<R, K>(PhantomData<(R, K)>);
+        impl<'de, R: ReadValue + Default, K: TopKey> Visitor<'de> for V<R, K> {
+            type Value = Top<R, K>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map from flag key to flag")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(key) = map.next_key::<K>()? {
+                    let def = map.next_value_seed(Flag(R::default()))?;
+                    out.push((key.into_key(), def));
+                }
+                Ok(Top(out, PhantomData))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl Default for Plain {
+    fn default() -> Self {
+        Plain
+    }
+}
+
+impl Default for NoDup {
+    fn default() -> Self {
+        NoDup
+    }
+}
+
+/// One flag's map of fields, read field by field into a [`FlagDef`].
+struct Flag<R>(R);
+
+impl<'de, R: ReadValue> DeserializeSeed<'de> for Flag<R> {
+    type Value = FlagDef;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FlagDef, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R: ReadValue> Visitor<'de> for Flag<R> {
+    type Value = FlagDef;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of flag fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlagDef, A::Error> {
+        let mut def = FlagDef {
+            enabled: false,
+            rollout: 0,
+            users: Vec::new(),
+            tenants: Vec::new(),
+            envs: Vec::new(),
+            value: FlagValue::default(),
+            description: None,
+            metadata: None,
+        };
+        // Bit per field: a repeated field defers to the two-stage path.
+        let mut seen = 0u8;
+        while let Some(field) = map.next_key::<String>()? {
+            let bit = match field.as_str() {
+                "enabled" => {
+                    def.enabled = map.next_value_seed(Scalar::<bool>(PhantomData))?;
+                    1
+                }
+                "rollout" => {
+                    def.rollout = map.next_value_seed(Scalar::<i64>(PhantomData))?;
+                    2
+                }
+                "users" => {
+                    def.users = map.next_value_seed(Strings)?;
+                    4
+                }
+                "tenants" => {
+                    def.tenants = map.next_value_seed(Strings)?;
+                    8
+                }
+                "envs" => {
+                    def.envs = map.next_value_seed(Strings)?;
+                    16
+                }
+                "value" => {
+                    def.value = map.next_value_seed(OnOff(self.0))?;
+                    32
+                }
+                "description" => {
+                    def.description = map.next_value_seed(Scalar::<Option<String>>(PhantomData))?;
+                    64
+                }
+                "metadata" => {
+                    def.metadata = match map.next_value_seed(Val(self.0))? {
+                        Value::Null => None,
+                        Value::Object(m) => Some(m),
+                        _ => return Err(refuse()),
+                    };
+                    128
+                }
+                _ => return Err(refuse()),
+            };
+            if seen & bit != 0 {
+                return Err(refuse());
+            }
+            seen |= bit;
+        }
+        Ok(def)
+    }
+}
+
+/// `value: {on, off}`, both present, nothing else.
+struct OnOff<R>(R);
+
+impl<'de, R: ReadValue> DeserializeSeed<'de> for OnOff<R> {
+    type Value = FlagValue;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<FlagValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R: ReadValue> Visitor<'de> for OnOff<R> {
+    type Value = FlagValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("{on, off}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlagValue, A::Error> {
+        let (mut on, mut off) = (None, None);
+        while let Some(field) = map.next_key::<String>()? {
+            let slot = match field.as_str() {
+                "on" => &mut on,
+                "off" => &mut off,
+                _ => return Err(refuse()),
+            };
+            if slot.is_some() {
+                return Err(refuse());
+            }
+            *slot = Some(map.next_value_seed(Val(self.0))?);
+        }
+        match (on, off) {
+            (Some(on), Some(off)) => Ok(FlagValue { on, off }),
+            _ => Err(refuse()),
+        }
+    }
+}
+
+/// A list of strings, each read as the value tree would (a number is not a string).
+struct Strings;
+
+impl<'de> DeserializeSeed<'de> for Strings {
+    type Value = Vec<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strings {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of strings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(s) = seq.next_element_seed(Scalar::<String>(PhantomData))? {
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+/// A scalar read through `deserialize_any`, accepting only the JSON types the value tree would
+/// turn into `T`: `true`/`false` for a bool, an integer in range for i64, a string for a
+/// string, and also null for an optional string.
+struct Scalar<T>(PhantomData<T>);
+
+impl<'de, T> DeserializeSeed<'de> for Scalar<T>
+where
+    Scalar<T>: Visitor<'de, Value = T>,
+{
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for Scalar<bool> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a boolean")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
+        Ok(v)
+    }
+}
+
+impl Visitor<'_> for Scalar<i64> {
+    type Value = i64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| refuse())
+    }
+}
+
+impl Visitor<'_> for Scalar<String> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+}
+
+impl Visitor<'_> for Scalar<Option<String>> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(Some(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Option<String>, E> {
+        Ok(Some(v))
+    }
+    fn visit_unit<E>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Format, two_stage};
+
+    /// The fast pass either defers or gives exactly what the two stages give.
+    fn same(text: &str, format: Format) -> bool {
+        let fast = match format {
+            Format::Json => super::json(text),
+            Format::Yaml => super::yaml(text),
+        };
+        let slow = two_stage("t", text, Some(format)).map(|d| d.flags);
+        match fast {
+            Some(flags) => {
+                assert_eq!(Ok(flags), slow.map_err(|_| ()), "{text}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn good_documents_take_the_fast_pass_and_match() {
+        for yaml in [
+            "a: {enabled: true, rollout: 150, users: [x, \"y\"], tenants: [], envs: [prod]}\n",
+            "a:\n  value: {on: 2.5, off: 1.0}\n  description: d\n  metadata: {team: t, n: 2, b: true}\nb: {}\n",
+            "a: {value: {on: {k: [1, 2]}, off: {k: []}}, description: ~, metadata: ~}\n",
+            "a: {rollout: -5, value: {on: \"x\", off: 'y'}}\nb: &x {enabled: true}\nc: *x\n",
+            "{}\n",
+        ] {
+            assert!(same(yaml, Format::Yaml), "deferred: {yaml}");
+        }
+        for json in [
+            r#"{"a": {"enabled": true, "rollout": 150, "users": ["x"], "envs": ["p"]}}"#,
+            r#"{"a": {"value": {"on": 1.0, "off": 2}, "metadata": {"m": "v"}}, "b": {}}"#,
+            r#"{"a": {"value": {"on": {"k": {"z": 1, "a": 2}}, "off": {}}, "description": null}}"#,
+            "{}",
+        ] {
+            assert!(same(json, Format::Json), "deferred: {json}");
+        }
+    }
+
+    #[test]
+    fn anything_doubtful_defers_to_the_two_stages() {
+        for yaml in [
+            "a: {enabled: yes}\n",
+            "a: {rollout: 5.0}\n",
+            "a: {rollout: 99999999999999999999}\n",
+            "a: {users: [1]}\n",
+            "a: {users: ~}\n",
+            "a: {value: [1, 2]}\n",
+            "a: {value: {on: 1}}\n",
+            "a: {value: {on: 1, off: x}}\n",
+            "a: {description: 5}\n",
+            "a: {metadata: {k: [1]}}\n",
+            "a: {metadata: 5}\n",
+            "a: {nope: 1}\n",
+            "a: 5\n",
+            "a: ~\n",
+            "\"\": {}\n",
+            "a: {}\na: {}\n",
+            "a: {rollout: 1, rollout: 2}\n",
+            "- a\n",
+        ] {
+            assert!(!same(yaml, Format::Yaml), "took the fast pass: {yaml}");
+        }
+        for json in [
+            r#"{"a": {"rollout": 1, "rollout": 2}}"#,
+            r#"{"a": {"value": {"on": {"k": 1, "k": 2}, "off": {}}}}"#,
+            r#"{"a": {"metadata": {"k": 1, "k": 2}}}"#,
+            r#"{"a": {}, "a": {}}"#,
+            r#"{"a": {"rollout": 1e2}}"#,
+            r#"{"a": {"users": null}}"#,
+            r#"{"a": {}} x"#,
+            "[]",
+        ] {
+            assert!(!same(json, Format::Json), "took the fast pass: {json}");
+        }
+    }
+}

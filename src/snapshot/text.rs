@@ -1,0 +1,205 @@
+//! The text of a flag set, written once per build into one buffer: the sync API body (whose
+//! `flags` object is the canonical JSON the etag hashes), followed by every flag's OFREP
+//! metadata object. Each entry keeps offsets into it instead of strings of its own: the
+//! definition, the key, the on and off values and the metadata are all slices of this buffer.
+//! One allocation per flag set instead of half a dozen per flag is both less memory and less
+//! for a refresh to fragment.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::parse::FlagDef;
+
+/// Where one flag's texts are in the buffer. Offsets are u32: a flag set past 4 GiB of JSON is
+/// not something a relay serves (see [`offset`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Spans {
+    /// The quoted key starts here; the definition starts after it and a `:`.
+    key_at: u32,
+    def_at: u32,
+    def_end: u32,
+    /// `on` runs from here to `on_end`; `off` from after `,"off":` to `off_end`.
+    on_at: u32,
+    on_end: u32,
+    off_end: u32,
+    meta_at: u32,
+    meta_end: u32,
+}
+
+impl Spans {
+    pub(super) fn key_json<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.key_at as usize..self.def_at as usize - 1]
+    }
+    pub(super) fn def_json<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.def_at as usize..self.def_end as usize]
+    }
+    pub(super) fn on_json<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.on_at as usize..self.on_end as usize]
+    }
+    pub(super) fn off_json<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.on_end as usize + OFF.len()..self.off_end as usize]
+    }
+    pub(super) fn metadata_json<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.meta_at as usize..self.meta_end as usize]
+    }
+}
+
+const OFF: &[u8] = b",\"off\":";
+
+/// Writes the buffer flag by flag (in key order), then finishes it.
+pub(super) struct Writer {
+    body: Vec<u8>,
+    /// The metadata objects, appended to the body at the end (their offsets fixed up then).
+    side: Vec<u8>,
+    etag_at: usize,
+    flags_at: usize,
+    count: usize,
+}
+
+/// What a finished buffer is: the text, the etag, where `flags` starts and the body ends.
+pub(super) struct Finished {
+    pub(super) text: Arc<String>,
+    pub(super) etag: String,
+    pub(super) flags_at: usize,
+    pub(super) body_end: usize,
+}
+
+impl Writer {
+    pub(super) fn new(salt: Option<&str>, flags: usize) -> Writer {
+        // About 130 bytes of canonical JSON per generated flag; growth is only a copy.
+        let mut body = Vec::with_capacity(64 + flags * 144);
+        body.extend_from_slice(b"{\"etag\":\"");
+        let etag_at = body.len();
+        body.extend_from_slice(&[b'0'; 32]);
+        body.extend_from_slice(b"\",");
+        if let Some(salt) = salt {
+            body.extend_from_slice(b"\"salt\":");
+            json(&mut body, salt);
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"flags\":");
+        let flags_at = body.len();
+        body.push(b'{');
+        // Most flags have neither description nor metadata: they share this one `{}`.
+        let side = b"{}".to_vec();
+        Writer {
+            body,
+            side,
+            etag_at,
+            flags_at,
+            count: 0,
+        }
+    }
+
+    /// Write one flag: `"key":{definition}` exactly as `serde_json` serializes a
+    /// `BTreeMap<String, FlagDef>` entry (a unit test holds this to it), and its metadata.
+    pub(super) fn push(&mut self, key: &str, def: &FlagDef) -> Spans {
+        let b = &mut self.body;
+        if self.count > 0 {
+            b.push(b',');
+        }
+        self.count += 1;
+        let key_at = b.len();
+        json(b, key);
+        b.push(b':');
+        let def_at = b.len();
+        b.extend_from_slice(b"{\"enabled\":");
+        json(b, &def.enabled);
+        b.extend_from_slice(b",\"rollout\":");
+        json(b, &def.rollout);
+        b.extend_from_slice(b",\"users\":");
+        json(b, &def.users);
+        b.extend_from_slice(b",\"tenants\":");
+        json(b, &def.tenants);
+        b.extend_from_slice(b",\"envs\":");
+        json(b, &def.envs);
+        b.extend_from_slice(b",\"value\":{\"on\":");
+        let on_at = b.len();
+        json(b, &def.value.on);
+        let on_end = b.len();
+        b.extend_from_slice(OFF);
+        json(b, &def.value.off);
+        let off_end = b.len();
+        b.push(b'}');
+        if let Some(d) = &def.description {
+            b.extend_from_slice(b",\"description\":");
+            json(b, d);
+        }
+        if let Some(m) = &def.metadata {
+            b.extend_from_slice(b",\"metadata\":");
+            json(b, m);
+        }
+        b.push(b'}');
+        let def_end = b.len();
+        let (meta_at, meta_end) = if def.description.is_none() && def.metadata.is_none() {
+            (0, 2)
+        } else {
+            let at = self.side.len();
+            write_metadata(&mut self.side, def);
+            (at, self.side.len())
+        };
+        Spans {
+            key_at: offset(key_at),
+            def_at: offset(def_at),
+            def_end: offset(def_end),
+            on_at: offset(on_at),
+            on_end: offset(on_end),
+            off_end: offset(off_end),
+            // Relative to the side buffer until `finish` places it.
+            meta_at: offset(meta_at),
+            meta_end: offset(meta_end),
+        }
+    }
+
+    /// Close the body, hash and patch in the etag, append the metadata, and place `spans`'
+    /// metadata offsets after the body.
+    pub(super) fn finish(mut self, spans: &mut [Spans]) -> Finished {
+        self.body.push(b'}');
+        let etag = super::short_hash(&self.body[self.flags_at..]);
+        self.body[self.etag_at..self.etag_at + 32].copy_from_slice(etag.as_bytes());
+        self.body.push(b'}');
+        let body_end = self.body.len();
+        for s in spans {
+            s.meta_at = offset(body_end + s.meta_at as usize);
+            s.meta_end = offset(body_end + s.meta_end as usize);
+        }
+        self.body.extend_from_slice(&self.side);
+        drop(self.side);
+        let mut text =
+            String::from_utf8(self.body).expect("serde_json writes UTF-8 between UTF-8 literals");
+        text.shrink_to_fit();
+        Finished {
+            text: Arc::new(text),
+            etag,
+            flags_at: self.flags_at,
+            body_end,
+        }
+    }
+}
+
+fn json(out: &mut Vec<u8>, v: &(impl Serialize + ?Sized)) {
+    // Strings, integers, finite floats and maps with string keys: serialization cannot fail.
+    serde_json::to_writer(&mut *out, v).expect("a flag definition serializes");
+}
+
+/// The OFREP metadata object: `description` plus the flag's `metadata` (a `metadata` key named
+/// `description` wins, in the description's place).
+fn write_metadata(out: &mut Vec<u8>, def: &FlagDef) {
+    let mut meta = serde_json::Map::new();
+    if let Some(d) = &def.description {
+        meta.insert("description".into(), Value::String(d.clone()));
+    }
+    if let Some(m) = &def.metadata {
+        for (k, v) in m {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+    json(out, &meta);
+}
+
+/// An offset into the buffer.
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).expect("a flag set under 4 GiB of JSON")
+}
