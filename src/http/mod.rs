@@ -40,7 +40,7 @@ use crate::snapshot::SnapshotStore;
 
 /// Everything the handlers share: one `Arc` (axum clones the state for every request).
 #[derive(Clone)]
-pub struct AppState(Arc<AppParts>);
+pub(crate) struct AppState(Arc<AppParts>);
 
 impl std::ops::Deref for AppState {
     type Target = AppParts;
@@ -50,7 +50,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// The parts of [`AppState`].
-pub struct AppParts {
+pub(crate) struct AppParts {
     pub store: Arc<SnapshotStore>,
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Auth>,
@@ -58,8 +58,6 @@ pub struct AppParts {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) stream_clients: Arc<StreamClients>,
     pub(crate) diffs: Arc<DiffCache>,
-    /// `streams.inactivityDelaySec`.
-    pub inactivity_delay_sec: u64,
     /// The relay's registry (the refresher's).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The OFREP handlers' state, built once (the hot path clones one `Arc` of it).
@@ -111,14 +109,13 @@ impl AppState {
             lifecycle,
             stream_clients,
             diffs: Arc::new(DiffCache::default()),
-            inactivity_delay_sec,
             metrics,
             ofrep,
         }))
     }
 
     /// The same state with `streams.inactivityDelaySec` set (at start, before serving).
-    pub fn with_inactivity_delay(self, secs: u64) -> Self {
+    pub(crate) fn with_inactivity_delay(self, secs: u64) -> Self {
         let p = &self.0;
         AppState::from_parts(
             p.store.clone(),
@@ -200,7 +197,7 @@ pub(crate) fn monitoring_router(state: AppState) -> Router {
 ///
 /// Both layers wrap the router once, as its fallback service, rather than each route through
 /// `Router::layer` (which nests another boxed service per layer, cloned for every request).
-pub fn harden(router: Router) -> Router {
+pub(crate) fn harden(router: Router) -> Router {
     let layers = tower::ServiceBuilder::new()
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |panic: Box<dyn std::any::Any + Send>| {

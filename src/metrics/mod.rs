@@ -68,7 +68,7 @@ mod shards;
 mod text;
 
 use flags::FlagTable;
-pub use flags::Recorder;
+pub(crate) use flags::Recorder;
 pub(crate) use histogram::Histogram;
 pub(crate) use labels::LATENCY_BUCKETS;
 pub(crate) use labels::method_index;

@@ -27,7 +27,7 @@ pub(crate) use hook::{FleetHook, Published};
 /// What one retriever last did, for `/info` and the admin answer.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RetrieverStatus {
+pub(crate) struct RetrieverStatus {
     #[schema(value_type = String)]
     pub kind: &'static str,
     pub source: String,

@@ -25,7 +25,7 @@ pub type AzblobRetriever = ObjectRetriever<MicrosoftAzureBuilder>;
 
 impl ObjectRetriever<MicrosoftAzureBuilder> {
     /// Credentials and settings from the process environment, the config entry on top.
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, MicrosoftAzureBuilder::from_env())
     }
 

@@ -17,7 +17,7 @@ pub struct FileRetriever {
 }
 
 impl FileRetriever {
-    pub fn new(cfg: &RetrieverConfig) -> Self {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Self {
         let path = cfg.path.clone().unwrap_or_default();
         let source = path.display().to_string();
         FileRetriever {
@@ -29,13 +29,13 @@ impl FileRetriever {
         }
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
     /// Reads the whole file every time: the refresh step skips parsing when the bytes hash the
     /// same as the last good document, so an unchanged file costs one read.
-    pub async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
+    pub(crate) async fn fetch(&self, _since: &Validators) -> Result<Fetched, RetrieverError> {
         super::within(&self.source, self.timeout, self.read()).await
     }
 

@@ -23,7 +23,7 @@ pub type GcsRetriever = ObjectRetriever<GoogleCloudStorageBuilder>;
 
 impl ObjectRetriever<GoogleCloudStorageBuilder> {
     /// Credentials and settings from the process environment, the config entry on top.
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         Self::with_builder(cfg, GoogleCloudStorageBuilder::from_env())
     }
 

@@ -48,7 +48,7 @@ pub struct HttpRetriever {
 }
 
 impl HttpRetriever {
-    pub fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
+    pub(crate) fn new(cfg: &RetrieverConfig) -> Result<Self, RetrieverError> {
         let raw = cfg.url.as_deref().unwrap_or_default();
         // A URL that does not parse cannot be redacted reliably, so it is not repeated.
         let url = Url::parse(raw).map_err(|e| RetrieverError::Setup {
@@ -95,7 +95,7 @@ impl HttpRetriever {
         })
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
@@ -105,7 +105,7 @@ impl HttpRetriever {
     }
 
     /// One request, its body streamed and bounded; the whole of it within `timeout`.
-    pub async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
+    pub(crate) async fn fetch(&self, since: &Validators) -> Result<Fetched, RetrieverError> {
         super::within(&self.source, self.timeout, self.request(since)).await
     }
 

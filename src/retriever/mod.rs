@@ -27,7 +27,6 @@ pub use azblob::AzblobRetriever;
 pub(crate) use file::FileRetriever;
 pub use gcs::GcsRetriever;
 pub(crate) use http::HttpRetriever;
-pub use object::ObjectRetriever;
 pub(crate) use relay::RelayRetriever;
 pub use s3::S3Retriever;
 pub(crate) use sql::SqlRetriever;

@@ -36,30 +36,30 @@ pub struct Entry {
 impl Entry {
     /// JSON of the key, quoted and escaped.
     #[inline]
-    pub fn key_json(&self) -> &str {
+    pub(crate) fn key_json(&self) -> &str {
         self.spans.key_json(&self.text)
     }
 
     /// JSON of `value.on` (floats keep their decimal point).
     #[inline]
-    pub fn on_json(&self) -> &str {
+    pub(crate) fn on_json(&self) -> &str {
         self.spans.on_json(&self.text)
     }
 
     /// JSON of `value.off`.
     #[inline]
-    pub fn off_json(&self) -> &str {
+    pub(crate) fn off_json(&self) -> &str {
         self.spans.off_json(&self.text)
     }
 
     /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
     #[inline]
-    pub fn metadata_json(&self) -> &str {
+    pub(crate) fn metadata_json(&self) -> &str {
         self.spans.metadata_json(&self.text)
     }
 
     /// The canonical JSON of the definition, as the sync API serves it.
-    pub fn def_json(&self) -> &str {
+    pub(crate) fn def_json(&self) -> &str {
         self.spans.def_json(&self.text)
     }
 
@@ -70,7 +70,7 @@ impl Entry {
 
     /// Whether two entries hold the same definition (`FlagDef` equality: metadata in another
     /// order is the same definition, as before definitions were kept as text).
-    pub fn same_def(&self, other: &Entry) -> bool {
+    pub(crate) fn same_def(&self, other: &Entry) -> bool {
         self.def_json() == other.def_json() || self.def() == other.def()
     }
 }
@@ -230,7 +230,7 @@ impl Snapshot {
 
     /// The canonical JSON of the whole flag set, `{key: flag}` in key order: what the etag is
     /// the hash of, and what the persisted snapshot and the fleet carry.
-    pub fn flags_json(&self) -> &str {
+    pub(crate) fn flags_json(&self) -> &str {
         &self.text[self.flags_at..self.body_end - 1]
     }
 

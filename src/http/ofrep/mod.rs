@@ -39,10 +39,10 @@ pub struct EvalSettings {
 /// What the OFREP handlers see of the application: one `Arc`, so taking it for a request
 /// is one reference count, not one per part.
 #[derive(Clone)]
-pub struct OfrepState(Arc<OfrepParts>);
+pub(crate) struct OfrepState(Arc<OfrepParts>);
 
 impl OfrepState {
-    pub fn new(parts: OfrepParts) -> Self {
+    pub(crate) fn new(parts: OfrepParts) -> Self {
         OfrepState(Arc::new(parts))
     }
 }
@@ -55,7 +55,7 @@ impl std::ops::Deref for OfrepState {
 }
 
 /// The parts of [`OfrepState`].
-pub struct OfrepParts {
+pub(crate) struct OfrepParts {
     pub store: Arc<SnapshotStore>,
     pub auth: Arc<Auth>,
     pub settings: Arc<EvalSettings>,
