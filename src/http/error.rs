@@ -100,6 +100,8 @@ pub(crate) fn json_for_bare_errors(res: Response) -> Response {
         return res;
     }
     let (mut parts, _) = res.into_parts();
+    // The bare answer may say `content-length: 0`, which the JSON body would contradict.
+    parts.headers.remove(header::CONTENT_LENGTH);
     let body = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
