@@ -61,7 +61,8 @@ class Relay:
         else:
             self.flags_path.write_text(flags_text)
         lines = [
-            "server: {host: 127.0.0.1}",
+            # No drain delay: a stop here is the end of a test, not a rolling update (5 s each).
+            "server: {host: 127.0.0.1, shutdownDelay: 0}",
             f"pollingInterval: {POLL_MS}",
             "logFormat: json",
             "retrievers:",

@@ -57,7 +57,8 @@ export async function startRelay({ secured = true, flagd = undefined, extra = []
   const flagsPath = path.join(dir, 'flags.yaml');
   fs.copyFileSync(fixtureFlags, flagsPath);
   const lines = [
-    'server: {host: 127.0.0.1}',
+    // No drain delay: a stop here is the end of a test, not a rolling update (5 s each).
+    'server: {host: 127.0.0.1, shutdownDelay: 0}',
     `pollingInterval: ${POLL_MS}`,
     'logFormat: json',
     `rolloutSalt: "${SALT}"`,
