@@ -19,10 +19,11 @@
 //! without [`super::Metrics::flag_set_loaded`]: tests, the persisted set at start) rebuilds
 //! the table, off the common path.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use fnv::FnvBuildHasher;
+use hashbrown::HashTable;
 
 use super::labels::{REASONS, reason_index};
 use super::shards::{Counts, Writer};
@@ -40,7 +41,9 @@ pub(super) struct FlagTable {
     pub(super) keys: Box<[Box<str>]>,
     /// How many of `keys` are the snapshot's.
     current: usize,
-    index: HashMap<Box<str>, usize, FnvBuildHasher>,
+    /// Positions in `keys` by the key's hash: the keys are not copied a second time (100,000
+    /// flags: 5.5 MB less than a map from key to position).
+    index: HashTable<u32>,
     /// `keys.len() × REASONS` counters.
     counts: Counts,
     /// Totals carried over from the tables before, per counter.
@@ -65,7 +68,7 @@ impl FlagTable {
             etag: String::new(),
             keys: Box::new([]),
             current: 0,
-            index: HashMap::default(),
+            index: HashTable::new(),
             counts: Counts::new(0),
             carried: Box::new([]),
             prev: Mutex::new(None),
@@ -76,28 +79,29 @@ impl FlagTable {
     /// changed: a table built and never installed costs nothing else.
     pub(super) fn build(snapshot: &Snapshot, prev: &Arc<FlagTable>) -> FlagTable {
         let entries = snapshot.entries();
-        let mut keys: Vec<Box<str>> = Vec::with_capacity(entries.len());
-        let mut index = HashMap::with_capacity_and_hasher(entries.len(), FnvBuildHasher::default());
-        for (i, e) in entries.iter().enumerate() {
-            keys.push(e.key.clone());
-            index.insert(e.key.clone(), i);
-        }
+        let mut keys: Vec<Box<str>> = entries.iter().map(|e| e.key.clone()).collect();
         let current = keys.len();
-        for k in &prev.keys[..prev.current] {
-            if !index.contains_key(k) {
-                index.insert(k.clone(), keys.len());
-                keys.push(k.clone());
-            }
-        }
+        // Flags the change removed (keys are unique within a set).
+        keys.extend(
+            prev.keys[..prev.current]
+                .iter()
+                .filter(|k| snapshot.get(k).is_none())
+                .cloned(),
+        );
+        let index = index_of(&keys);
         let totals = prev.totals();
+        // Zeroed, so untouched (not resident) where nothing was counted.
         let mut carried = vec![0u64; keys.len() * R];
         let to: Box<[usize]> = prev
             .keys
             .iter()
             .enumerate()
-            .map(|(p, k)| match index.get(k) {
-                Some(&s) => {
-                    carried[s * R..(s + 1) * R].copy_from_slice(&totals[p * R..(p + 1) * R]);
+            .map(|(p, k)| match find(&index, &keys, k) {
+                Some(s) => {
+                    let from = &totals[p * R..(p + 1) * R];
+                    if from.iter().any(|&n| n != 0) {
+                        carried[s * R..(s + 1) * R].copy_from_slice(from);
+                    }
                     s
                 }
                 None => usize::MAX,
@@ -147,7 +151,7 @@ impl FlagTable {
         {
             return Some(i);
         }
-        self.index.get(&entry.key).copied()
+        find(&self.index, &self.keys, &entry.key)
     }
 
     #[inline]
@@ -190,6 +194,25 @@ impl FlagTable {
     }
 }
 
+fn key_hash(key: &str) -> u64 {
+    FnvBuildHasher::default().hash_one(key)
+}
+
+fn index_of(keys: &[Box<str>]) -> HashTable<u32> {
+    let mut index = HashTable::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let i = u32::try_from(i).expect("fewer than 2^32 flags");
+        index.insert_unique(key_hash(k), i, |&j| key_hash(&keys[j as usize]));
+    }
+    index
+}
+
+fn find(index: &HashTable<u32>, keys: &[Box<str>], key: &str) -> Option<usize> {
+    index
+        .find(key_hash(key), |&i| &*keys[i as usize] == key)
+        .map(|&i| i as usize)
+}
+
 /// Where `entry` sits in `snapshot.entries()`, if it is one of them.
 #[inline]
 pub(super) fn position(snapshot: &Snapshot, entry: &Entry) -> Option<usize> {
@@ -230,7 +253,7 @@ impl<'a> Recorder<'a> {
         match &self.mode {
             Mode::Direct(w) => w.add(position * R + reason_index(reason)),
             Mode::ByKey(t, w, s) => {
-                if let Some(slot) = s.entries().get(position).and_then(|e| t.index.get(&e.key)) {
+                if let Some(slot) = s.entries().get(position).and_then(|e| t.slot(s, e)) {
                     w.add(slot * R + reason_index(reason));
                 }
             }

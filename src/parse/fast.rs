@@ -23,10 +23,94 @@ use super::nodup::NoDupValue;
 type Flags = Vec<(String, FlagDef)>;
 
 /// A YAML document's flags, or `None` when the two-stage path must decide.
+///
+/// A large document is read in pieces, one per core, each cut just before a top-level key
+/// ([`pieces`]): the YAML reader is nearly all of a load's time, and a relay starting or
+/// refreshing has its cores to itself. 100,000 flags (12.9 MB) on 2 cores: see BENCHMARKS.md.
 pub(super) fn yaml(text: &str) -> Option<Flags> {
+    yaml_in(text, pieces(text, parallelism(), PIECE_MIN))
+}
+
+fn yaml_in(text: &str, pieces: Vec<&str>) -> Option<Flags> {
+    if pieces.len() < 2 {
+        return finish(yaml_piece(text)?);
+    }
+    let mut read = std::thread::scope(|s| {
+        let rest: Vec<_> = pieces[1..]
+            .iter()
+            .map(|p| s.spawn(move || yaml_piece(p)))
+            .collect();
+        let first = yaml_piece(pieces[0]);
+        let rest: Vec<_> = rest.into_iter().map(|h| h.join().ok().flatten()).collect();
+        std::iter::once(first).chain(rest).collect::<Vec<_>>()
+    })
+    .into_iter();
+    let mut flags = read.next()??;
+    for more in read {
+        flags.extend(more?);
+    }
+    finish(flags)
+}
+
+fn yaml_piece(text: &str) -> Option<Flags> {
     let parsed: Option<Top<Plain, serde_saphyr::Spanned<String>>> =
         serde_saphyr::from_str_with_options(text, super::yaml_options(text.len())).ok()?;
-    finish(parsed?.0)
+    Some(parsed?.0)
+}
+
+/// A piece is at least this large; smaller documents are read whole.
+const PIECE_MIN: usize = 1 << 20;
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// `text` cut into at most `n` pieces of about `min` bytes or more, each cut at the start of a line that can only be a
+/// top-level key (`name:` at column 0), so that every piece is a run of whole top-level
+/// entries and the pieces' flags, in order, are the document's.
+///
+/// Why a cut cannot change the reading: in block style everything inside a top-level entry is
+/// indented, so a key at column 0 starts the next entry. The only text that can put such a line
+/// inside an entry is a construct still open at the cut (a quoted scalar, a flow collection);
+/// the piece before the cut then ends inside it and fails to parse, and a failed piece sends the
+/// whole document to the two-stage path. The same holds for what does not cross pieces: an
+/// alias to an anchor in an earlier piece, a `%TAG` handle, a second document.
+fn pieces(text: &str, n: usize, min: usize) -> Vec<&str> {
+    let n = n.min(text.len() / min.max(1)).max(1);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for i in 1..n {
+        let from = (text.len() * i / n).max(start);
+        let Some(cut) = next_top_key(bytes, from) else {
+            break;
+        };
+        out.push(&text[start..cut]);
+        start = cut;
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// The start of the first line at or after `from` (never `from`'s own line) that is a plain
+/// top-level key: `[A-Za-z0-9_][A-Za-z0-9_.-]*:` followed by a space, a line end or the end.
+fn next_top_key(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        at += bytes[at..].iter().position(|&b| b == b'\n')? + 1;
+        let line = &bytes[at..];
+        let name = line
+            .iter()
+            .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            .count();
+        let first_ok = line.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        if first_ok
+            && line.get(name) == Some(&b':')
+            && matches!(line.get(name + 1), None | Some(b' ' | b'\n' | b'\r'))
+        {
+            return Some(at);
+        }
+    }
 }
 
 /// A JSON document's flags, or `None` when the two-stage path must decide.
@@ -390,6 +474,61 @@ mod tests {
         ] {
             assert!(same(json, Format::Json), "deferred: {json}");
         }
+    }
+
+    /// Read in pieces of at least `min` bytes on up to 4 threads: deferring is allowed, a
+    /// different answer is not.
+    fn same_in_pieces(text: &str, min: usize) -> Option<usize> {
+        let pieces = super::pieces(text, 4, min);
+        assert_eq!(pieces.concat(), text, "the pieces are the document");
+        let n = pieces.len();
+        let fast = super::yaml_in(text, pieces)?;
+        let slow = two_stage("t", text, Some(Format::Yaml)).map(|d| d.flags);
+        assert_eq!(Ok(fast), slow.map_err(|_| ()), "{text}");
+        Some(n)
+    }
+
+    #[test]
+    fn a_document_read_in_pieces_is_the_document() {
+        let mut doc = String::from("%YAML 1.2\n---\n# flags\n");
+        for i in 0..200 {
+            doc.push_str(&format!(
+                "flag-{i:03}:\n  enabled: true\n  rollout: {}\n  description: >\n    folded\n    text: {i}\n\n  users: [a, 'b: c']\n  value: {{on: \"x\\ny\", off: z}}\n  metadata:\n    k: |\n      block\n      k2: v\n",
+                i % 101
+            ));
+            if i % 7 == 0 {
+                doc.push_str("# a comment\nz.x_-1:\n  enabled: false\n".replace("z.", &format!("z{i}.")).as_str());
+            }
+        }
+        assert!(same(&doc, Format::Yaml), "whole, the document takes the fast pass");
+        assert_eq!(same_in_pieces(&doc, 1000), Some(4));
+        assert_eq!(super::pieces(&doc, 4, doc.len()).len(), 1, "small documents are read whole");
+    }
+
+    #[test]
+    fn a_cut_inside_an_open_construct_defers() {
+        // Each document has a line that looks like a top-level key but is inside something
+        // that started before it; whatever the cut, the answer is the two stages' or none.
+        let filler = |p: &str| -> String {
+            (0..20).map(|i| format!("{p}{i}:\n  enabled: true\n")).collect()
+        };
+        for inner in [
+            "a: {description: \"x\nb: y\", enabled: true}\n",
+            "a: {users: [x,\nb: y]}\n",
+            "a:\n  description: 'multi\nb: line'\n",
+        ] {
+            let doc = format!("{}{inner}{}", filler("p"), filler("q"));
+            for min in [1, 50, 200, 400] {
+                same_in_pieces(&doc, min);
+            }
+            // The cut exactly at the line that looks like a key.
+            let cut = doc.find("\nb: ").unwrap() + 1;
+            let (left, right) = doc.split_at(cut);
+            assert_eq!(super::yaml_in(&doc, vec![left, right]), None, "{doc}");
+        }
+        let alias = format!("a: &x {{enabled: true}}\n{}b: *x\n", filler("p"));
+        assert!(same(&alias, Format::Yaml), "whole, the alias resolves");
+        assert_eq!(same_in_pieces(&alias, 1), None, "an alias across pieces defers");
     }
 
     #[test]
