@@ -37,8 +37,9 @@ const R: usize = REASONS.len();
 pub(super) struct FlagTable {
     pub(super) generation: u64,
     pub(super) etag: String,
-    /// The snapshot's keys (same positions), then the retired ones.
-    pub(super) keys: Box<[Box<str>]>,
+    /// The snapshot's keys (same positions; shared with its entries, not copied), then the
+    /// retired ones.
+    pub(super) keys: Box<[Arc<str>]>,
     /// How many of `keys` are the snapshot's.
     current: usize,
     /// Positions in `keys` by the key's hash: the keys are not copied a second time (100,000
@@ -79,7 +80,7 @@ impl FlagTable {
     /// changed: a table built and never installed costs nothing else.
     pub(super) fn build(snapshot: &Snapshot, prev: &Arc<FlagTable>) -> FlagTable {
         let entries = snapshot.entries();
-        let mut keys: Vec<Box<str>> = entries.iter().map(|e| e.key.clone()).collect();
+        let mut keys: Vec<Arc<str>> = entries.iter().map(|e| e.key.clone()).collect();
         let current = keys.len();
         // Flags the change removed (keys are unique within a set).
         keys.extend(
@@ -198,7 +199,7 @@ fn key_hash(key: &str) -> u64 {
     FnvBuildHasher::default().hash_one(key)
 }
 
-fn index_of(keys: &[Box<str>]) -> HashTable<u32> {
+fn index_of(keys: &[Arc<str>]) -> HashTable<u32> {
     let mut index = HashTable::with_capacity(keys.len());
     for (i, k) in keys.iter().enumerate() {
         let i = u32::try_from(i).expect("fewer than 2^32 flags");
@@ -207,7 +208,7 @@ fn index_of(keys: &[Box<str>]) -> HashTable<u32> {
     index
 }
 
-fn find(index: &HashTable<u32>, keys: &[Box<str>], key: &str) -> Option<usize> {
+fn find(index: &HashTable<u32>, keys: &[Arc<str>], key: &str) -> Option<usize> {
     index
         .find(key_hash(key), |&i| &*keys[i as usize] == key)
         .map(|&i| i as usize)

@@ -63,8 +63,17 @@ pub(super) struct Counts {
     shared: OnceLock<Box<[AtomicU64]>>,
 }
 
+/// `len` zeroed counters from `calloc`: an array of 4 MiB or more (100,000 flags × 5 reasons)
+/// is a fresh mapping whose pages become resident only where a count is written, so a thread
+/// that evaluates a few flags does not hold the whole array in memory (4 MB per thread).
+#[allow(
+    unsafe_code,
+    reason = "Box::new_zeroed_slice needs assume_init; safe code would write every counter"
+)]
 fn zeroed(len: usize) -> Box<[AtomicU64]> {
-    (0..len).map(|_| AtomicU64::new(0)).collect()
+    let cells = Box::<[AtomicU64]>::new_zeroed_slice(len);
+    // SAFETY: all-zero bytes are a valid AtomicU64 (it has the layout of u64).
+    unsafe { cells.assume_init() }
 }
 
 impl Counts {

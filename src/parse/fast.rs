@@ -103,7 +103,9 @@ fn next_top_key(bytes: &[u8], from: usize) -> Option<usize> {
             .iter()
             .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
             .count();
-        let first_ok = line.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let first_ok = line
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
         if first_ok
             && line.get(name) == Some(&b':')
             && matches!(line.get(name + 1), None | Some(b' ' | b'\n' | b'\r'))
@@ -497,12 +499,23 @@ mod tests {
                 i % 101
             ));
             if i % 7 == 0 {
-                doc.push_str("# a comment\nz.x_-1:\n  enabled: false\n".replace("z.", &format!("z{i}.")).as_str());
+                doc.push_str(
+                    "# a comment\nz.x_-1:\n  enabled: false\n"
+                        .replace("z.", &format!("z{i}."))
+                        .as_str(),
+                );
             }
         }
-        assert!(same(&doc, Format::Yaml), "whole, the document takes the fast pass");
+        assert!(
+            same(&doc, Format::Yaml),
+            "whole, the document takes the fast pass"
+        );
         assert_eq!(same_in_pieces(&doc, 1000), Some(4));
-        assert_eq!(super::pieces(&doc, 4, doc.len()).len(), 1, "small documents are read whole");
+        assert_eq!(
+            super::pieces(&doc, 4, doc.len()).len(),
+            1,
+            "small documents are read whole"
+        );
     }
 
     #[test]
@@ -510,7 +523,9 @@ mod tests {
         // Each document has a line that looks like a top-level key but is inside something
         // that started before it; whatever the cut, the answer is the two stages' or none.
         let filler = |p: &str| -> String {
-            (0..20).map(|i| format!("{p}{i}:\n  enabled: true\n")).collect()
+            (0..20)
+                .map(|i| format!("{p}{i}:\n  enabled: true\n"))
+                .collect()
         };
         for inner in [
             "a: {description: \"x\nb: y\", enabled: true}\n",
@@ -528,7 +543,11 @@ mod tests {
         }
         let alias = format!("a: &x {{enabled: true}}\n{}b: *x\n", filler("p"));
         assert!(same(&alias, Format::Yaml), "whole, the alias resolves");
-        assert_eq!(same_in_pieces(&alias, 1), None, "an alias across pieces defers");
+        assert_eq!(
+            same_in_pieces(&alias, 1),
+            None,
+            "an alias across pieces defers"
+        );
     }
 
     #[test]

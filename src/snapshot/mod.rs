@@ -25,7 +25,7 @@ use text::Spans;
 /// One flag, ready to answer.
 #[derive(Debug)]
 pub struct Entry {
-    pub key: Box<str>,
+    pub key: Arc<str>,
     pub rules: Rules,
     /// The flag set's text (see [`text`]): this flag's definition, key, values and metadata
     /// are slices of it, so the definition is kept once, as the sync API serves it.
@@ -137,7 +137,7 @@ impl Snapshot {
         for (key, def) in flags {
             spans.push(writer.push(&key, &def));
             parts.push((
-                Box::<str>::from(key.as_str()),
+                Arc::<str>::from(key.as_str()),
                 Rules::compile(&key, &def, salt.as_deref()),
             ));
         }
@@ -323,6 +323,14 @@ impl SnapshotStore {
     #[inline]
     pub fn load(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// The served set without taking a reference count: for a request that reads it and
+    /// answers without awaiting (a single evaluation). `load` increments and decrements the
+    /// set's count, one cache line every worker thread writes.
+    #[inline]
+    pub(crate) fn peek(&self) -> arc_swap::Guard<Option<Arc<Snapshot>>> {
+        self.current.load()
     }
 
     /// Serve `next` from now on, and tell the streams. Returns the set it replaced.

@@ -176,7 +176,8 @@ pub(crate) async fn evaluate_flag(
         Ok(c) => c,
         Err(e) => return e.with_key(&key).into_response(),
     };
-    let Some(snapshot) = s.store.load() else {
+    let served = s.store.peek();
+    let Some(snapshot) = served.as_deref() else {
         // Not ready: OFREP clients must not see 503 here, and the flag is not known (yet).
         return error(
             Some(key),
@@ -193,7 +194,7 @@ pub(crate) async fn evaluate_flag(
     };
     let subject = ctx.subject(&caller, &s.settings);
     let outcome = entry.rules.evaluate(&subject);
-    metrics.evaluation(&snapshot, entry, outcome.reason);
+    metrics.evaluation(snapshot, entry, outcome.reason);
     let mut out = String::with_capacity(96 + entry.key_json().len() + entry.metadata_json().len());
     write_success(&mut out, entry, outcome);
     json_body(out)
