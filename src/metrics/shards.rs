@@ -68,12 +68,24 @@ pub(super) struct Counts {
 /// that evaluates a few flags does not hold the whole array in memory (4 MB per thread).
 #[allow(
     unsafe_code,
-    reason = "Box::new_zeroed_slice needs assume_init; safe code would write every counter"
+    reason = "alloc_zeroed is the only way to calloc (Box::new_zeroed_slice needs Rust 1.92); \
+              safe code would write every counter"
 )]
 fn zeroed(len: usize) -> Box<[AtomicU64]> {
-    let cells = Box::<[AtomicU64]>::new_zeroed_slice(len);
-    // SAFETY: all-zero bytes are a valid AtomicU64 (it has the layout of u64).
-    unsafe { cells.assume_init() }
+    use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+    if len == 0 {
+        return Box::new([]);
+    }
+    let layout = Layout::array::<AtomicU64>(len).expect("counter array fits in memory");
+    // SAFETY: the layout has a non-zero size (len > 0).
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<AtomicU64>();
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` is a fresh allocation from the global allocator with the layout of
+    // `[AtomicU64; len]`, and all-zero bytes are a valid AtomicU64, so it is an initialized
+    // slice that Box may own and free with that same layout.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) }
 }
 
 impl Counts {
