@@ -110,10 +110,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// Build from merged definitions. `salt` is the relay's `rolloutSalt`.
     ///
-    /// Each definition is written into the set's text and compiled, then dropped: the set is
-    /// built without a second copy of the definitions beside it.
+    /// The definitions are freed only once the set is built (see `build_in_order`).
     pub fn build(flags: BTreeMap<String, FlagDef>, salt: Option<&str>) -> Snapshot {
-        Snapshot::build_in_order(flags.into_iter(), salt)
+        let set = Snapshot::build_in_order(flags.iter().map(|(k, d)| (k.as_str(), d)), salt);
+        drop(flags);
+        set
     }
 
     /// [`Snapshot::build`] from definitions already sorted by key, each key once (a refresh of
@@ -123,11 +124,18 @@ impl Snapshot {
             flags.windows(2).all(|w| w[0].0 < w[1].0),
             "build_sorted takes keys in strictly increasing order"
         );
-        Snapshot::build_in_order(flags.into_iter(), salt)
+        let set = Snapshot::build_in_order(flags.iter().map(|(k, d)| (k.as_str(), d)), salt);
+        drop(flags);
+        set
     }
 
-    fn build_in_order(
-        flags: impl ExactSizeIterator<Item = (String, FlagDef)>,
+    /// Why the definitions are borrowed, not consumed: a set's small allocations (keys, allow
+    /// lists) live as long as it does. Made while each definition is being freed, they land in
+    /// the definitions' freed chunks, scattered over every page the parse used, and those pages
+    /// can never go back to the OS. Made while the definitions are all still alive, they come
+    /// from fresh memory, and the parse's pages are free as a whole when the definitions go.
+    fn build_in_order<'a>(
+        flags: impl ExactSizeIterator<Item = (&'a str, &'a FlagDef)>,
         salt: Option<&str>,
     ) -> Snapshot {
         let salt = salt.filter(|s| !s.is_empty()).map(String::from);
@@ -135,10 +143,10 @@ impl Snapshot {
         let mut spans = Vec::with_capacity(flags.len());
         let mut parts = Vec::with_capacity(flags.len());
         for (key, def) in flags {
-            spans.push(writer.push(&key, &def));
+            spans.push(writer.push(key, def));
             parts.push((
-                Arc::<str>::from(key.as_str()),
-                Rules::compile(&key, &def, salt.as_deref()),
+                Arc::<str>::from(key),
+                Rules::compile(key, def, salt.as_deref()),
             ));
         }
         let done = writer.finish(&mut spans);
