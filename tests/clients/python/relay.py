@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -38,10 +39,26 @@ def relay_binary() -> Path:
     return binary
 
 
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before in this process (tests start relays
+    from several threads, and the kernel may give a port just closed to the next caller)."""
+    with _ports_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+
+
+# Between free_port() and the relay's bind, the port can still go to someone else (an outgoing
+# connection's source port): a start that fails that way is retried on new ports.
+START_ATTEMPTS = 5
 
 
 class Relay:
@@ -70,10 +87,6 @@ class Relay:
         ]
         if salt:
             lines.append(f"rolloutSalt: {json.dumps(salt)}")
-        self.flagd_port = None
-        if flagd is not None:
-            self.flagd_port = free_port()
-            lines.append(f"flagd: {{host: 127.0.0.1, port: {self.flagd_port}{flagd}}}")
         if secured:
             hashed = hashlib.sha256(KEYS["hashed"].encode()).hexdigest()
             lines += [
@@ -82,22 +95,32 @@ class Relay:
                 f'  admin: ["{KEYS["admin"]}"]',
             ]
         self.config_path = self.dir / "config.yaml"
-        self.config_path.write_text("\n".join(lines) + "\n")
         self.log_path = self.dir / "relay.log"
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [str(relay_binary()), "--config", str(self.config_path), "--port", str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            self._wait_ready(20.0)
-        except Exception:
-            self.stop()
-            raise
+        for attempt in range(START_ATTEMPTS):
+            self.flagd_port = None
+            extra = []
+            if flagd is not None:
+                self.flagd_port = free_port()
+                extra.append(f"flagd: {{host: 127.0.0.1, port: {self.flagd_port}{flagd}}}")
+            self.config_path.write_text("\n".join(lines + extra) + "\n")
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            self._log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(
+                [str(relay_binary()), "--config", str(self.config_path), "--port", str(self.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                self._wait_ready(20.0)
+                return
+            except Exception:
+                self._stop_process()
+                if attempt + 1 < START_ATTEMPTS and "Address already in use" in self.log_tail():
+                    continue
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -136,6 +159,10 @@ class Relay:
         self.write_flags(text)
 
     def stop(self) -> None:
+        self._stop_process()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _stop_process(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -144,7 +171,6 @@ class Relay:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def fnv1a32(data: bytes) -> int:

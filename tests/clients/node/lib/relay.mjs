@@ -51,7 +51,19 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  *   `relay.flagdPort`, with these extra `flagd:` settings (e.g. '' or ', allowUnauthenticated:
  *   true'); extra: more config lines
  */
-export async function startRelay({ secured = true, flagd = undefined, extra = [] } = {}) {
+export async function startRelay(opts = {}) {
+  // Between freePort() and the relay's bind the port can go to someone else (another test
+  // file's relay, an outgoing connection's source port): such a start is retried on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRelayOnce(opts);
+    } catch (e) {
+      if (attempt >= 5 || !String(e.message).includes('Address already in use')) throw e;
+    }
+  }
+}
+
+async function startRelayOnce({ secured = true, flagd = undefined, extra = [] } = {}) {
   const bin = relayBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flagrelay-node-'));
   const flagsPath = path.join(dir, 'flags.yaml');
@@ -135,7 +147,9 @@ export async function startRelay({ secured = true, flagd = undefined, extra = []
   const deadline = Date.now() + 20000;
   for (;;) {
     if (exited !== null) {
-      throw new Error(`relay exited during start (${JSON.stringify(exited)}):\n${relay.logTail()}`);
+      const tail = relay.logTail();
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`relay exited during start (${JSON.stringify(exited)}):\n${tail}`);
     }
     try {
       const res = await fetch(`${baseUrl}/ready`);
