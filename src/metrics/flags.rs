@@ -19,16 +19,12 @@
 //! without [`super::Metrics::flag_set_loaded`]: tests, the persisted set at start) rebuilds
 //! the table, off the common path.
 
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
-
-use fnv::FnvBuildHasher;
-use hashbrown::HashTable;
 
 use super::labels::{REASONS, reason_index};
 use super::shards::{Counts, Writer};
 use crate::evaluator::Reason;
-use crate::snapshot::{Entry, Snapshot};
+use crate::snapshot::{Entry, KeyIndex, Snapshot};
 
 const R: usize = REASONS.len();
 
@@ -44,7 +40,7 @@ pub(super) struct FlagTable {
     current: usize,
     /// Positions in `keys` by the key's hash: the keys are not copied a second time (100,000
     /// flags: 5.5 MB less than a map from key to position).
-    index: HashTable<u32>,
+    index: KeyIndex,
     /// `keys.len() × REASONS` counters.
     counts: Counts,
     /// Totals carried over from the tables before, per counter.
@@ -69,7 +65,7 @@ impl FlagTable {
             etag: String::new(),
             keys: Box::new([]),
             current: 0,
-            index: HashTable::new(),
+            index: KeyIndex::default(),
             counts: Counts::new(0),
             carried: Box::new([]),
             prev: Mutex::new(None),
@@ -89,7 +85,7 @@ impl FlagTable {
                 .filter(|k| snapshot.get(k).is_none())
                 .cloned(),
         );
-        let index = index_of(&keys);
+        let index = KeyIndex::new(keys.len(), |i| &keys[i]);
         let totals = prev.totals();
         // Zeroed, so untouched (not resident) where nothing was counted.
         let mut carried = vec![0u64; keys.len() * R];
@@ -97,7 +93,7 @@ impl FlagTable {
             .keys
             .iter()
             .enumerate()
-            .map(|(p, k)| match find(&index, &keys, k) {
+            .map(|(p, k)| match index.find(k, |i| &keys[i]) {
                 Some(s) => {
                     let from = &totals[p * R..(p + 1) * R];
                     if from.iter().any(|&n| n != 0) {
@@ -152,7 +148,13 @@ impl FlagTable {
         {
             return Some(i);
         }
-        find(&self.index, &self.keys, &entry.key)
+        self.slot_of_key(&entry.key)
+    }
+
+    /// The slot of the flag `key`, current or retired.
+    #[inline]
+    fn slot_of_key(&self, key: &str) -> Option<usize> {
+        self.index.find(key, |i| &self.keys[i])
     }
 
     #[inline]
@@ -195,25 +197,6 @@ impl FlagTable {
     }
 }
 
-fn key_hash(key: &str) -> u64 {
-    FnvBuildHasher::default().hash_one(key)
-}
-
-fn index_of(keys: &[Arc<str>]) -> HashTable<u32> {
-    let mut index = HashTable::with_capacity(keys.len());
-    for (i, k) in keys.iter().enumerate() {
-        let i = u32::try_from(i).expect("fewer than 2^32 flags");
-        index.insert_unique(key_hash(k), i, |&j| key_hash(&keys[j as usize]));
-    }
-    index
-}
-
-fn find(index: &HashTable<u32>, keys: &[Arc<str>], key: &str) -> Option<usize> {
-    index
-        .find(key_hash(key), |&i| &*keys[i as usize] == key)
-        .map(|&i| i as usize)
-}
-
 /// Where `entry` sits in `snapshot.entries()`, if it is one of them.
 #[inline]
 pub(super) fn position(snapshot: &Snapshot, entry: &Entry) -> Option<usize> {
@@ -254,7 +237,11 @@ impl<'a> Recorder<'a> {
         match &self.mode {
             Mode::Direct(w) => w.add(position * R + reason_index(reason)),
             Mode::ByKey(t, w, s) => {
-                if let Some(slot) = s.entries().get(position).and_then(|e| t.slot(s, e)) {
+                if let Some(slot) = s
+                    .entries()
+                    .get(position)
+                    .and_then(|e| t.slot_of_key(&e.key))
+                {
                     w.add(slot * R + reason_index(reason));
                 }
             }

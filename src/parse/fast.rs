@@ -31,22 +31,21 @@ pub(super) fn yaml(text: &str) -> Option<Flags> {
     yaml_in(text, pieces(text, parallelism(), PIECE_MIN))
 }
 
+/// The pieces after the first on threads of their own, the first on this one (a document of
+/// one piece spawns nothing).
 fn yaml_in(text: &str, pieces: Vec<&str>) -> Option<Flags> {
-    if pieces.len() < 2 {
-        return finish(yaml_piece(text)?);
-    }
-    let mut read = std::thread::scope(|s| {
-        let rest: Vec<_> = pieces[1..]
+    let (first, rest) = pieces.split_first().unwrap_or((&text, &[]));
+    let (first, rest) = std::thread::scope(|s| {
+        let rest: Vec<_> = rest
             .iter()
             .map(|p| s.spawn(move || yaml_piece(p)))
             .collect();
-        let first = yaml_piece(pieces[0]);
+        let first = yaml_piece(first);
         let rest: Vec<_> = rest.into_iter().map(|h| h.join().ok().flatten()).collect();
-        std::iter::once(first).chain(rest).collect::<Vec<_>>()
-    })
-    .into_iter();
-    let mut flags = read.next()??;
-    for more in read {
+        (first, rest)
+    });
+    let mut flags = first?;
+    for more in rest {
         flags.extend(more?);
     }
     finish(flags)
@@ -65,9 +64,9 @@ fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// `text` cut into at most `n` pieces of about `min` bytes or more, each cut at the start of a line that can only be a
-/// top-level key (`name:` at column 0), so that every piece is a run of whole top-level
-/// entries and the pieces' flags, in order, are the document's.
+/// `text` cut into at most `n` pieces of about `min` bytes or more, each cut at the start of a
+/// line that can only be a top-level key (`name:` at column 0), so that every piece is a run of
+/// whole top-level entries and the pieces' flags, in order, are the document's.
 ///
 /// Why a cut cannot change the reading: in block style everything inside a top-level entry is
 /// indented, so a key at column 0 starts the next entry. The only text that can put such a line

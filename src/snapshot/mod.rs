@@ -6,20 +6,19 @@
 //! caller is done here, once per load: rules compiled, answers pre-serialized, keys sorted.
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-use fnv::FnvBuildHasher;
-use hashbrown::HashTable;
 use tokio::sync::watch;
 
 use crate::evaluator::Rules;
 use crate::parse::FlagDef;
 
+mod index;
 mod text;
+pub(crate) use index::KeyIndex;
 use text::Spans;
 
 /// One flag, ready to answer.
@@ -94,7 +93,7 @@ pub struct Snapshot {
     /// Sorted by key (bulk evaluation and the sync API answer in key order).
     entries: Vec<Entry>,
     /// Positions in `entries` by the key's FNV hash; the keys themselves are the entries'.
-    index: HashTable<u32>,
+    index: KeyIndex,
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
     /// The set's text (see [`text`]): the sync API body, then the metadata objects.
@@ -159,11 +158,7 @@ impl Snapshot {
                 spans,
             });
         }
-        let mut index = HashTable::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let i = u32::try_from(i).expect("fewer than 2^32 flags");
-            index.insert_unique(key_hash(&e.key), i, |&j| key_hash(&entries[j as usize].key));
-        }
+        let index = KeyIndex::new(entries.len(), |i| &entries[i].key);
         let loaded_at = SystemTime::now();
         Snapshot {
             etag: done.etag,
@@ -195,8 +190,8 @@ impl Snapshot {
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.index
-            .find(key_hash(key), |&i| &*self.entries[i as usize].key == key)
-            .map(|&i| &self.entries[i as usize])
+            .find(key, |i| &self.entries[i].key)
+            .map(|i| &self.entries[i])
     }
 
     /// All flags, sorted by key.
@@ -249,10 +244,6 @@ impl Snapshot {
 }
 
 #[inline]
-fn key_hash(key: &str) -> u64 {
-    FnvBuildHasher::default().hash_one(key)
-}
-
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
