@@ -264,7 +264,16 @@ before=$(grep -c '"refresh succeeded"' "$OUT/refresh-relay.log" || true)
 SWAPPER=$!
 wrk_run refresh relay 1 "$REFRESH_PORT" single "$REFRESH_SECS" "$REFRESH_PID"
 wait "$SWAPPER"
-sleep 2
+# "After the refreshes" means once the last document written is served and the set it
+# replaced is freed, not while its rebuild is still running (8-13 s under load here): wait
+# for a poll that finds the document unchanged (so the last one is built and swapped in),
+# then for the replaced set's release (up to 2 s, see refresh::build::retire).
+unchanged=$(grep -c '"changed":false' "$OUT/refresh-relay.log" || true)
+for ((w = 0; w < 120; w++)); do
+  (($(grep -c '"changed":false' "$OUT/refresh-relay.log" || true) > unchanged)) && break
+  sleep 0.5
+done
+sleep 3
 record "kind=rss target=flags_100k_after_refreshes rss_kb=$(status_kb "$REFRESH_PID" VmRSS)" \
   "hwm_kb=$(status_kb "$REFRESH_PID" VmHWM) doc_bytes=$DOC_BYTES"
 stop_pid "$REFRESH_PID"

@@ -5,9 +5,12 @@
 //! # Counts survive a change
 //!
 //! A new table starts from the totals of the one it replaces (`carried`, per flag key), and
-//! keeps a link to it: what requests still holding the old table count after that (a bulk
-//! answer in flight during the swap) is added at scrape time as the old table's growth since
-//! the fold. The next change folds that in and cuts the link, so at most two tables live.
+//! keeps a link to the old table's counters (not to the table): what requests still holding
+//! the old table count after that (a bulk answer in flight during the swap) is added at scrape
+//! time as those counters' growth since the fold. The next change folds that in and drops the
+//! link. The old table itself, with its keys, goes as soon as no request holds it: keeping it
+//! kept the replaced snapshot's 100,000 keys alive, scattered over the pages the old set had
+//! used, until the next change (RSS after refreshes, BENCHMARKS.md, issue 18).
 //! Flags the change removed stay in the table (`retired`, after the current ones) until the
 //! next change, so their last counts are shown and not lost.
 //!
@@ -41,21 +44,22 @@ pub(super) struct FlagTable {
     /// Positions in `keys` by the key's hash: the keys are not copied a second time (100,000
     /// flags: 5.5 MB less than a map from key to position).
     index: KeyIndex,
-    /// `keys.len() × REASONS` counters.
-    counts: Counts,
+    /// `keys.len() × REASONS` counters (shared with the next table's link, see `Late`).
+    counts: Arc<Counts>,
     /// Totals carried over from the tables before, per counter.
     carried: Box<[u64]>,
     prev: Mutex<Option<Late>>,
 }
 
-/// The table this one replaced, for counts made in it after the fold.
+/// The counters of the table this one replaced, for counts made in it after the fold.
 #[derive(Debug)]
 struct Late {
-    table: Arc<FlagTable>,
-    /// Its own counters (not carried) when this table was built from it.
-    at_fold: Box<[u64]>,
-    /// Its slot → this table's slot (`usize::MAX`: not kept).
-    to: Box<[usize]>,
+    counts: Arc<Counts>,
+    /// Its non-zero counters (not carried) when this table was built from it, by counter
+    /// index, ascending: nearly all of 100,000 flags × 5 reasons are zero.
+    at_fold: Box<[(u32, u64)]>,
+    /// Its slot → this table's slot (`u32::MAX`: not kept).
+    to: Box<[u32]>,
 }
 
 impl FlagTable {
@@ -66,7 +70,7 @@ impl FlagTable {
             keys: Box::new([]),
             current: 0,
             index: KeyIndex::default(),
-            counts: Counts::new(0),
+            counts: Arc::new(Counts::new(0)),
             carried: Box::new([]),
             prev: Mutex::new(None),
         }
@@ -89,7 +93,7 @@ impl FlagTable {
         let totals = prev.totals();
         // Zeroed, so untouched (not resident) where nothing was counted.
         let mut carried = vec![0u64; keys.len() * R];
-        let to: Box<[usize]> = prev
+        let to: Box<[u32]> = prev
             .keys
             .iter()
             .enumerate()
@@ -99,37 +103,30 @@ impl FlagTable {
                     if from.iter().any(|&n| n != 0) {
                         carried[s * R..(s + 1) * R].copy_from_slice(from);
                     }
-                    s
+                    u32::try_from(s).expect("KeyIndex positions are u32")
                 }
-                None => usize::MAX,
+                None => u32::MAX,
             })
             .collect();
-        let at_fold = prev.own();
+        let at_fold = (0..prev.counts.len())
+            .filter_map(|i| {
+                let n = prev.counts.sum(i);
+                (n != 0).then(|| (u32::try_from(i).expect("counter index fits u32"), n))
+            })
+            .collect();
         FlagTable {
             generation: snapshot.generation,
             etag: snapshot.etag.clone(),
-            counts: Counts::new(keys.len() * R),
+            counts: Arc::new(Counts::new(keys.len() * R)),
             keys: keys.into(),
             current,
             index,
             carried: carried.into(),
             prev: Mutex::new(Some(Late {
-                table: prev.clone(),
+                counts: prev.counts.clone(),
                 at_fold,
                 to,
             })),
-        }
-    }
-
-    /// Drop the link to the table before `prev`: its counts are folded into this one.
-    pub(super) fn installed(&self) {
-        let prev = self.prev.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(late) = prev.as_ref() {
-            late.table
-                .prev
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
         }
     }
 
@@ -162,11 +159,6 @@ impl FlagTable {
         self.counts.writer()
     }
 
-    /// Own counters summed over the threads.
-    fn own(&self) -> Box<[u64]> {
-        (0..self.counts.len()).map(|i| self.counts.sum(i)).collect()
-    }
-
     /// Everything counted per counter: carried, own, and counted late in the table before.
     pub(super) fn totals(&self) -> Vec<u64> {
         let mut t: Vec<u64> = self.carried.to_vec();
@@ -175,13 +167,18 @@ impl FlagTable {
         }
         let prev = self.prev.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(late) = prev.as_ref() {
+            let mut folded = late.at_fold.iter().peekable();
             for (p, &s) in late.to.iter().enumerate() {
-                if s == usize::MAX {
-                    continue;
-                }
                 for r in 0..R {
-                    let now = late.table.counts.sum(p * R + r);
-                    t[s * R + r] += now.saturating_sub(late.at_fold[p * R + r]);
+                    let i = p * R + r;
+                    let at_fold = match folded.next_if(|&&(at, _)| at as usize == i) {
+                        Some(&(_, n)) => n,
+                        None => 0,
+                    };
+                    if s != u32::MAX {
+                        let now = late.counts.sum(i);
+                        t[s as usize * R + r] += now.saturating_sub(at_fold);
+                    }
                 }
             }
         }

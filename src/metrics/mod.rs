@@ -399,9 +399,7 @@ impl Metrics {
     }
 
     fn install(&self, table: FlagTable) {
-        let table = Arc::new(table);
-        self.flags.store(table.clone());
-        table.installed();
+        self.flags.store(Arc::new(table));
     }
 
     /// The flag table for `snapshot`, rebuilding it when the flag set is newer than the

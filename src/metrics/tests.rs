@@ -385,6 +385,35 @@ fn counts_made_in_the_old_table_after_a_swap_are_kept() {
 }
 
 #[test]
+fn a_replaced_table_lets_go_of_the_old_sets_keys() {
+    // The table a change replaces kept the old snapshot's keys alive until the next change:
+    // 100,000 small allocations pinning the pages of a freed flag set.
+    let m = metrics();
+    let a = swapped(1, "k: {enabled: true}\n");
+    m.flag_set_loaded(&a);
+    m.evaluation(&a, a.get("k").unwrap(), Reason::Static);
+    let old_key = a.entries()[0].key.clone();
+    let b = swapped(2, "k: {enabled: false}\n");
+    m.install_flags(m.prepare_flags(&b), &b);
+    drop(a);
+    assert_eq!(
+        Arc::strong_count(&old_key),
+        1,
+        "only this test holds the old key"
+    );
+    m.evaluation(&b, b.get("k").unwrap(), Reason::Disabled);
+    let s = samples(&m.render(&scrape(Some(&b))));
+    assert_eq!(
+        s["flagrelay_evaluations_total{flag=\"k\",reason=\"STATIC\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["flagrelay_evaluations_total{flag=\"k\",reason=\"DISABLED\"}"],
+        1.0
+    );
+}
+
+#[test]
 fn a_table_built_for_a_refused_set_is_never_installed() {
     let m = metrics();
     let a = swapped(1, "a: {enabled: true}\nb: {enabled: true}\n");
