@@ -63,13 +63,18 @@ pub(super) struct Counts {
     shared: OnceLock<Box<[AtomicU64]>>,
 }
 
-/// `len` zeroed counters from `calloc`: an array of 4 MiB or more (100,000 flags × 5 reasons)
-/// is a fresh mapping whose pages become resident only where a count is written, so a thread
-/// that evaluates a few flags does not hold the whole array in memory (4 MB per thread).
+/// `len` zeroed counters whose pages cost memory only once a count is written to them: a
+/// thread that evaluates a few of 100,000 flags does not hold its whole array (4 MB) in memory.
+///
+/// `calloc` gives that only for memory malloc has never used. A table built during a refresh
+/// gets memory the replaced set has just freed, and `calloc` writes zeros over all of it:
+/// 4 MB resident per recording thread per table, twice over while the replaced table's
+/// counters are kept (`flags::Late`). So the whole pages of a large array are handed back to
+/// the kernel, which maps them again as zero pages on the first write.
 #[allow(
     unsafe_code,
-    reason = "alloc_zeroed is the only way to calloc (Box::new_zeroed_slice needs Rust 1.92); \
-              safe code would write every counter"
+    reason = "alloc_zeroed is the only way to calloc (Box::new_zeroed_slice needs Rust 1.92), \
+              and madvise has no safe wrapper in the tree"
 )]
 fn zeroed(len: usize) -> Box<[AtomicU64]> {
     use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
@@ -82,11 +87,31 @@ fn zeroed(len: usize) -> Box<[AtomicU64]> {
     if ptr.is_null() {
         handle_alloc_error(layout);
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if layout.size() >= LAZY_PAGES_FROM {
+        // SAFETY: sysconf only reads a system value.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
+        let start = (ptr as usize).next_multiple_of(page.max(1));
+        let end = (ptr as usize + layout.size()) / page.max(1) * page.max(1);
+        if page > 0 && end > start {
+            // SAFETY: [start, end) is whole pages inside this fresh allocation, which no one
+            // else references; private anonymous pages read back as zeros after
+            // MADV_DONTNEED, which is what they hold now. On failure they stay as they are.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
     // SAFETY: `ptr` is a fresh allocation from the global allocator with the layout of
     // `[AtomicU64; len]`, and all-zero bytes are a valid AtomicU64, so it is an initialized
     // slice that Box may own and free with that same layout.
     unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) }
 }
+
+/// Arrays this large (about 26,000 flags × 5 reasons) give their pages back at once; smaller
+/// ones are not worth a system call per thread per flag set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const LAZY_PAGES_FROM: usize = 1 << 20;
 
 impl Counts {
     /// Counters for `len` slots; the arrays of the threads recording now are allocated here
@@ -166,6 +191,17 @@ impl Writer<'_> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_large_array_reads_zero_and_counts() {
+        // Large enough for its pages to be handed back at allocation.
+        let c = Counts::new(600_000);
+        let w = c.writer();
+        assert_eq!(c.sum(0) + c.sum(300_000) + c.sum(599_999), 0);
+        w.add(300_000);
+        w.add_n(599_999, 5);
+        assert_eq!((c.sum(300_000), c.sum(599_999), c.sum(1)), (1, 5, 0));
+    }
 
     #[test]
     fn counts_from_many_threads_add_up() {
