@@ -22,7 +22,7 @@
 //! without [`super::Metrics::flag_set_loaded`]: tests, the persisted set at start) rebuilds
 //! the table, off the common path.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::labels::{REASONS, reason_index};
 use super::shards::{Counts, Writer};
@@ -48,7 +48,8 @@ pub(super) struct FlagTable {
     counts: Arc<Counts>,
     /// Totals carried over from the tables before, per counter.
     carried: Box<[u64]>,
-    prev: Mutex<Option<Late>>,
+    /// Set when the table is built and never changed after.
+    prev: Option<Late>,
 }
 
 /// The counters of the table this one replaced, for counts made in it after the fold.
@@ -72,7 +73,7 @@ impl FlagTable {
             index: KeyIndex::default(),
             counts: Arc::new(Counts::new(0)),
             carried: Box::new([]),
-            prev: Mutex::new(None),
+            prev: None,
         }
     }
 
@@ -122,11 +123,11 @@ impl FlagTable {
             current,
             index,
             carried: carried.into(),
-            prev: Mutex::new(Some(Late {
+            prev: Some(Late {
                 counts: prev.counts.clone(),
                 at_fold,
                 to,
-            })),
+            }),
         }
     }
 
@@ -165,8 +166,7 @@ impl FlagTable {
         for (i, v) in t.iter_mut().enumerate() {
             *v += self.counts.sum(i);
         }
-        let prev = self.prev.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(late) = prev.as_ref() {
+        if let Some(late) = &self.prev {
             let mut folded = late.at_fold.iter().peekable();
             for (p, &s) in late.to.iter().enumerate() {
                 for r in 0..R {

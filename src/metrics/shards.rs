@@ -91,9 +91,14 @@ fn zeroed(len: usize) -> Box<[AtomicU64]> {
     if layout.size() >= LAZY_PAGES_FROM {
         // SAFETY: sysconf only reads a system value.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
-        let start = (ptr as usize).next_multiple_of(page.max(1));
-        let end = (ptr as usize + layout.size()) / page.max(1) * page.max(1);
-        if page > 0 && end > start {
+        let (start, end) = match page {
+            0 => (0, 0),
+            page => (
+                (ptr as usize).next_multiple_of(page),
+                (ptr as usize + layout.size()) / page * page,
+            ),
+        };
+        if end > start {
             // SAFETY: [start, end) is whole pages inside this fresh allocation, which no one
             // else references; private anonymous pages read back as zeros after
             // MADV_DONTNEED, which is what they hold now. On failure they stay as they are.

@@ -243,7 +243,6 @@ impl Snapshot {
     }
 }
 
-#[inline]
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
