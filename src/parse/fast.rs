@@ -20,35 +20,16 @@ use serde_json::Value;
 use super::model::{FlagDef, FlagValue};
 use super::nodup::NoDupValue;
 
-type Flags = Vec<(String, FlagDef)>;
+use super::pieces::{self, Flags};
 
-/// A YAML document's flags, or `None` when the two-stage path must decide.
-///
-/// A large document is read in pieces, one per core, each cut just before a top-level key
-/// ([`pieces`]): the YAML reader is nearly all of a load's time, and a relay starting or
-/// refreshing has its cores to itself. 100,000 flags (12.9 MB) on 2 cores: see BENCHMARKS.md.
+/// A YAML document's flags, or `None` when the two-stage path must decide. A large document
+/// is read in pieces ([`pieces::yaml`]).
 pub(super) fn yaml(text: &str) -> Option<Flags> {
-    yaml_in(text, pieces(text, parallelism(), PIECE_MIN))
+    yaml_in(pieces::yaml(text, pieces::parallelism(), pieces::PIECE_MIN))
 }
 
-/// The pieces after the first on threads of their own, the first on this one (a document of
-/// one piece spawns nothing).
-fn yaml_in(text: &str, pieces: Vec<&str>) -> Option<Flags> {
-    let (first, rest) = pieces.split_first().unwrap_or((&text, &[]));
-    let (first, rest) = std::thread::scope(|s| {
-        let rest: Vec<_> = rest
-            .iter()
-            .map(|p| s.spawn(move || yaml_piece(p)))
-            .collect();
-        let first = yaml_piece(first);
-        let rest: Vec<_> = rest.into_iter().map(|h| h.join().ok().flatten()).collect();
-        (first, rest)
-    });
-    let mut flags = first?;
-    for more in rest {
-        flags.extend(more?);
-    }
-    finish(flags)
+fn yaml_in(pieces: Vec<&str>) -> Option<Flags> {
+    finish(pieces::read_each(&pieces, |p| yaml_piece(p))?)
 }
 
 fn yaml_piece(text: &str) -> Option<Flags> {
@@ -57,69 +38,39 @@ fn yaml_piece(text: &str) -> Option<Flags> {
     Some(parsed?.0)
 }
 
-/// A piece is at least this large; smaller documents are read whole.
-const PIECE_MIN: usize = 1 << 20;
-
-fn parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-}
-
-/// `text` cut into at most `n` pieces of about `min` bytes or more, each cut at the start of a
-/// line that can only be a top-level key (`name:` at column 0), so that every piece is a run of
-/// whole top-level entries and the pieces' flags, in order, are the document's.
-///
-/// Why a cut cannot change the reading: in block style everything inside a top-level entry is
-/// indented, so a key at column 0 starts the next entry. The only text that can put such a line
-/// inside an entry is a construct still open at the cut (a quoted scalar, a flow collection);
-/// the piece before the cut then ends inside it and fails to parse, and a failed piece sends the
-/// whole document to the two-stage path. The same holds for what does not cross pieces: an
-/// alias to an anchor in an earlier piece, a `%TAG` handle, a second document.
-fn pieces(text: &str, n: usize, min: usize) -> Vec<&str> {
-    let n = n.min(text.len() / min.max(1)).max(1);
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(n);
-    let mut start = 0;
-    for i in 1..n {
-        let from = (text.len() * i / n).max(start);
-        let Some(cut) = next_top_key(bytes, from) else {
-            break;
-        };
-        out.push(&text[start..cut]);
-        start = cut;
-    }
-    out.push(&text[start..]);
-    out
-}
-
-/// The start of the first line at or after `from` (never `from`'s own line) that is a plain
-/// top-level key: `[A-Za-z0-9_][A-Za-z0-9_.-]*:` followed by a space, a line end or the end.
-fn next_top_key(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
-    loop {
-        at += bytes[at..].iter().position(|&b| b == b'\n')? + 1;
-        let line = &bytes[at..];
-        let name = line
-            .iter()
-            .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            .count();
-        let first_ok = line
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        if first_ok
-            && line.get(name) == Some(&b':')
-            && matches!(line.get(name + 1), None | Some(b' ' | b'\n' | b'\r'))
-        {
-            return Some(at);
-        }
-    }
-}
-
-/// A JSON document's flags, or `None` when the two-stage path must decide.
+/// A JSON document's flags, or `None` when the two-stage path must decide. A large document
+/// is read in pieces ([`pieces::json`]); if a piece does not read, the whole document is read
+/// in one, which decides.
 pub(super) fn json(text: &str) -> Option<Flags> {
+    json_in(
+        text,
+        pieces::json(text, pieces::parallelism(), pieces::PIECE_MIN),
+    )
+}
+
+fn json_in(text: &str, runs: Option<Vec<&str>>) -> Option<Flags> {
+    finish(match runs.and_then(|runs| json_runs(&runs)) {
+        Some(flags) => flags,
+        None => json_whole(text)?,
+    })
+}
+
+/// Each run of members read as the object `{` + run + `}`.
+fn json_runs(runs: &[&str]) -> Option<Flags> {
+    pieces::read_each(runs, |run| {
+        let mut object = String::with_capacity(run.len() + 2);
+        object.push('{');
+        object.push_str(run);
+        object.push('}');
+        json_whole(&object)
+    })
+}
+
+fn json_whole(text: &str) -> Option<Flags> {
     let mut de = serde_json::Deserializer::from_str(text);
     let top: Top<NoDup, String> = serde::Deserialize::deserialize(&mut de).ok()?;
     de.end().ok()?;
-    finish(top.0)
+    Some(top.0)
 }
 
 /// The checks `validate_raw` makes across flags and per flag; any failure defers to it.
@@ -480,10 +431,10 @@ mod tests {
     /// Read in pieces of at least `min` bytes on up to 4 threads: deferring is allowed, a
     /// different answer is not.
     fn same_in_pieces(text: &str, min: usize) -> Option<usize> {
-        let pieces = super::pieces(text, 4, min);
+        let pieces = super::pieces::yaml(text, 4, min);
         assert_eq!(pieces.concat(), text, "the pieces are the document");
         let n = pieces.len();
-        let fast = super::yaml_in(text, pieces)?;
+        let fast = super::yaml_in(pieces)?;
         let slow = two_stage("t", text, Some(Format::Yaml)).map(|d| d.flags);
         assert_eq!(Ok(fast), slow.map_err(|_| ()), "{text}");
         Some(n)
@@ -511,10 +462,42 @@ mod tests {
         );
         assert_eq!(same_in_pieces(&doc, 1000), Some(4));
         assert_eq!(
-            super::pieces(&doc, 4, doc.len()).len(),
+            super::pieces::yaml(&doc, 4, doc.len()).len(),
             1,
             "small documents are read whole"
         );
+    }
+
+    #[test]
+    fn a_json_document_read_in_pieces_is_the_document() {
+        // With `trap`, each flag's list breaks onto a line indented like a member, so cuts
+        // land inside lists too; those runs do not read and the whole document decides.
+        let doc = |trap: &str| {
+            let mut doc = String::from("{\n");
+            for i in 0..300 {
+                doc.push_str(&format!(
+                    "  \"f{i}\": {{\"rollout\": {}, \"users\": [\"u\",{trap} \"v\"], \"value\": {{\"on\": \"x\\n  \\\"y\", \"off\": \"z\"}}, \"metadata\": {{\"k\": {i}}}}},\n",
+                    i % 101
+                ));
+            }
+            doc + "  \"last\": {}\n}\n"
+        };
+        for (doc, traps) in [(doc(""), false), (doc("\n "), true)] {
+            let slow = two_stage("t", &doc, Some(Format::Json)).unwrap().flags;
+            for n in [2, 3, 8, 64, 600] {
+                let runs = super::pieces::json(&doc, n, 1).unwrap();
+                assert!(runs.len() > 1);
+                assert_eq!(super::json_runs(&runs).is_some(), !traps, "{n} pieces");
+                assert_eq!(super::json_in(&doc, Some(runs)), Some(slow.clone()), "{n}");
+            }
+        }
+        // What does not read whole does not read in pieces either.
+        let good = doc("");
+        let bad = good.replace("\"f7\": {\"rollout\": 7,", "\"f7\": {\"rollout\": 7,,");
+        let dup = good.replace("\"f250\"", "\"f3\"");
+        for doc in [bad, dup] {
+            assert_eq!(super::json_in(&doc, super::pieces::json(&doc, 8, 1)), None);
+        }
     }
 
     #[test]
@@ -538,7 +521,7 @@ mod tests {
             // The cut exactly at the line that looks like a key.
             let cut = doc.find("\nb: ").unwrap() + 1;
             let (left, right) = doc.split_at(cut);
-            assert_eq!(super::yaml_in(&doc, vec![left, right]), None, "{doc}");
+            assert_eq!(super::yaml_in(vec![left, right]), None, "{doc}");
         }
         let alias = format!("a: &x {{enabled: true}}\n{}b: *x\n", filler("p"));
         assert!(same(&alias, Format::Yaml), "whole, the alias resolves");

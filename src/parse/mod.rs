@@ -13,6 +13,7 @@
 mod fast;
 pub(crate) mod model;
 mod nodup;
+mod pieces;
 
 use std::fmt;
 
