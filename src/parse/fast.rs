@@ -74,16 +74,17 @@ fn json_whole(text: &str) -> Option<Flags> {
 }
 
 /// The checks `validate_raw` makes across flags and per flag; any failure defers to it.
-fn finish(flags: Flags) -> Option<Flags> {
+fn finish(mut flags: Flags) -> Option<Flags> {
     let mut seen = HashSet::with_capacity(flags.len());
-    let mut out = Vec::with_capacity(flags.len());
-    for (key, def) in flags {
-        if key.is_empty() || !seen.insert(key.clone()) {
+    for (key, def) in &mut flags {
+        let key: &str = key;
+        if key.is_empty() || !seen.insert(key) {
             return None;
         }
-        out.push((key, super::check_flag(def).ok()?));
+        super::check_flag(def).ok()?;
     }
-    Some(out)
+    drop(seen);
+    Some(flags)
 }
 
 /// How on/off values and metadata are read: as the two-stage path reads them per format.

@@ -240,8 +240,9 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
                 continue;
             }
         };
-        match check_flag(def) {
-            Ok(def) => flags.push((key, def)),
+        let mut def = def;
+        match check_flag(&mut def) {
+            Ok(()) => flags.push((key, def)),
             Err(message) => fail(message),
         }
     }
@@ -253,7 +254,9 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
 }
 
 /// The rules serde cannot express: on/off of one type, scalar metadata, rollout clamped.
-fn check_flag(mut def: FlagDef) -> Result<FlagDef, String> {
+/// In place: a `FlagDef` is a few hundred bytes, and moving 100,000 of them in and out was
+/// 2 % of a JSON first load (perf, 2026-12-03).
+fn check_flag(def: &mut FlagDef) -> Result<(), String> {
     let (on, off) = (
         model::json_type(&def.value.on),
         model::json_type(&def.value.off),
@@ -274,7 +277,7 @@ fn check_flag(mut def: FlagDef) -> Result<FlagDef, String> {
         }
     }
     def.rollout = def.rollout.clamp(0, 100);
-    Ok(def)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,9 +33,15 @@ pub(super) fn read_each<P: Sync>(
         let rest: Vec<_> = rest.into_iter().map(|h| h.join().ok().flatten()).collect();
         (first, rest)
     });
-    let mut flags = first?;
+    let (first, rest) = (first?, rest.into_iter().collect::<Option<Vec<_>>>()?);
+    if rest.is_empty() {
+        return Some(first);
+    }
+    // Sized once: growing the first piece's list would move every flag read so far again.
+    let mut flags = Flags::with_capacity(first.len() + rest.iter().map(Vec::len).sum::<usize>());
+    flags.extend(first);
     for more in rest {
-        flags.extend(more?);
+        flags.extend(more);
     }
     Some(flags)
 }
