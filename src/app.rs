@@ -162,7 +162,7 @@ pub(crate) async fn serve(config: Config, fips140: bool, metrics: bool) -> Resul
         config.server.max_sse_clients,
         fips140,
     );
-    let state = state.with_inactivity_delay(config.streams.inactivity_delay_sec);
+    let state = state.for_relay(config.streams.inactivity_delay_sec, relay.fleet.clone());
     let lifecycle = state.lifecycle.clone();
 
     let api = http::api_router(state.clone(), &config.cors.allowed_origins);
@@ -269,7 +269,9 @@ pub(crate) async fn serve(config: Config, fips140: bool, metrics: bool) -> Resul
         .duration()
         .unwrap_or(Duration::ZERO);
     drain(&lifecycle, poller, servers, delay, grace).await;
-    crate::fleet::shutdown().await;
+    if let Some(fleet) = &relay.fleet {
+        fleet.leave().await;
+    }
     Ok(())
 }
 

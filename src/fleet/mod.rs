@@ -24,7 +24,7 @@ mod replicas;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -85,13 +85,6 @@ pub(crate) struct Fleet {
     refused: Mutex<Option<u64>>,
 }
 
-static RUNNING: OnceLock<Arc<Fleet>> = OnceLock::new();
-
-/// The fleet this process runs in, if any (the HTTP handlers ask).
-pub(crate) fn running() -> Option<&'static Arc<Fleet>> {
-    RUNNING.get()
-}
-
 /// Join the fleet `config.fleet` names, if any: the refresher publishes through it from now on.
 /// Nothing connects yet; an unreachable Redis is found (and logged) on first use.
 pub(crate) fn attach(
@@ -107,7 +100,6 @@ pub(crate) fn attach(
         config.rollout_salt.clone(),
     )?);
     refresher.set_fleet(fleet.clone());
-    let _ = RUNNING.set(fleet.clone());
     tracing::info!(
         fleet = %fleet.name,
         redis = %fleet.redis.display,
@@ -117,36 +109,32 @@ pub(crate) fn attach(
     Ok(Some(fleet))
 }
 
-/// Leave the fleet at shutdown (give up the lease, drop out of the live replicas).
-pub(crate) async fn shutdown() {
-    if let Some(f) = running() {
-        f.stop.notify_waiters();
+impl Fleet {
+    /// Leave the fleet at shutdown (give up the lease, drop out of the live replicas).
+    pub(crate) async fn leave(&self) {
+        self.stop.notify_waiters();
         let leave = async {
-            let _ = lease::release(&f.redis, &f.keys, &f.me).await;
-            let _ = replicas::leave(&f.redis, &f.keys, &f.me).await;
+            let _ = lease::release(&self.redis, &self.keys, &self.me).await;
+            let _ = replicas::leave(&self.redis, &self.keys, &self.me).await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), leave).await;
     }
-}
 
-/// Append the fleet's metrics to a `/metrics` body (nothing outside fleet mode).
-pub(crate) fn render_metrics(out: &mut String) {
-    if let Some(f) = running() {
+    /// Append the fleet's metrics to a `/metrics` body.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         metrics::render(
             out,
-            &f.metrics,
+            &self.metrics,
             &FleetScrape {
-                name: &f.name,
-                leader: f.is_leader(),
-                version: f.served_version().unwrap_or(0),
-                reachable: f.redis.reachable(),
-                live: f.live.load(Ordering::Relaxed),
+                name: &self.name,
+                leader: self.is_leader(),
+                version: self.served_version().unwrap_or(0),
+                reachable: self.redis.reachable(),
+                live: self.live.load(Ordering::Relaxed),
             },
         );
     }
-}
 
-impl Fleet {
     fn new(
         cfg: &FleetConfig,
         refresher: Arc<Refresher>,

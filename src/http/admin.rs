@@ -18,6 +18,7 @@ use crate::refresh::Refresher;
 pub(crate) struct AdminState {
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Auth>,
+    pub(crate) fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize, IntoParams)]
@@ -132,7 +133,7 @@ pub(crate) async fn refresh(
     // Fleet mode: answer once every live replica serves what this one now serves; 504 (naming
     // the laggards) when one did not confirm in time.
     if report.ok
-        && let Some(fleet) = crate::fleet::running()
+        && let Some(fleet) = &s.fleet
     {
         let c = fleet.converge().await;
         if !c.converged {

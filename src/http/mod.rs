@@ -35,6 +35,7 @@ pub(crate) use openapi::route_templates;
 pub(crate) use stream::{DiffCache, StreamClients, StreamState};
 pub(crate) use sync::SyncState;
 
+use crate::fleet::Fleet;
 use crate::refresh::Refresher;
 use crate::snapshot::SnapshotStore;
 
@@ -60,6 +61,8 @@ pub(crate) struct AppParts {
     pub(crate) diffs: Arc<DiffCache>,
     /// The relay's registry (the refresher's).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The fleet this relay runs in, if any.
+    pub(crate) fleet: Option<Arc<Fleet>>,
     /// The OFREP handlers' state, built once (the hot path clones one `Arc` of it).
     ofrep: OfrepState,
 }
@@ -74,25 +77,26 @@ impl AppState {
         fips140: bool,
     ) -> Self {
         AppState::from_parts(
-            refresher.store().clone(),
             refresher,
             auth,
             Arc::new(settings),
             Lifecycle::new(fips140),
             StreamClients::new(max_streams),
             120,
+            None,
         )
     }
 
     fn from_parts(
-        store: Arc<SnapshotStore>,
         refresher: Arc<Refresher>,
         auth: Arc<Auth>,
         settings: Arc<EvalSettings>,
         lifecycle: Arc<Lifecycle>,
         stream_clients: Arc<StreamClients>,
         inactivity_delay_sec: u64,
+        fleet: Option<Arc<Fleet>>,
     ) -> Self {
+        let store = refresher.store().clone();
         let metrics = refresher.metrics().clone();
         let ofrep = OfrepState::new(ofrep::OfrepParts {
             store: store.clone(),
@@ -100,6 +104,7 @@ impl AppState {
             settings: settings.clone(),
             inactivity_delay_sec,
             metrics: metrics.clone(),
+            fleet: fleet.clone(),
         });
         AppState(Arc::new(AppParts {
             store,
@@ -110,21 +115,23 @@ impl AppState {
             stream_clients,
             diffs: Arc::new(DiffCache::default()),
             metrics,
+            fleet,
             ofrep,
         }))
     }
 
-    /// The same state with `streams.inactivityDelaySec` set (at start, before serving).
-    pub(crate) fn with_inactivity_delay(self, secs: u64) -> Self {
+    /// The same state with what a running relay adds: `streams.inactivityDelaySec` and the
+    /// fleet it joined, if any (at start, before serving).
+    pub(crate) fn for_relay(self, secs: u64, fleet: Option<Arc<Fleet>>) -> Self {
         let p = &self.0;
         AppState::from_parts(
-            p.store.clone(),
             p.refresher.clone(),
             p.auth.clone(),
             p.settings.clone(),
             p.lifecycle.clone(),
             p.stream_clients.clone(),
             secs,
+            fleet,
         )
     }
 }
@@ -162,6 +169,7 @@ impl FromRef<AppState> for AdminState {
         AdminState {
             refresher: s.refresher.clone(),
             auth: s.auth.clone(),
+            fleet: s.fleet.clone(),
         }
     }
 }
@@ -171,6 +179,7 @@ impl FromRef<AppState> for MonitoringState {
         MonitoringState {
             refresher: s.refresher.clone(),
             lifecycle: s.lifecycle.clone(),
+            fleet: s.fleet.clone(),
         }
     }
 }

@@ -67,6 +67,7 @@ impl Lifecycle {
 pub(crate) struct MonitoringState {
     pub refresher: Arc<Refresher>,
     pub lifecycle: Arc<Lifecycle>,
+    pub(crate) fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// `GET /health`.
@@ -169,10 +170,58 @@ pub(crate) async fn info(State(s): State<MonitoringState>) -> Response {
         last_modified: snap.as_ref().map(|s| {
             rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.last_modified))
         }),
-        fleet: crate::fleet::running().map(|f| f.info()),
+        fleet: s.fleet.as_ref().map(|f| f.info()),
         last_refresh: s.refresher.last_refresh().map(rfc3339),
         retrievers: s.refresher.statuses(),
         flagd: s.lifecycle.flagd.get().cloned().unwrap_or_default(),
     })
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use crate::http::{AppState, Auth, EvalSettings};
+    use crate::refresh::{RefreshOptions, Refresher};
+    use crate::snapshot::SnapshotStore;
+
+    /// `/info` of a relay that joined fleet `name`, or none; nothing connects to Redis.
+    async fn info_of(fleet: Option<&str>) -> serde_json::Value {
+        let yaml = fleet.map_or("{}\n".to_owned(), |name| {
+            format!("fleet: {{name: {name}, redis: {{url: \"redis://127.0.0.1:1\"}}}}\n")
+        });
+        let config = crate::config::parse_text("c.yaml", &yaml).unwrap();
+        let store = Arc::new(SnapshotStore::new());
+        let refresher = Refresher::new(Vec::new(), store, RefreshOptions::default());
+        let fleet = crate::fleet::attach(&config, &refresher).unwrap();
+        let settings = EvalSettings {
+            default_env: None,
+            max_body_bytes: 1024,
+            change_stream: true,
+        };
+        let state = AppState::new(refresher, Arc::new(Auth::open()), settings, 1, false)
+            .for_relay(120, fleet);
+        let res = crate::http::monitoring_router(state)
+            .oneshot(Request::get("/info").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The fleet is the relay's, not the process's: a second relay in the same process (tests,
+    /// embedding) reports its own fleet or none, never the first one's.
+    #[tokio::test]
+    async fn each_relay_in_a_process_reports_its_own_fleet() {
+        assert_eq!(info_of(Some("blue")).await["fleet"]["name"], "blue");
+        assert_eq!(info_of(Some("green")).await["fleet"]["name"], "green");
+        assert!(info_of(None).await["fleet"].is_null());
+    }
 }

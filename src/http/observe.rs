@@ -311,7 +311,9 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> axum::response::Respon
         sse_clients: s.stream_clients.open(),
         last_refresh: s.refresher.last_refresh(),
     });
-    crate::fleet::render_metrics(&mut text);
+    if let Some(fleet) = &s.fleet {
+        fleet.render_metrics(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -62,6 +62,9 @@ pub(crate) struct OfrepParts {
     /// `streams.inactivityDelaySec`, announced in `eventStreams`.
     pub inactivity_delay_sec: u64,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The fleet this relay runs in, if any: a bulk request naming a set this replica does
+    /// not serve yet waits for it.
+    pub(crate) fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// How long a bulk request naming a flag set this replica does not serve may wait for it to
@@ -268,7 +271,7 @@ pub(crate) async fn evaluate_all(
         .ok()
         .and_then(|q| q.flag_config_etag.as_deref())
         .map(|e| e.trim_matches('"'));
-    if let (Some(heard), Some(fleet)) = (heard, crate::fleet::running())
+    if let (Some(heard), Some(fleet)) = (heard, &s.fleet)
         && snapshot.as_ref().is_none_or(|s| s.etag != heard)
     {
         // The client heard (from a change stream, maybe another replica's) of a set this
