@@ -227,7 +227,7 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
             ));
             continue;
         }
-        let def: FlagDef = match serde_path_to_error::deserialize(value) {
+        let mut def: FlagDef = match serde_path_to_error::deserialize(value) {
             Ok(def) => def,
             Err(e) => {
                 let path = e.path().to_string();
@@ -240,7 +240,6 @@ fn validate_raw(source: &str, raw: Vec<RawFlag>) -> Result<FlagDoc, DocumentErro
                 continue;
             }
         };
-        let mut def = def;
         match check_flag(&mut def) {
             Ok(()) => flags.push((key, def)),
             Err(message) => fail(message),

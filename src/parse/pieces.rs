@@ -46,24 +46,28 @@ pub(super) fn read_each<P: Sync>(
     Some(flags)
 }
 
-/// The cut points: `targets` spread over `len`, each moved on by `next` to a place a piece
-/// may start; fewer when `next` finds none.
-fn cuts(
-    len: usize,
-    n: usize,
-    min: usize,
-    mut next: impl FnMut(usize) -> Option<usize>,
-) -> Vec<usize> {
-    let n = n.min(len / min.max(1)).max(1);
+/// `text` cut into at most `n` pieces of `min` bytes or more: the cuts are spread evenly, each
+/// moved on to the start of the next line after it for which `starts` holds (plus `skip`
+/// bytes); fewer pieces when there is no such line.
+fn cut(text: &str, n: usize, min: usize, skip: usize, starts: impl Fn(&[u8]) -> bool) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let next_line = |mut at: usize| loop {
+        at += bytes[at..].iter().position(|&b| b == b'\n')? + 1;
+        if starts(&bytes[at..]) {
+            return Some(at + skip);
+        }
+    };
+    let n = n.min(text.len() / min.max(1)).max(1);
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
     for i in 1..n {
-        let Some(cut) = next((len * i / n).max(start)) else {
+        let Some(cut) = next_line((text.len() * i / n).max(start)) else {
             break;
         };
-        out.push(cut);
+        out.push(&text[start..cut]);
         start = cut;
     }
+    out.push(&text[start..]);
     out
 }
 
@@ -78,38 +82,22 @@ fn cuts(
 /// whole document to the two-stage path. The same holds for what does not cross pieces: an
 /// alias to an anchor in an earlier piece, a `%TAG` handle, a second document.
 pub(super) fn yaml(text: &str, n: usize, min: usize) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    for cut in cuts(text.len(), n, min, |from| next_top_key(bytes, from)) {
-        out.push(&text[start..cut]);
-        start = cut;
-    }
-    out.push(&text[start..]);
-    out
+    cut(text, n, min, 0, top_key)
 }
 
-/// The start of the first line at or after `from` (never `from`'s own line) that is a plain
-/// top-level key: `[A-Za-z0-9_][A-Za-z0-9_.-]*:` followed by a space, a line end or the end.
-fn next_top_key(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
-    loop {
-        at += bytes[at..].iter().position(|&b| b == b'\n')? + 1;
-        let line = &bytes[at..];
-        let name = line
-            .iter()
-            .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            .count();
-        let first_ok = line
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        if first_ok
-            && line.get(name) == Some(&b':')
-            && matches!(line.get(name + 1), None | Some(b' ' | b'\n' | b'\r'))
-        {
-            return Some(at);
-        }
-    }
+/// Whether `line` starts with a plain top-level key: `[A-Za-z0-9_][A-Za-z0-9_.-]*:` followed by
+/// a space, a line end or the end.
+fn top_key(line: &[u8]) -> bool {
+    let name = line
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .count();
+    let first_ok = line
+        .first()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    first_ok
+        && line.get(name) == Some(&b':')
+        && matches!(line.get(name + 1), None | Some(b' ' | b'\n' | b'\r'))
 }
 
 /// A JSON object document cut into runs of its members, each to be read as `{` + run + `}`;
@@ -126,30 +114,14 @@ pub(super) fn json(text: &str, n: usize, min: usize) -> Option<Vec<&str>> {
     let inner = text.trim_matches(WS).strip_prefix('{')?.strip_suffix('}')?;
     let first_key = inner.find(|c| !WS.contains(&c))?;
     let indent = &inner[..first_key];
-    let indent = &indent[indent.rfind('\n')? + 1..];
-    let bytes = inner.as_bytes();
-    let next = |from: usize| {
-        let mut at = from;
-        loop {
-            at += bytes[at..].iter().position(|&b| b == b'\n')? + 1;
-            let line = &bytes[at..];
-            if line.starts_with(indent.as_bytes()) && line.get(indent.len()) == Some(&b'"') {
-                return Some(at + indent.len());
-            }
-        }
-    };
-    let cuts = cuts(inner.len(), n, min, next);
-    if cuts.is_empty() {
-        return None;
+    let indent = &indent.as_bytes()[indent.rfind('\n')? + 1..];
+    let member = |line: &[u8]| line.starts_with(indent) && line.get(indent.len()) == Some(&b'"');
+    let mut runs = cut(inner, n, min, indent.len(), member);
+    let (_, before_last) = runs.split_last_mut().filter(|(_, b)| !b.is_empty())?;
+    for run in before_last {
+        *run = run.trim_end_matches(WS).strip_suffix(',')?;
     }
-    let mut out = Vec::with_capacity(cuts.len() + 1);
-    let mut start = 0;
-    for cut in cuts {
-        out.push(inner[start..cut].trim_end_matches(WS).strip_suffix(',')?);
-        start = cut;
-    }
-    out.push(&inner[start..]);
-    Some(out)
+    Some(runs)
 }
 
 #[cfg(test)]
