@@ -33,6 +33,9 @@ fn yaml_in(pieces: Vec<&str>) -> Option<Flags> {
 }
 
 fn yaml_piece(text: &str) -> Option<Flags> {
+    if let Some(flags) = super::yaml_subset::read(text) {
+        return Some(flags);
+    }
     let parsed: Option<Top<Plain, serde_saphyr::Spanned<String>>> =
         serde_saphyr::from_str_with_options(text, super::yaml_options(text.len())).ok()?;
     Some(parsed?.0)
@@ -74,7 +77,7 @@ fn json_whole(text: &str) -> Option<Flags> {
 }
 
 /// The checks `validate_raw` makes across flags and per flag; any failure defers to it.
-fn finish(mut flags: Flags) -> Option<Flags> {
+pub(super) fn finish(mut flags: Flags) -> Option<Flags> {
     let mut seen = HashSet::with_capacity(flags.len());
     for (key, def) in &mut flags {
         let key: &str = key;
@@ -194,16 +197,7 @@ impl<'de, R: ReadValue> Visitor<'de> for Flag<R> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlagDef, A::Error> {
-        let mut def = FlagDef {
-            enabled: false,
-            rollout: 0,
-            users: Vec::new(),
-            tenants: Vec::new(),
-            envs: Vec::new(),
-            value: FlagValue::default(),
-            description: None,
-            metadata: None,
-        };
+        let mut def = FlagDef::default();
         // Bit per field: a repeated field defers to the two-stage path.
         let mut seen = 0u8;
         while let Some(field) = map.next_key::<String>()? {

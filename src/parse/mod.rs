@@ -14,6 +14,7 @@ mod fast;
 pub(crate) mod model;
 mod nodup;
 mod pieces;
+mod yaml_subset;
 
 use std::fmt;
 
