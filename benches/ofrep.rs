@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
             let ctx = parse_context(black_box(&bodies[i])).unwrap();
             let subject = ctx.subject(&caller, &settings);
             let entry = big.get(black_box(key)).unwrap();
-            black_box(entry.rules.evaluate(&subject));
+            black_box(entry.evaluate(&subject));
             black_box(render_bulk(Some(&one), &subject, false))
         })
     });
@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
             let ctx = parse_context(black_box(&bodies[i])).unwrap();
             let subject = ctx.subject(&caller, &settings);
             let entry = big.get(black_box(key)).unwrap();
-            black_box(entry.rules.evaluate(&subject))
+            black_box(entry.evaluate(&subject))
         })
     });
 

@@ -1,7 +1,7 @@
 //! The rule chain of `shared/spec/evaluation.md`, compiled once per flag at load time.
 //!
-//! [`Rules::compile`] does everything that does not depend on the caller: allow lists become
-//! hash sets, the rollout is clamped, and the FNV-1a state after `salt 0x00 key 0x00` is
+//! [`Rules::compile`] does everything that does not depend on the caller: short allow lists are
+//! packed into bytes and long ones become hash sets, the rollout is clamped, and the FNV-1a state after `salt 0x00 key 0x00` is
 //! precomputed. [`Rules::evaluate`] is then a few comparisons and one short hash, with no
 //! allocation, whatever the size of the allow lists.
 
@@ -59,9 +59,8 @@ impl Outcome {
     }
 }
 
-/// One allow list. Short lists, nearly all of them, are packed into one buffer (a length byte,
-/// then the bytes, per entry) and scanned without hashing: one allocation per list instead of a
-/// table plus one per entry (the generated 100,000-flag document has 44,000 such lists).
+/// One allow list of a flag compiled on its own. Short lists, nearly all of them, are packed
+/// (a length byte, then the bytes, per entry) and scanned without hashing.
 #[derive(Debug, Clone)]
 #[allow(
     clippy::box_collection,
@@ -72,17 +71,25 @@ enum AllowList {
     Hashed(Box<HashSet<Box<str>, FnvBuildHasher>>),
 }
 
-impl AllowList {
-    /// Up to this many entries of up to 255 bytes each are packed.
-    const PACKED_MAX: usize = 32;
+/// Up to this many entries of up to 255 bytes each are packed.
+const PACKED_MAX: usize = 32;
 
+fn packable(items: &[String]) -> bool {
+    items.len() <= PACKED_MAX && items.iter().all(|s| s.len() <= 255)
+}
+
+fn pack(items: &[String], out: &mut Vec<u8>) {
+    for s in items {
+        out.push(s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+impl AllowList {
     fn new(items: &[String]) -> AllowList {
-        if items.len() <= Self::PACKED_MAX && items.iter().all(|s| s.len() <= 255) {
+        if packable(items) {
             let mut buf = Vec::with_capacity(items.iter().map(|s| s.len() + 1).sum());
-            for s in items {
-                buf.push(s.len() as u8);
-                buf.extend_from_slice(s.as_bytes());
-            }
+            pack(items, &mut buf);
             AllowList::Packed(buf.into())
         } else {
             AllowList::Hashed(Box::new(
@@ -92,17 +99,34 @@ impl AllowList {
     }
 
     #[inline]
-    fn is_empty(&self) -> bool {
+    fn view(&self) -> View<'_> {
         match self {
-            AllowList::Packed(b) => b.is_empty(),
-            AllowList::Hashed(h) => h.is_empty(),
+            AllowList::Packed(b) => View::Packed(b),
+            AllowList::Hashed(h) => View::Hashed(h),
+        }
+    }
+}
+
+/// An allow list as the chain reads it, wherever it is kept.
+#[derive(Clone, Copy)]
+enum View<'a> {
+    Packed(&'a [u8]),
+    Hashed(&'a HashSet<Box<str>, FnvBuildHasher>),
+}
+
+impl View<'_> {
+    #[inline]
+    fn is_empty(self) -> bool {
+        match self {
+            View::Packed(b) => b.is_empty(),
+            View::Hashed(h) => h.is_empty(),
         }
     }
 
     #[inline]
-    fn contains(&self, s: &str) -> bool {
+    fn contains(self, s: &str) -> bool {
         match self {
-            AllowList::Packed(buf) => {
+            View::Packed(buf) => {
                 let s = s.as_bytes();
                 let mut at = 0;
                 while let Some(&len) = buf.get(at) {
@@ -114,12 +138,12 @@ impl AllowList {
                 }
                 false
             }
-            AllowList::Hashed(h) => h.contains(s),
+            View::Hashed(h) => h.contains(s),
         }
     }
 }
 
-/// The allow lists and the environment gate.
+/// The allow lists and the environment gate of a flag compiled on its own.
 #[derive(Debug, Clone)]
 struct Lists {
     users: AllowList,
@@ -127,14 +151,26 @@ struct Lists {
     envs: AllowList,
 }
 
+/// Where a flag's allow lists are.
+#[derive(Debug, Clone)]
+enum ListsAt {
+    /// No allow list and no environment gate (most flags).
+    None,
+    /// Packed in the flag set's shared list buffer at this offset: envs, users, tenants, each
+    /// a u16 byte length and the packed entries. A flag set's lists are then one allocation,
+    /// not one to four per flag: small allocations that live as long as the set are what a
+    /// refresh leaves scattered over the heap (RSS after refreshes, BENCHMARKS.md).
+    Shared(u32),
+    /// Compiled on its own, or too long to pack.
+    Own(Box<Lists>),
+}
+
 /// One flag's rule chain, ready to evaluate.
 #[derive(Debug, Clone)]
 pub struct Rules {
     enabled: bool,
     rollout: u8,
-    /// `None` when the flag has no allow list and no environment gate (most flags): three
-    /// empty sets inline would be 96 bytes a flag.
-    lists: Option<Box<Lists>>,
+    lists: ListsAt,
     /// Reason when the rollout is 0 or 100: STATIC if nothing about the caller can matter.
     fixed_reason: Reason,
     /// FNV-1a state after hashing `salt 0x00` (when salted) and `key 0x00`.
@@ -142,9 +178,20 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Compile a flag. `salt` is the relay's `rolloutSalt`; `None` or empty means unsalted.
+    /// Compile a flag on its own. `salt` is the relay's `rolloutSalt`; `None` or empty means
+    /// unsalted.
     pub fn compile(key: &str, def: &FlagDef, salt: Option<&str>) -> Rules {
-        let set = AllowList::new;
+        Rules::compile_into(key, def, salt, None)
+    }
+
+    /// Compile a flag of a set, packing its allow lists into the set's `shared` buffer when
+    /// they fit (evaluate with [`Rules::evaluate_in`] over that buffer).
+    pub(crate) fn compile_into(
+        key: &str,
+        def: &FlagDef,
+        salt: Option<&str>,
+        shared: Option<&mut Vec<u8>>,
+    ) -> Rules {
         let mut h = FNV_OFFSET;
         if let Some(salt) = salt.filter(|s| !s.is_empty()) {
             h = fnv1a(h, salt.as_bytes());
@@ -152,17 +199,31 @@ impl Rules {
         }
         h = fnv1a(h, key.as_bytes());
         h = fnv1a(h, &[0]);
-        let targets_nobody = def.envs.is_empty() && def.users.is_empty() && def.tenants.is_empty();
+        let lists = [&def.envs, &def.users, &def.tenants];
+        let targets_nobody = lists.iter().all(|l| l.is_empty());
+        let lists = match shared {
+            _ if targets_nobody => ListsAt::None,
+            Some(buf) if lists.iter().all(|l| packable(l)) => {
+                let at = u32::try_from(buf.len()).expect("a flag set's lists fit in 4 GiB");
+                for l in lists {
+                    let len_at = buf.len();
+                    buf.extend_from_slice(&[0, 0]);
+                    pack(l, buf);
+                    let len = u16::try_from(buf.len() - len_at - 2).expect("32 × 256 bytes");
+                    buf[len_at..len_at + 2].copy_from_slice(&len.to_le_bytes());
+                }
+                ListsAt::Shared(at)
+            }
+            _ => ListsAt::Own(Box::new(Lists {
+                users: AllowList::new(&def.users),
+                tenants: AllowList::new(&def.tenants),
+                envs: AllowList::new(&def.envs),
+            })),
+        };
         Rules {
             enabled: def.enabled,
             rollout: def.rollout.clamp(0, 100) as u8,
-            lists: (!targets_nobody).then(|| {
-                Box::new(Lists {
-                    users: set(&def.users),
-                    tenants: set(&def.tenants),
-                    envs: set(&def.envs),
-                })
-            }),
+            lists,
             fixed_reason: if targets_nobody {
                 Reason::Static
             } else {
@@ -172,22 +233,33 @@ impl Rules {
         }
     }
 
-    /// Run the chain; first match wins.
+    /// Run the chain of a flag compiled on its own; first match wins.
     #[inline]
     pub fn evaluate(&self, s: &Subject<'_>) -> Outcome {
+        self.evaluate_in(&[], s)
+    }
+
+    /// Run the chain with the set's `shared` list buffer (see [`Rules::compile_into`]).
+    #[inline]
+    pub(crate) fn evaluate_in(&self, shared: &[u8], s: &Subject<'_>) -> Outcome {
         let out = |on, reason| Outcome { on, reason };
         if !self.enabled {
             return out(false, Reason::Disabled);
         }
-        if let Some(l) = &self.lists {
+        let lists = match &self.lists {
+            ListsAt::None => None,
+            ListsAt::Own(l) => Some([l.envs.view(), l.users.view(), l.tenants.view()]),
+            ListsAt::Shared(at) => Some(shared_views(shared, *at as usize)),
+        };
+        if let Some([envs, users, tenants]) = lists {
             // The environment gate is outermost: allow lists do not reach outside it.
-            if !l.envs.is_empty() && !l.envs.contains(s.env) {
+            if !envs.is_empty() && !envs.contains(s.env) {
                 return out(false, Reason::TargetingMatch);
             }
-            if !s.user.is_empty() && l.users.contains(s.user) {
+            if !s.user.is_empty() && users.contains(s.user) {
                 return out(true, Reason::TargetingMatch);
             }
-            if !s.tenant.is_empty() && l.tenants.contains(s.tenant) {
+            if !s.tenant.is_empty() && tenants.contains(s.tenant) {
                 return out(true, Reason::TargetingMatch);
             }
         }
@@ -204,6 +276,18 @@ impl Rules {
         let subject = if !s.user.is_empty() { s.user } else { s.tenant };
         fnv1a(self.hash_prefix, subject.as_bytes()) % 100
     }
+}
+
+/// The three packed lists at `at` in a set's shared buffer: envs, users, tenants.
+#[inline]
+fn shared_views(buf: &[u8], mut at: usize) -> [View<'_>; 3] {
+    let mut next = || {
+        let len = usize::from(u16::from_le_bytes([buf[at], buf[at + 1]]));
+        let list = &buf[at + 2..at + 2 + len];
+        at += 2 + len;
+        View::Packed(list)
+    };
+    [next(), next(), next()]
 }
 
 #[inline]
@@ -253,14 +337,35 @@ mod tests {
                 items.len() <= 32 && items.iter().all(|s| s.len() <= 255),
                 "{items:?}"
             );
-            assert_eq!(list.is_empty(), items.is_empty());
-            for p in probes {
-                assert_eq!(
-                    list.contains(p),
-                    items.iter().any(|i| i == p),
-                    "{p:?} in {items:?}"
-                );
+            // The same list packed into a set's shared buffer, after another flag's lists.
+            let mut shared = Vec::new();
+            let other = flag(|d| d.envs = vec!["prod".into()]);
+            Rules::compile_into("other", &other, None, Some(&mut shared));
+            let def = flag(|d| {
+                d.users = items.clone();
+                d.tenants = vec!["t".into()];
+            });
+            let in_set = Rules::compile_into("f", &def, None, Some(&mut shared));
+            assert_eq!(matches!(in_set.lists, ListsAt::Shared(_)), packed);
+            let views = [list.view(), in_set_users(&in_set, &shared)];
+            for view in views {
+                assert_eq!(view.is_empty(), items.is_empty());
+                for p in probes {
+                    assert_eq!(
+                        view.contains(p),
+                        items.iter().any(|i| i == p),
+                        "{p:?} in {items:?}"
+                    );
+                }
             }
+        }
+    }
+
+    fn in_set_users<'a>(r: &'a Rules, shared: &'a [u8]) -> View<'a> {
+        match &r.lists {
+            ListsAt::Shared(at) => shared_views(shared, *at as usize)[1],
+            ListsAt::Own(l) => l.users.view(),
+            ListsAt::None => unreachable!("the flag has a tenant list"),
         }
     }
 

@@ -1,7 +1,10 @@
 //! Runs every case of `shared/vectors/evaluation.json` through the real evaluator.
 
+use std::collections::BTreeMap;
+
 use flagrelay::evaluator::{Rules, Subject};
 use flagrelay::parse::FlagDef;
+use flagrelay::snapshot::Snapshot;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -46,12 +49,23 @@ fn all_shared_vectors_pass() {
         let doc = serde_json::json!({ key.clone(): flag }).to_string();
         let parsed = flagrelay::parse::parse_document("vector", doc.as_bytes(), None).unwrap();
         let def: &FlagDef = &parsed.flags[0].1;
-        let rules = Rules::compile(&key, def, Some(&case.salt));
-        let got = rules.evaluate(&Subject {
+        let subject = Subject {
             user: &case.user,
             tenant: &case.tenant,
             env: &case.env,
-        });
+        };
+        let got = Rules::compile(&key, def, Some(&case.salt)).evaluate(&subject);
+        // The flag as a relay serves it: compiled into a set, its lists in the set's buffer
+        // after another flag's.
+        let set = Snapshot::build(
+            BTreeMap::from([(key.clone(), def.clone()), (format!("{key}~"), def.clone())]),
+            Some(&case.salt),
+        );
+        let served = set.get(&key).unwrap().evaluate(&subject);
+        assert_eq!(
+            served, got,
+            "case {i} ({key}): served differs from compiled alone"
+        );
         if got.on != case.expect.on || got.reason.as_str() != case.expect.reason {
             failures.push(format!(
                 "case {i} ({key}): got {:?}/{}, want {}/{}",

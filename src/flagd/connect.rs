@@ -259,7 +259,7 @@ fn all_json(answers: &[Answer<'_>]) -> String {
         let metadata: Value =
             serde_json::from_str(a.entry.metadata_json()).unwrap_or_else(|_| json!({}));
         flags.insert(
-            a.entry.key.to_string(),
+            a.entry.key().to_string(),
             json!({
                 "reason": a.reason.as_str(),
                 "variant": a.variant,

@@ -119,17 +119,17 @@ pub(crate) fn changed_flags(
     let mut out: BTreeMap<&str, &str> = BTreeMap::new();
     let before = prev.map_or(&[][..], |p| p.entries());
     for e in before {
-        if next.get(&e.key).is_none() {
-            out.insert(&e.key, "delete");
+        if next.get(e.key()).is_none() {
+            out.insert(e.key(), "delete");
         }
     }
     for e in next.entries() {
-        match prev.and_then(|p| p.get(&e.key)) {
+        match prev.and_then(|p| p.get(e.key())) {
             None => {
-                out.insert(&e.key, "write");
+                out.insert(e.key(), "write");
             }
             Some(old) if !old.same_def(e) => {
-                out.insert(&e.key, "update");
+                out.insert(e.key(), "update");
             }
             Some(_) => {}
         }

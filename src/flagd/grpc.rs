@@ -173,7 +173,7 @@ impl v1::service_server::Service for V1 {
                             value: Some(value),
                             metadata: Some(metadata(a.entry)),
                         };
-                        flags.insert(a.entry.key.to_string(), flag);
+                        flags.insert(a.entry.key().to_string(), flag);
                     }
                     v1::ResolveAllResponse {
                         flags,

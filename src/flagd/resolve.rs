@@ -161,7 +161,7 @@ pub(crate) fn resolve<'a>(
         ));
     };
     let subject = ctx.subject(caller, settings);
-    let outcome = entry.rules.evaluate(&subject);
+    let outcome = entry.evaluate(&subject);
     metrics.evaluation(snapshot, entry, outcome.reason);
     let (value, variant) = value_of(entry, outcome.on);
     if !want.accepts(&value) {
@@ -196,7 +196,7 @@ pub(crate) fn resolve_all<'a>(
     let entries = snapshot.map_or(&[][..], |s| s.entries());
     metrics.bulk(snapshot, |recorder| {
         for (i, entry) in entries.iter().enumerate() {
-            let outcome = entry.rules.evaluate(&subject);
+            let outcome = entry.evaluate(&subject);
             recorder.record(i, outcome.reason);
             let (value, variant) = value_of(entry, outcome.on);
             if matches!(value, Value::Array(_) | Value::Null) {

@@ -36,9 +36,8 @@ const R: usize = REASONS.len();
 pub(super) struct FlagTable {
     pub(super) generation: u64,
     pub(super) etag: String,
-    /// The snapshot's keys (same positions; shared with its entries, not copied), then the
-    /// retired ones.
-    pub(super) keys: Box<[Arc<str>]>,
+    /// The snapshot's keys (same positions), then the retired ones.
+    keys: KeyList,
     /// How many of `keys` are the snapshot's.
     current: usize,
     /// Positions in `keys` by the key's hash: the keys are not copied a second time (100,000
@@ -68,7 +67,7 @@ impl FlagTable {
         FlagTable {
             generation: 0,
             etag: String::new(),
-            keys: Box::new([]),
+            keys: KeyList::default(),
             current: 0,
             index: KeyIndex::default(),
             counts: Arc::new(Counts::new(0)),
@@ -81,16 +80,21 @@ impl FlagTable {
     /// changed: a table built and never installed costs nothing else.
     pub(super) fn build(snapshot: &Snapshot, prev: &Arc<FlagTable>) -> FlagTable {
         let entries = snapshot.entries();
-        let mut keys: Vec<Arc<str>> = entries.iter().map(|e| e.key.clone()).collect();
+        let mut keys = KeyList {
+            text: String::with_capacity(entries.iter().map(|e| e.key().len()).sum()),
+            ends: Vec::with_capacity(entries.len()),
+        };
+        for e in entries {
+            keys.push(e.key());
+        }
         let current = keys.len();
         // Flags the change removed (keys are unique within a set).
-        keys.extend(
-            prev.keys[..prev.current]
-                .iter()
-                .filter(|k| snapshot.get(k).is_none())
-                .cloned(),
-        );
-        let index = KeyIndex::new(keys.len(), |i| &keys[i]);
+        for k in prev.keys.iter().take(prev.current) {
+            if snapshot.get(k).is_none() {
+                keys.push(k);
+            }
+        }
+        let index = KeyIndex::new(keys.len(), |i| keys.get(i));
         let totals = prev.totals();
         // Zeroed, so untouched (not resident) where nothing was counted.
         let mut carried = vec![0u64; keys.len() * R];
@@ -98,7 +102,7 @@ impl FlagTable {
             .keys
             .iter()
             .enumerate()
-            .map(|(p, k)| match index.find(k, |i| &keys[i]) {
+            .map(|(p, k)| match index.find(k, |i| keys.get(i)) {
                 Some(s) => {
                     let from = &totals[p * R..(p + 1) * R];
                     if from.iter().any(|&n| n != 0) {
@@ -119,7 +123,7 @@ impl FlagTable {
             generation: snapshot.generation,
             etag: snapshot.etag.clone(),
             counts: Arc::new(Counts::new(keys.len() * R)),
-            keys: keys.into(),
+            keys,
             current,
             index,
             carried: carried.into(),
@@ -146,13 +150,13 @@ impl FlagTable {
         {
             return Some(i);
         }
-        self.slot_of_key(&entry.key)
+        self.slot_of_key(entry.key())
     }
 
     /// The slot of the flag `key`, current or retired.
     #[inline]
     fn slot_of_key(&self, key: &str) -> Option<usize> {
-        self.index.find(key, |i| &self.keys[i])
+        self.index.find(key, |i| self.keys.get(i))
     }
 
     #[inline]
@@ -191,6 +195,36 @@ impl FlagTable {
         for (i, k) in self.keys.iter().enumerate() {
             f(k, &totals[i * R..(i + 1) * R]);
         }
+    }
+}
+
+/// A table's keys, copied into one buffer: one allocation for 100,000 keys (the set's own are
+/// spans of its text, which the table must not keep alive once replaced).
+#[derive(Debug, Default)]
+struct KeyList {
+    text: String,
+    /// Where each key ends in `text`.
+    ends: Vec<u32>,
+}
+
+impl KeyList {
+    fn push(&mut self, key: &str) {
+        self.text.push_str(key);
+        self.ends
+            .push(u32::try_from(self.text.len()).expect("a flag set's keys fit in 4 GiB"));
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p] as usize);
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
     }
 }
 
@@ -237,7 +271,7 @@ impl<'a> Recorder<'a> {
                 if let Some(slot) = s
                     .entries()
                     .get(position)
-                    .and_then(|e| t.slot_of_key(&e.key))
+                    .and_then(|e| t.slot_of_key(e.key()))
                 {
                     w.add(slot * R + reason_index(reason));
                 }

@@ -113,7 +113,7 @@ mod tests {
         let sorted = merge_and_build(vec![Arc::new(doc)], Some("s"));
         assert_eq!(sorted.etag, merged.etag);
         assert_eq!(sorted.sync_json(), merged.sync_json());
-        let keys: Vec<&str> = sorted.entries().iter().map(|e| &*e.key).collect();
+        let keys: Vec<&str> = sorted.entries().iter().map(|e| e.key()).collect();
         assert_eq!(keys, ["b", "m", "z"]);
         assert_eq!(sorted.get("m").unwrap().metadata_json(), r#"{"k":"v"}"#);
     }

@@ -30,7 +30,7 @@ impl RemovalGuard {
         let removed = current
             .entries()
             .iter()
-            .filter(|e| next.get(&e.key).is_none())
+            .filter(|e| next.get(e.key()).is_none())
             .count();
         let total = current.len();
         if total == 0 || removed * 100 <= usize::from(max) * total {

@@ -66,7 +66,7 @@ async fn later_sources_override_earlier_ones_and_any_failure_fails_all() {
     let rollouts: Vec<(&str, i64)> = s
         .entries()
         .iter()
-        .map(|e| (&*e.key, e.def().rollout))
+        .map(|e| (e.key(), e.def().rollout))
         .collect();
     assert_eq!(rollouts, vec![("a", 1), ("b", 2), ("c", 2)]);
 

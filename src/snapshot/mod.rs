@@ -13,53 +13,65 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
-use crate::evaluator::Rules;
+use crate::evaluator::{Outcome, Rules, Subject};
 use crate::parse::FlagDef;
 
 mod index;
 mod text;
 pub(crate) use index::KeyIndex;
-use text::Spans;
+use text::{SetText, Spans};
 
 /// One flag, ready to answer.
 #[derive(Debug)]
 pub struct Entry {
-    pub key: Arc<str>,
-    pub rules: Rules,
+    rules: Rules,
     /// The flag set's text (see [`text`]): this flag's definition, key, values and metadata
-    /// are slices of it, so the definition is kept once, as the sync API serves it.
-    text: Arc<String>,
+    /// are slices of it, so the definition is kept once, as the sync API serves it; and the
+    /// set's packed allow lists, which `rules` may point into.
+    text: Arc<SetText>,
     spans: Spans,
 }
 
 impl Entry {
+    /// The flag's key.
+    #[inline]
+    pub fn key(&self) -> &str {
+        self.spans.key(&self.text.json)
+    }
+
+    /// Run the flag's rule chain for `s`.
+    #[inline]
+    pub fn evaluate(&self, s: &Subject<'_>) -> Outcome {
+        self.rules.evaluate_in(&self.text.lists, s)
+    }
+
     /// JSON of the key, quoted and escaped.
     #[inline]
     pub(crate) fn key_json(&self) -> &str {
-        self.spans.key_json(&self.text)
+        self.spans.key_json(&self.text.json)
     }
 
     /// JSON of `value.on` (floats keep their decimal point).
     #[inline]
     pub(crate) fn on_json(&self) -> &str {
-        self.spans.on_json(&self.text)
+        self.spans.on_json(&self.text.json)
     }
 
     /// JSON of `value.off`.
     #[inline]
     pub(crate) fn off_json(&self) -> &str {
-        self.spans.off_json(&self.text)
+        self.spans.off_json(&self.text.json)
     }
 
     /// JSON object of the OFREP metadata: `description` plus the flag's `metadata`.
     #[inline]
     pub(crate) fn metadata_json(&self) -> &str {
-        self.spans.metadata_json(&self.text)
+        self.spans.metadata_json(&self.text.json)
     }
 
     /// The canonical JSON of the definition, as the sync API serves it.
     pub(crate) fn def_json(&self) -> &str {
-        self.spans.def_json(&self.text)
+        self.spans.def_json(&self.text.json)
     }
 
     /// The definition (parsed from its canonical JSON: for the rare paths that need fields).
@@ -97,7 +109,7 @@ pub struct Snapshot {
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
     /// The set's text (see [`text`]): the sync API body, then the metadata objects.
-    text: Arc<String>,
+    text: Arc<SetText>,
     /// Where the `flags` object starts in the body (it runs to the body's last byte but one).
     flags_at: usize,
     body_end: usize,
@@ -140,25 +152,27 @@ impl Snapshot {
         let salt = salt.filter(|s| !s.is_empty()).map(String::from);
         let mut writer = text::Writer::new(salt.as_deref(), flags.len());
         let mut spans = Vec::with_capacity(flags.len());
-        let mut parts = Vec::with_capacity(flags.len());
+        let mut rules = Vec::with_capacity(flags.len());
+        let mut lists = Vec::new();
         for (key, def) in flags {
             spans.push(writer.push(key, def));
-            parts.push((
-                Arc::<str>::from(key),
-                Rules::compile(key, def, salt.as_deref()),
+            rules.push(Rules::compile_into(
+                key,
+                def,
+                salt.as_deref(),
+                Some(&mut lists),
             ));
         }
-        let done = writer.finish(&mut spans);
-        let mut entries = Vec::with_capacity(parts.len());
-        for ((key, rules), spans) in parts.into_iter().zip(spans) {
+        let done = writer.finish(&mut spans, lists);
+        let mut entries = Vec::with_capacity(rules.len());
+        for (rules, spans) in rules.into_iter().zip(spans) {
             entries.push(Entry {
-                key,
                 rules,
                 text: done.text.clone(),
                 spans,
             });
         }
-        let index = KeyIndex::new(entries.len(), |i| &entries[i].key);
+        let index = KeyIndex::new(entries.len(), |i| entries[i].key());
         let loaded_at = SystemTime::now();
         Snapshot {
             etag: done.etag,
@@ -190,7 +204,7 @@ impl Snapshot {
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.index
-            .find(key, |i| &self.entries[i].key)
+            .find(key, |i| self.entries[i].key())
             .map(|i| &self.entries[i])
     }
 
@@ -228,18 +242,18 @@ impl Snapshot {
 
     /// `{"etag", "salt"?, "flags": {key: flag}}`: what `GET /v1/flags` answers.
     pub(crate) fn sync_json(&self) -> &str {
-        &self.text[..self.body_end]
+        &self.text.json[..self.body_end]
     }
 
     /// The canonical JSON of the whole flag set, `{key: flag}` in key order: what the etag is
     /// the hash of, and what the persisted snapshot and the fleet carry.
     pub(crate) fn flags_json(&self) -> &str {
-        &self.text[self.flags_at..self.body_end - 1]
+        &self.text.json[self.flags_at..self.body_end - 1]
     }
 
     /// The definitions, parsed from their canonical JSON.
     pub fn defs(&self) -> BTreeMap<&str, FlagDef> {
-        self.entries.iter().map(|e| (&*e.key, e.def())).collect()
+        self.entries.iter().map(|e| (e.key(), e.def())).collect()
     }
 }
 
@@ -259,23 +273,23 @@ pub(crate) fn differences<'a>(prev: &'a Snapshot, next: &'a Snapshot) -> Vec<Dif
     let mut out = Vec::new();
     loop {
         match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.key == y.key => {
+            (Some(x), Some(y)) if x.key() == y.key() => {
                 if !x.same_def(y) {
-                    out.push((&*y.key, Some(x), Some(y)));
+                    out.push((y.key(), Some(x), Some(y)));
                 }
                 i += 1;
                 j += 1;
             }
-            (Some(x), Some(y)) if x.key < y.key => {
-                out.push((&*x.key, Some(x), None));
+            (Some(x), Some(y)) if x.key() < y.key() => {
+                out.push((x.key(), Some(x), None));
                 i += 1;
             }
             (Some(x), None) => {
-                out.push((&*x.key, Some(x), None));
+                out.push((x.key(), Some(x), None));
                 i += 1;
             }
             (_, Some(y)) => {
-                out.push((&*y.key, None, Some(y)));
+                out.push((y.key(), None, Some(y)));
                 j += 1;
             }
             (None, None) => return out,
@@ -391,7 +405,7 @@ mod tests {
             ),
             None,
         );
-        let keys: Vec<&str> = s.entries().iter().map(|e| &*e.key).collect();
+        let keys: Vec<&str> = s.entries().iter().map(|e| e.key()).collect();
         assert_eq!(keys, vec!["a", "z"]);
         let a = s.get("a").unwrap();
         assert_eq!(a.on_json(), "1.0");
@@ -420,10 +434,10 @@ mod tests {
             body.insert("flags".into(), serde_json::to_value(by_ref).unwrap());
             assert_eq!(s.sync_json(), Value::Object(body).to_string());
             for e in s.entries() {
-                assert_eq!(e.def(), flags[&*e.key]);
+                assert_eq!(e.def(), flags[e.key()]);
                 assert_eq!(
                     e.def_json(),
-                    serde_json::to_string(&flags[&*e.key]).unwrap()
+                    serde_json::to_string(&flags[e.key()]).unwrap()
                 );
             }
         }

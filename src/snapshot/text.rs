@@ -12,6 +12,14 @@ use serde_json::Value;
 
 use crate::parse::FlagDef;
 
+/// A flag set's text and its packed allow lists (see [`crate::evaluator::Rules::compile_into`]),
+/// shared by the set and its entries.
+#[derive(Debug)]
+pub(super) struct SetText {
+    pub(super) json: String,
+    pub(super) lists: Box<[u8]>,
+}
+
 /// Where one flag's texts are in the buffer. Offsets are u32: a flag set past 4 GiB of JSON is
 /// not something a relay serves (see [`offset`]).
 #[derive(Debug, Clone, Copy)]
@@ -26,9 +34,20 @@ pub(super) struct Spans {
     off_end: u32,
     meta_at: u32,
     meta_end: u32,
+    /// The key itself, for the few keys JSON escapes (0, 0 for the rest, whose key is the
+    /// quoted key's inside).
+    raw_at: u32,
+    raw_end: u32,
 }
 
 impl Spans {
+    pub(super) fn key<'a>(&self, text: &'a str) -> &'a str {
+        if self.raw_end == 0 {
+            &text[self.key_at as usize + 1..self.def_at as usize - 2]
+        } else {
+            &text[self.raw_at as usize..self.raw_end as usize]
+        }
+    }
     pub(super) fn key_json<'a>(&self, text: &'a str) -> &'a str {
         &text[self.key_at as usize..self.def_at as usize - 1]
     }
@@ -60,7 +79,7 @@ pub(super) struct Writer {
 
 /// What a finished buffer is: the text, the etag, where `flags` starts and the body ends.
 pub(super) struct Finished {
-    pub(super) text: Arc<String>,
+    pub(super) text: Arc<SetText>,
     pub(super) etag: String,
     pub(super) flags_at: usize,
     pub(super) body_end: usize,
@@ -103,6 +122,15 @@ impl Writer {
         self.count += 1;
         let key_at = b.len();
         json(b, key);
+        // Escaped: the key as it is goes with the metadata, placed by `finish` like it.
+        let (raw_at, raw_end) = if b.len() - key_at == key.len() + 2 {
+            (0, 0)
+        } else {
+            let at = self.side.len();
+            self.side.extend_from_slice(key.as_bytes());
+            (offset(at), offset(self.side.len()))
+        };
+        let b = &mut self.body;
         b.push(b':');
         let def_at = b.len();
         b.extend_from_slice(b"{\"enabled\":");
@@ -150,12 +178,14 @@ impl Writer {
             // Relative to the side buffer until `finish` places it.
             meta_at: offset(meta_at),
             meta_end: offset(meta_end),
+            raw_at,
+            raw_end,
         }
     }
 
     /// Close the body, hash and patch in the etag, append the metadata, and place `spans`'
-    /// metadata offsets after the body.
-    pub(super) fn finish(mut self, spans: &mut [Spans]) -> Finished {
+    /// metadata offsets after the body. `lists` are the set's packed allow lists.
+    pub(super) fn finish(mut self, spans: &mut [Spans], lists: Vec<u8>) -> Finished {
         self.body.push(b'}');
         let etag = super::short_hash(&self.body[self.flags_at..]);
         self.body[self.etag_at..self.etag_at + 32].copy_from_slice(etag.as_bytes());
@@ -164,6 +194,10 @@ impl Writer {
         for s in spans {
             s.meta_at = offset(body_end + s.meta_at as usize);
             s.meta_end = offset(body_end + s.meta_end as usize);
+            if s.raw_end != 0 {
+                s.raw_at = offset(body_end + s.raw_at as usize);
+                s.raw_end = offset(body_end + s.raw_end as usize);
+            }
         }
         self.body.extend_from_slice(&self.side);
         drop(self.side);
@@ -171,7 +205,10 @@ impl Writer {
             String::from_utf8(self.body).expect("serde_json writes UTF-8 between UTF-8 literals");
         text.shrink_to_fit();
         Finished {
-            text: Arc::new(text),
+            text: Arc::new(SetText {
+                json: text,
+                lists: lists.into(),
+            }),
             etag,
             flags_at: self.flags_at,
             body_end,

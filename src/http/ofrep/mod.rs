@@ -196,7 +196,7 @@ pub(crate) async fn evaluate_flag(
         return error(Some(key), ErrorCode::FlagNotFound, details).into_response();
     };
     let subject = ctx.subject(&caller, &s.settings);
-    let outcome = entry.rules.evaluate(&subject);
+    let outcome = entry.evaluate(&subject);
     metrics.evaluation(snapshot, entry, outcome.reason);
     let mut out = String::with_capacity(96 + entry.key_json().len() + entry.metadata_json().len());
     write_success(&mut out, entry, outcome);
@@ -383,7 +383,7 @@ pub(crate) fn bulk_answer_with(
         if i > 0 {
             out.push(',');
         }
-        let outcome = entry.rules.evaluate(subject);
+        let outcome = entry.evaluate(subject);
         seen(i, outcome.reason);
         validator.push(outcome.code());
         write_success(&mut out, entry, outcome);
