@@ -250,6 +250,10 @@ record "kind=rss target=flags_100k rss_kb=$(status_kb "$REFRESH_PID" VmRSS)" \
   "hwm_kb=$(status_kb "$REFRESH_PID" VmHWM) doc_bytes=$DOC_BYTES"
 wrk_run warmup x 0 "$REFRESH_PORT" single 1 "$REFRESH_PID" >/dev/null
 wrk_run steady relay 1 "$REFRESH_PORT" single "$REFRESH_SECS" "$REFRESH_PID"
+# The same process after the same load with no refresh yet: what serving itself made resident
+# (connections, buffers, counters), so the refreshes' own share can be told apart from it.
+record "kind=rss target=flags_100k_after_load rss_kb=$(status_kb "$REFRESH_PID" VmRSS)" \
+  "hwm_kb=$(status_kb "$REFRESH_PID" VmHWM) doc_bytes=$DOC_BYTES"
 before=$(grep -c '"refresh succeeded"' "$OUT/refresh-relay.log" || true)
 # Flip the file every second for as long as wrk runs (bounded loop), write to temp + rename.
 (
