@@ -20,9 +20,11 @@ pub(super) fn retire(old: Option<Arc<Snapshot>>) {
         while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        let held = Arc::strong_count(&old) - 1;
         tokio::task::spawn_blocking(move || {
             drop(old);
             crate::tuning::release_free_pages();
+            tracing::debug!(still_held_by = held, "replaced flag set released");
         });
     });
 }

@@ -24,6 +24,10 @@ use crate::snapshot::{Snapshot, SnapshotStore, short_hash};
 mod hook;
 pub(crate) use hook::{FleetHook, Published};
 
+/// A document this large is read into memory malloc serves with a mapping of its own when it
+/// is fresh (`tuning::fix_mmap_threshold`), but with a free chunk of a heap when there is one.
+const LARGE_DOCUMENT: usize = 4 << 20;
+
 /// What one retriever last did, for `/info` and the admin answer.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -118,6 +122,9 @@ pub struct Refresher {
     /// Tests make the next build panic with this.
     #[cfg(test)]
     panic_next_build: std::sync::atomic::AtomicBool,
+    /// How many unchanged large documents had their pages handed back (tests).
+    #[cfg(test)]
+    large_rereads_released: AtomicU64,
     /// Fleet mode (set once at start, see [`FleetHook`]); empty for a standalone relay.
     fleet: OnceLock<Arc<dyn FleetHook>>,
 }
@@ -147,6 +154,8 @@ impl Refresher {
             removal_guard: guard::RemovalGuard::default(),
             #[cfg(test)]
             panic_next_build: Default::default(),
+            #[cfg(test)]
+            large_rereads_released: AtomicU64::new(0),
             fleet: OnceLock::new(),
         })
     }
@@ -424,7 +433,19 @@ impl Refresher {
                     lock(&slot.state).modified = modified;
                 }
                 if last_hash.as_deref() == Some(hash.as_str()) {
+                    let large = doc.bytes.len() >= LARGE_DOCUMENT;
                     lock(&slot.state).validators = doc.validators;
+                    if large {
+                        drop(doc.bytes);
+                        // Read again only to find it unchanged (a file is read on every poll):
+                        // the buffer took a free chunk of malloc's heap whose pages the last
+                        // refresh had handed back, and made them resident again. Hand them back
+                        // now, or every poll between two changes keeps a document's worth per
+                        // arena (BENCHMARKS.md, "RSS after refreshes").
+                        tokio::task::spawn_blocking(crate::tuning::release_free_pages);
+                        #[cfg(test)]
+                        self.large_rereads_released.fetch_add(1, Ordering::SeqCst);
+                    }
                     return Ok(SlotDoc { hash, doc: cached });
                 }
                 let source = slot.retriever.source().to_owned();

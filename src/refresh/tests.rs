@@ -55,6 +55,33 @@ async fn good_documents_swap_in_and_bad_ones_keep_the_last_good_set() {
 }
 
 #[tokio::test]
+async fn a_large_document_read_again_unchanged_hands_its_pages_back() {
+    // Every poll reads a file again; a large one's buffer took trimmed heap pages and kept
+    // them resident until the next change (RSS after refreshes, BENCHMARKS.md).
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("flags.yaml");
+    let small = "a: {enabled: true}\n";
+    let large = format!("# {}\n{small}", "x".repeat(LARGE_DOCUMENT));
+    std::fs::write(&p, small).unwrap();
+    let r = refresher(&[&p]);
+    assert!(r.refresh().await.changed);
+    assert!(!r.refresh().await.changed);
+    let released = || r.large_rereads_released.load(Ordering::SeqCst);
+    assert_eq!(released(), 0, "a small document is left to malloc");
+    std::fs::write(&p, &large).unwrap();
+    let rep = r.refresh().await;
+    assert!(rep.ok && rep.built && !rep.changed, "{rep:?}");
+    assert_eq!(
+        released(),
+        0,
+        "a changed document is handed back by its refresh"
+    );
+    let rep = r.refresh().await;
+    assert!(rep.ok && !rep.built, "{rep:?}");
+    assert_eq!(released(), 1, "read again unchanged: handed back");
+}
+
+#[tokio::test]
 async fn later_sources_override_earlier_ones_and_any_failure_fails_all() {
     let dir = tempfile::tempdir().unwrap();
     let (p1, p2) = (dir.path().join("1.yaml"), dir.path().join("2.json"));

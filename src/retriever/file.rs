@@ -182,7 +182,10 @@ fn read_regular(
         return Err(ReadError::NotRegular(file_type_name(&ty)));
     }
     // Read one byte past the limit to tell "exactly maxBytes" from "more than maxBytes".
-    let mut buf = Vec::new();
+    // Sized from the metadata: one allocation, not a dozen as a buffer grown by doubling
+    // copies what it holds each time (a 13 MB document is read on every poll).
+    let expected = meta.len().min(max_bytes).saturating_add(1);
+    let mut buf = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     (&file)
         .take(max_bytes + 1)
         .read_to_end(&mut buf)

@@ -185,7 +185,10 @@ impl HttpRetriever {
             last_modified: header_string(resp.headers(), &LAST_MODIFIED),
         };
 
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+        // The declared length at once (within maxBytes, checked above), not a dozen copies as
+        // the buffer doubles. A length the server then does not send costs address space, not
+        // memory: a page is only made resident when the body is written to it.
+        let mut buf = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
