@@ -113,6 +113,8 @@ pub struct Snapshot {
     /// Where the `flags` object starts in the body (it runs to the body's last byte but one).
     flags_at: usize,
     body_end: usize,
+    /// Room enough for every flag's part of a bulk answer (see [`Snapshot::bulk_size`]).
+    bulk_size: usize,
     /// The change id streams announce (`id:`): set once, when the store swaps this set in;
     /// see [`SnapshotStore::swap`].
     change_id: AtomicU64,
@@ -173,6 +175,14 @@ impl Snapshot {
             });
         }
         let index = KeyIndex::new(entries.len(), |i| entries[i].key());
+        let bulk_size = entries
+            .iter()
+            .map(|e| {
+                80 + e.key_json().len()
+                    + e.on_json().len().max(e.off_json().len())
+                    + e.metadata_json().len()
+            })
+            .sum();
         let loaded_at = SystemTime::now();
         Snapshot {
             etag: done.etag,
@@ -186,8 +196,16 @@ impl Snapshot {
             text: done.text,
             flags_at: done.flags_at,
             body_end: done.body_end,
+            bulk_size,
             change_id: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes enough for every flag's part of a bulk answer (`{"key","value","reason",
+    /// "variant","metadata"}` with the longer value): the answer's buffer is sized once, from a
+    /// sum made at load instead of on every request.
+    pub(crate) fn bulk_size(&self) -> usize {
+        self.bulk_size
     }
 
     /// The id of the change that brought this set in: it only grows from one served set to the

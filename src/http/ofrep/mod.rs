@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -160,10 +160,12 @@ impl IntoResponse for OfrepError {
 pub(crate) async fn evaluate_flag(
     State(s): State<OfrepState>,
     key: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let caller = match s.auth.evaluation_caller(&headers, None) {
+    // The request taken whole, not as `HeaderMap` and `Body`: that extractor clones the headers.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let caller = match s.auth.evaluation_caller(headers, None) {
         Ok(c) => c,
         Err(d) => return ApiError::from(d).into_response(),
     };
@@ -238,11 +240,12 @@ pub(crate) async fn evaluate_flag(
 pub(crate) async fn evaluate_all(
     State(s): State<OfrepState>,
     query: Result<axum::extract::Query<BulkQuery>, axum::extract::rejection::QueryRejection>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let (caller, ticket) = match s.auth.bulk_caller(&headers, s.settings.change_stream) {
+    // The request taken whole: the `Uri` and `HeaderMap` extractors clone what they extract.
+    let (parts, body) = request.into_parts();
+    let (headers, uri) = (&parts.headers, &parts.uri);
+    let (caller, ticket) = match s.auth.bulk_caller(headers, s.settings.change_stream) {
         Ok(c) => c,
         Err(d) => return ApiError::from(d).into_response(),
     };
@@ -254,7 +257,7 @@ pub(crate) async fn evaluate_all(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let precondition = IfNoneMatch::from_headers(&headers);
+    let precondition = IfNoneMatch::from_headers(headers);
     if precondition == IfNoneMatch::Any {
         // RFC 9110 §13.1.2: `*` is false whenever a representation exists, and a false
         // If-None-Match on a method other than GET/HEAD is 412, never 304.
@@ -283,7 +286,7 @@ pub(crate) async fn evaluate_all(
     let streams = s.settings.change_stream.then(|| {
         let origin = ticket
             .as_ref()
-            .and_then(|_| event_streams::request_origin(&headers, &uri));
+            .and_then(|_| event_streams::request_origin(headers, uri));
         event_streams::render(ticket.as_deref(), origin.as_deref(), s.inactivity_delay_sec)
     });
     let BulkAnswer { body, etag } = s.metrics.bulk(snapshot.as_deref(), |recorder| {
@@ -348,14 +351,7 @@ pub(crate) fn bulk_answer_with(
     mut seen: impl FnMut(usize, crate::evaluator::Reason),
 ) -> BulkAnswer {
     let entries = snapshot.map_or(&[][..], |s| s.entries());
-    let per_flag: usize = entries
-        .iter()
-        .map(|e| {
-            80 + e.key_json().len()
-                + e.on_json().len().max(e.off_json().len())
-                + e.metadata_json().len()
-        })
-        .sum();
+    let per_flag = snapshot.map_or(0, Snapshot::bulk_size);
     let last_modified = snapshot.map(|s| s.last_modified.to_string());
     let version = snapshot
         .and_then(|s| s.fleet_version)
