@@ -60,6 +60,9 @@ pub fn fix_mmap_threshold() {
 /// Hands pages that are free inside malloc's heaps back to the OS. Call after freeing a
 /// replaced flag set: glibc keeps freed memory mapped (RSS) unless it sits at the top of the
 /// heap, so without this every refresh of a large set would leave the process at its peak.
+/// The free chunks stay, without their pages: the next large buffer may take one and make its
+/// pages resident again, so call it after freeing such a buffer too (`refresh`, a document read
+/// again unchanged).
 pub(crate) fn release_free_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes malloc's own locks; it only returns unused pages.

@@ -76,6 +76,9 @@ async fn a_large_document_read_again_unchanged_hands_its_pages_back() {
         0,
         "a changed document is handed back by its refresh"
     );
+    // Written again, the same bytes: modified just now, so read again (not skipped by its
+    // stamp), and found unchanged.
+    std::fs::write(&p, &large).unwrap();
     let rep = r.refresh().await;
     assert!(rep.ok && !rep.built, "{rep:?}");
     assert_eq!(released(), 1, "read again unchanged: handed back");
