@@ -1,8 +1,8 @@
 //! The rule chain of `shared/spec/evaluation.md`, compiled once per flag at load time.
 //!
 //! [`Rules::compile`] does everything that does not depend on the caller: short allow lists are
-//! packed into bytes and long ones become hash sets, the rollout is clamped, and the FNV-1a state after `salt 0x00 key 0x00` is
-//! precomputed. [`Rules::evaluate`] is then a few comparisons and one short hash, with no
+//! packed into bytes and long ones become hash sets, the rollout is clamped, and the FNV-1a
+//! state after `salt 0x00 key 0x00` is precomputed. [`Rules::evaluate`] is then a few comparisons and one short hash, with no
 //! allocation, whatever the size of the allow lists.
 
 use std::collections::HashSet;

@@ -109,11 +109,11 @@ fn flag(lines: &mut Lines) -> Option<FlagDef> {
         let value = inline(rest)?;
         let bit = match field.as_str() {
             "enabled" => {
-                def.enabled = whole(value?, Scalar::boolean)?;
+                def.enabled = whole(value?, |s| typed(s, false, Scalar::bool))?;
                 1
             }
             "rollout" => {
-                def.rollout = whole(value?, Scalar::integer)?;
+                def.rollout = whole(value?, |s| typed(s, false, Scalar::int))?;
                 2
             }
             "users" | "tenants" | "envs" => {
@@ -134,7 +134,7 @@ fn flag(lines: &mut Lines) -> Option<FlagDef> {
                 32
             }
             "description" => {
-                def.description = Some(whole(value?, |s| scalar(s, false)?.string())?);
+                def.description = Some(whole(value?, |s| typed(s, false, Scalar::string))?);
                 64
             }
             "metadata" => {
@@ -229,7 +229,7 @@ fn on_off(mut map: Map<String, Value>) -> Option<FlagValue> {
 fn flow_strings(text: &str) -> Option<(Vec<String>, &str)> {
     let mut out = Vec::new();
     let rest = flow(text, b'[', b']', |item| {
-        let (s, rest) = scalar(item, true)?.string()?;
+        let (s, rest) = typed(item, true, Scalar::string)?;
         out.push(s);
         Some(rest)
     })?;
@@ -252,7 +252,7 @@ fn block_strings(lines: &mut Lines, indent: usize) -> Option<Vec<String>> {
         }
         lines.next();
         out.push(whole(item.trim_start_matches(' '), |s| {
-            scalar(s, false)?.string()
+            typed(s, false, Scalar::string)
         })?);
     }
     if out.is_empty() {
@@ -293,16 +293,23 @@ enum Scalar {
 }
 
 impl Scalar {
-    fn boolean(text: &str) -> Option<(bool, &str)> {
-        match scalar(text, false)? {
-            (Scalar::Bool(b), rest) => Some((b, rest)),
+    fn bool(self) -> Option<bool> {
+        match self {
+            Scalar::Bool(b) => Some(b),
             _ => None,
         }
     }
 
-    fn integer(text: &str) -> Option<(i64, &str)> {
-        match scalar(text, false)? {
-            (Scalar::Int(i), rest) => Some((i, rest)),
+    fn int(self) -> Option<i64> {
+        match self {
+            Scalar::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn string(self) -> Option<String> {
+        match self {
+            Scalar::Str(s) => Some(s),
             _ => None,
         }
     }
@@ -316,17 +323,10 @@ impl Scalar {
     }
 }
 
-trait StringOnly<'t> {
-    fn string(self) -> Option<(String, &'t str)>;
-}
-
-impl<'t> StringOnly<'t> for (Scalar, &'t str) {
-    fn string(self) -> Option<(String, &'t str)> {
-        match self {
-            (Scalar::Str(s), rest) => Some((s, rest)),
-            _ => None,
-        }
-    }
+/// A scalar of the one type `pick` takes (see [`scalar`]), and what follows it.
+fn typed<T>(text: &str, flow: bool, pick: fn(Scalar) -> Option<T>) -> Option<(T, &str)> {
+    let (value, rest) = scalar(text, flow)?;
+    Some((pick(value)?, rest))
 }
 
 /// A scalar at the start of `text` and what follows it. `flow`: inside `[]`/`{}`, where a plain
