@@ -165,18 +165,17 @@ pub(crate) async fn serve(config: Config, fips140: bool, metrics: bool) -> Resul
     let state = state.for_relay(config.streams.inactivity_delay_sec, relay.fleet.clone());
     let lifecycle = state.lifecycle.clone();
 
-    let api = http::api_router(state.clone(), &config.cors.allowed_origins);
-    let monitoring = http::monitoring_router(state.clone());
+    let origins = &config.cors.allowed_origins;
     let main_listener = bind(&config.server.host, config.server.port).await?;
     let (main_app, monitor) = match config.server.monitoring_port {
         Some(port) => (
-            http::harden(api),
+            http::api_service(state.clone(), origins, false),
             Some((
                 bind(&config.server.host, port).await?,
-                http::harden(monitoring),
+                http::monitoring_service(state.clone()),
             )),
         ),
-        None => (http::harden(api.merge(monitoring)), None),
+        None => (http::api_service(state.clone(), origins, true), None),
     };
     log_listening("api", &main_listener);
 

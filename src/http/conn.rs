@@ -130,7 +130,9 @@ pub(crate) async fn first_request_deadline<F: std::future::Future>(
 }
 
 /// Give a request's body a deadline for being read whole (`server.readBodyTimeout`): past it
-/// the body fails, which the handlers answer as a bad request (OFREP's 400).
+/// the body fails, which the handlers answer as a bad request (OFREP's 400). The deadline
+/// starts with the first read that has to wait (the handlers read at once), so a body that is
+/// already here costs neither a timer nor a clock read.
 pub(crate) fn with_body_deadline<B>(req: Request<B>, limit: Duration) -> Request<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -140,11 +142,9 @@ where
         // No body (most GETs): nothing to wait for, no timer.
         return req.map(Body::new);
     }
-    let until = tokio::time::Instant::now() + limit;
     req.map(|inner| {
         Body::new(DeadlineBody {
             inner,
-            until,
             deadline: None,
             limit,
         })
@@ -153,7 +153,6 @@ where
 
 struct DeadlineBody<B> {
     inner: B,
-    until: tokio::time::Instant,
     /// Armed on the first read that has to wait, so a body read at once costs no timer.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     limit: Duration,
@@ -191,12 +190,11 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let until = self.until;
+        let limit = self.limit;
         let deadline = self
             .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if deadline.as_mut().poll(cx).is_ready() {
-            let limit = self.limit;
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut(limit)))));
         }
         Poll::Pending

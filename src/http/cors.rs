@@ -22,7 +22,8 @@ pub(crate) fn allow_origin(origins: &[String]) -> AllowOrigin {
     }
 }
 
-/// The CORS settings of the API routes: `origins` may be `["*"]`.
+/// The CORS settings of the API routes: `origins` may be `["*"]`. Used as a `Router` layer
+/// (flagd's Connect routes) or around a whole router with [`CorsForBrowsers::except`].
 pub(crate) fn layer(origins: &[String]) -> CorsForBrowsers {
     let cors = CorsLayer::new()
         .allow_origin(allow_origin(origins))
@@ -34,7 +35,10 @@ pub(crate) fn layer(origins: &[String]) -> CorsForBrowsers {
             header::IF_NONE_MATCH,
         ])
         .expose_headers([header::ETAG]);
-    CorsForBrowsers(Arc::new(cors))
+    CorsForBrowsers {
+        cors: Some(Arc::new(cors)),
+        except: Arc::from([]),
+    }
 }
 
 /// What `Cors` puts in `Vary` (so caches keep browser and non-browser answers apart).
@@ -42,8 +46,36 @@ const VARY: HeaderValue = HeaderValue::from_static(
     "origin, access-control-request-method, access-control-request-headers",
 );
 
+/// CORS for the requests that carry `Origin`, `Vary` for the others, on every path but the
+/// exceptions.
 #[derive(Clone)]
-pub(crate) struct CorsForBrowsers(Arc<CorsLayer>);
+pub(crate) struct CorsForBrowsers {
+    cors: Option<Arc<CorsLayer>>,
+    /// Exact paths served without CORS or `Vary` (the monitoring routes, when they share the
+    /// API's port).
+    except: Arc<[String]>,
+}
+
+impl CorsForBrowsers {
+    /// No CORS at all (a listener of the monitoring routes only).
+    pub(crate) fn none() -> CorsForBrowsers {
+        CorsForBrowsers {
+            cors: None,
+            except: Arc::from([]),
+        }
+    }
+
+    /// The same, but `paths` are served untouched.
+    ///
+    /// Around a whole router rather than as `Router::layer`, which wraps every route in one
+    /// more boxed service that is cloned, and whose future is boxed, on every request.
+    pub(crate) fn except(self, paths: impl IntoIterator<Item = String>) -> CorsForBrowsers {
+        CorsForBrowsers {
+            except: paths.into_iter().collect(),
+            ..self
+        }
+    }
+}
 
 impl<S> Layer<S> for CorsForBrowsers {
     type Service = CorsIfOrigin<S>;
@@ -51,7 +83,7 @@ impl<S> Layer<S> for CorsForBrowsers {
     fn layer(&self, inner: S) -> CorsIfOrigin<S> {
         CorsIfOrigin {
             inner,
-            cors: self.0.clone(),
+            cors: self.clone(),
         }
     }
 }
@@ -59,13 +91,17 @@ impl<S> Layer<S> for CorsForBrowsers {
 #[derive(Clone)]
 pub(crate) struct CorsIfOrigin<S> {
     inner: S,
-    cors: Arc<CorsLayer>,
+    cors: CorsForBrowsers,
 }
 
 type AddVary<F, B> = MapOk<F, fn(Response<B>) -> Response<B>>;
 
 fn add_vary<B>(mut res: Response<B>) -> Response<B> {
     res.headers_mut().append(header::VARY, VARY);
+    res
+}
+
+fn untouched<B>(res: Response<B>) -> Response<B> {
     res
 }
 
@@ -84,11 +120,15 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let cors = match &self.cors.cors {
+            Some(c) if !self.cors.except.iter().any(|p| p == req.uri().path()) => c,
+            _ => return Either::Left(self.inner.call(req).map_ok(untouched as fn(_) -> _)),
+        };
         if req.headers().contains_key(header::ORIGIN) {
             // The service polled ready is the one that answers; a clone takes its place.
             let clone = self.inner.clone();
             let ready = std::mem::replace(&mut self.inner, clone);
-            Either::Right(self.cors.layer(ready).call(req))
+            Either::Right(cors.layer(ready).call(req))
         } else {
             Either::Left(self.inner.call(req).map_ok(add_vary as fn(_) -> _))
         }
@@ -153,5 +193,35 @@ mod tests {
                 .unwrap()
                 .contains("POST")
         );
+    }
+
+    /// With the monitoring routes on the API's port, they are served as before CORS existed:
+    /// no CORS headers for a browser and no `Vary`; the API routes beside them get both.
+    #[tokio::test]
+    async fn excepted_paths_get_neither_cors_nor_vary() {
+        let app = Router::new()
+            .route("/x", post(|| async { "ok" }))
+            .route("/health", axum::routing::get(|| async { "ok" }));
+        let svc = Layer::layer(&layer(&["*".into()]).except(["/health".to_string()]), app);
+        let ask = |path: &'static str| {
+            svc.clone().oneshot(
+                Request::get(path)
+                    .header(header::ORIGIN, "https://app.example")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+        };
+        let health = ask("/health").await.unwrap();
+        assert_eq!(health.status(), 200);
+        assert!(health.headers().get(header::VARY).is_none());
+        assert!(
+            health
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
+        let api = ask("/x").await.unwrap();
+        assert_eq!(api.headers()["access-control-allow-origin"], "*");
+        assert!(api.headers().get(header::VARY).is_some());
     }
 }

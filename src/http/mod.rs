@@ -10,6 +10,7 @@ pub(crate) mod conn;
 pub(crate) mod cors;
 pub(crate) mod error;
 mod event_streams;
+mod harden;
 pub(crate) mod monitoring;
 pub(crate) mod observe;
 pub mod ofrep;
@@ -29,6 +30,7 @@ use axum::extract::FromRef;
 
 pub(crate) use admin::AdminState;
 pub use auth::Auth;
+pub(crate) use harden::Harden;
 pub(crate) use monitoring::{Lifecycle, MonitoringState};
 pub(crate) use ofrep::{EvalSettings, OfrepState};
 pub(crate) use openapi::route_templates;
@@ -184,49 +186,47 @@ impl FromRef<AppState> for MonitoringState {
     }
 }
 
-/// The API routes (OFREP, sync, streams, token exchange, admin, `/openapi.json`), as
-/// declared in `openapi::api`.
-pub(crate) fn api_router(state: AppState, cors_origins: &[String]) -> Router {
+/// What a listener of the HTTP API serves: a router behind CORS and [`Harden`].
+pub(crate) type Served = Harden<cors::CorsIfOrigin<Router>>;
+
+/// The API routes (OFREP, sync, streams, token exchange, admin, `/openapi.json`), as declared
+/// in `openapi::api`, with the monitoring routes too when they share the port
+/// (`server.monitoringPort` unset). CORS covers the API routes only.
+pub(crate) fn api_service(state: AppState, cors_origins: &[String], monitoring: bool) -> Served {
     // Build and serialize the document now, at start, not on the first request for it.
     openapi::document();
-    let (router, _) = openapi::api().split_for_parts();
-    router.layer(cors::layer(cors_origins)).with_state(state)
+    let (mut router, _) = openapi::api().split_for_parts();
+    let mut cors = cors::layer(cors_origins);
+    if monitoring {
+        let (routes, _) = openapi::monitoring().split_for_parts();
+        router = router.merge(routes);
+        cors = cors.except(openapi::monitoring_templates());
+    }
+    harden(router.with_state(state), cors)
 }
 
-/// The monitoring routes, on the main port or on `server.monitoringPort`, as declared in
-/// `openapi::monitoring`.
+/// The monitoring routes alone, on `server.monitoringPort`.
+pub(crate) fn monitoring_service(state: AppState) -> Served {
+    harden(monitoring_router(state), cors::CorsForBrowsers::none())
+}
+
+/// The monitoring routes, as declared in `openapi::monitoring`.
 pub(crate) fn monitoring_router(state: AppState) -> Router {
     let (router, _) = openapi::monitoring().split_for_parts();
     router.with_state(state)
 }
 
-/// A panic inside a handler answers 500 (and is logged) instead of dropping the connection,
-/// and the relay keeps serving. (Request metrics, logs and ids wrap the whole router in
-/// `app::run_server`, outside this, so they see every answer.)
+/// `router` with the JSON 404 for unknown paths, `cors` around it, and [`Harden`] around
+/// that. (Request metrics, logs and ids wrap this in `serve::run_server`, so they see every
+/// answer, the panic handler's included.)
 ///
-/// Both layers wrap the router once, as its fallback service, rather than each route through
-/// `Router::layer` (which nests another boxed service per layer, cloned for every request).
-pub(crate) fn harden(router: Router) -> Router {
-    let layers = tower::ServiceBuilder::new()
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(panic = %what, "a handler panicked; answered 500");
-                axum::response::IntoResponse::into_response(error::ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                ))
-            },
-        ))
-        .layer(tower::util::MapResponseLayer::new(
-            error::json_for_bare_errors,
-        ));
-    Router::new().fallback_service(layers.service(router.fallback(error::not_found)))
+/// Layers go around the whole router, not through `Router::layer`, which nests one more boxed
+/// service per route, cloned and with its future boxed on every request.
+pub(crate) fn harden(router: Router, cors: cors::CorsForBrowsers) -> Served {
+    Harden::new(tower::Layer::layer(
+        &cors,
+        router.fallback(error::not_found),
+    ))
 }
 
 #[cfg(test)]

@@ -49,8 +49,8 @@ use super::{AppState, admin, monitoring, observe, ofrep, stream, sync};
 )]
 struct Base;
 
-/// The API routes (OFREP, sync, streams, token exchange, admin, this document). They get the
-/// CORS layer.
+/// The API routes (OFREP, sync, streams, token exchange, admin, this document). CORS covers
+/// them (`http::api_service`).
 pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(Base::openapi())
         .routes(routes!(ofrep::evaluate_all))
@@ -76,8 +76,18 @@ pub(crate) fn monitoring() -> OpenApiRouter<AppState> {
 /// (`/ofrep/v1/evaluate/flags/{*key}`): what the request metrics count under.
 pub(crate) fn route_templates() -> Vec<String> {
     let mut out: Vec<String> = api().into_openapi().paths.paths.into_keys().collect();
-    out.extend(monitoring().into_openapi().paths.paths.into_keys());
+    out.extend(monitoring_templates());
     out
+}
+
+/// The monitoring routes' templates (exact paths).
+pub(crate) fn monitoring_templates() -> Vec<String> {
+    monitoring()
+        .into_openapi()
+        .paths
+        .paths
+        .into_keys()
+        .collect()
 }
 
 /// `GET /openapi.json`.

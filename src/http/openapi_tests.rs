@@ -166,7 +166,7 @@ async fn every_documented_operation_is_served_and_counted() {
     ));
     let app = tower::Layer::layer(
         &ObserveLayer::new(metrics.clone()),
-        http::harden(http::api_router(state.clone(), &[]).merge(http::monitoring_router(state))),
+        http::api_service(state, &[], true),
     );
     let fallback = {
         let res = app

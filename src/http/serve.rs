@@ -5,8 +5,13 @@
 //! to close idle keep-alive connections), a cap on their size, on open connections, and on the
 //! time a request body may take; see [`super::conn`].
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::Response;
 
 use tokio::net::TcpListener;
 
@@ -56,13 +61,22 @@ pub(crate) enum Observe {
 /// hyper-util's server is used directly (rather than `axum::serve`) for the limits axum does
 /// not expose: a deadline for request headers (against slowloris, and to close idle
 /// keep-alive connections) and a cap on their size.
-pub(crate) async fn run_server(
+pub(crate) async fn run_server<S>(
     listener: TcpListener,
-    app: axum::Router,
+    app: S,
     limits: ConnLimits,
     observe: Observe,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    // Unpin: the request observer polls it in place rather than boxing it.
+    S::Future: Send + Unpin + 'static,
+{
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;

@@ -15,6 +15,7 @@ async fn a_panicking_handler_answers_500_and_serving_goes_on() {
         Router::new()
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "ok" })),
+        cors::CorsForBrowsers::none(),
     );
     let res = app
         .clone()
