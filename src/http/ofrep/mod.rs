@@ -19,7 +19,7 @@ use super::schema::{
     BulkEvaluationFailure, BulkEvaluationSuccess, EvaluationFailure, EvaluationRequest,
     EvaluationSuccess,
 };
-use crate::evaluator::{Outcome, Subject};
+use crate::evaluator::{Outcome, Reason, Subject};
 use crate::snapshot::{Entry, Snapshot, SnapshotStore, short_hash};
 
 mod context;
@@ -200,8 +200,11 @@ pub(crate) async fn evaluate_flag(
     let subject = ctx.subject(&caller, &s.settings);
     let outcome = entry.evaluate(&subject);
     metrics.evaluation(snapshot, entry, outcome.reason);
-    let mut out = String::with_capacity(96 + entry.key_json().len() + entry.metadata_json().len());
+    // Exactly the answer's size: a body whose length is its capacity becomes the response's
+    // `Bytes` as it is, where a larger buffer costs one more allocation.
+    let mut out = String::with_capacity(success_len(entry, outcome));
     write_success(&mut out, entry, outcome);
+    debug_assert_eq!(out.len(), out.capacity());
     json_body(out)
 }
 
@@ -337,7 +340,7 @@ pub fn bulk_answer(
     snapshot: Option<&Snapshot>,
     subject: &Subject<'_>,
     change_stream: bool,
-    seen: impl FnMut(usize, crate::evaluator::Reason),
+    seen: impl FnMut(usize, Reason),
 ) -> BulkAnswer {
     let streams = change_stream.then(|| event_streams::render(None, None, 120));
     bulk_answer_with(snapshot, subject, streams.as_deref(), seen)
@@ -348,7 +351,7 @@ pub(crate) fn bulk_answer_with(
     snapshot: Option<&Snapshot>,
     subject: &Subject<'_>,
     event_streams: Option<&str>,
-    mut seen: impl FnMut(usize, crate::evaluator::Reason),
+    mut seen: impl FnMut(usize, Reason),
 ) -> BulkAnswer {
     let entries = snapshot.map_or(&[][..], |s| s.entries());
     let per_flag = snapshot.map_or(0, Snapshot::bulk_size);
@@ -373,13 +376,15 @@ pub(crate) fn bulk_answer_with(
         validator.extend_from_slice(streams.as_bytes());
     }
     validator.push(0);
+    // Every outcome first, then the body: with nothing written in between, the processor
+    // runs several flags' rollout hashes (chains of dependent multiplies) at once.
+    let outcomes: Vec<Outcome> = entries.iter().map(|e| e.evaluate(subject)).collect();
     let mut out = String::with_capacity(per_flag + 256);
     out.push_str("{\"flags\":[");
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, (entry, &outcome)) in entries.iter().zip(&outcomes).enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let outcome = entry.evaluate(subject);
         seen(i, outcome.reason);
         validator.push(outcome.code());
         write_success(&mut out, entry, outcome);
@@ -409,22 +414,63 @@ pub(crate) fn bulk_answer_with(
 
 /// `{"key":…,"value":…,"reason":…,"variant":…,"metadata":…}` from pre-serialized pieces.
 fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
-    let (value, variant) = if outcome.on {
-        (entry.on_json(), "on")
-    } else {
-        (entry.off_json(), "off")
-    };
+    // Keep `success_len` in step with what is written here.
     out.push_str("{\"key\":");
     out.push_str(entry.key_json());
     out.push_str(",\"value\":");
-    out.push_str(value);
-    out.push_str(",\"reason\":\"");
-    out.push_str(outcome.reason.as_str());
-    out.push_str("\",\"variant\":\"");
-    out.push_str(variant);
-    out.push_str("\",\"metadata\":");
+    out.push_str(if outcome.on {
+        entry.on_json()
+    } else {
+        entry.off_json()
+    });
+    out.push_str(outcome_fields(outcome));
     out.push_str(entry.metadata_json());
     out.push('}');
+}
+
+/// The length of what [`write_success`] writes.
+fn success_len(entry: &Entry, outcome: Outcome) -> usize {
+    let value = if outcome.on {
+        entry.on_json()
+    } else {
+        entry.off_json()
+    };
+    "{\"key\":".len()
+        + entry.key_json().len()
+        + ",\"value\":".len()
+        + value.len()
+        + outcome_fields(outcome).len()
+        + entry.metadata_json().len()
+        + 1
+}
+
+/// `,"reason":"…","variant":"…","metadata":` of an outcome, written as one piece: the bulk
+/// answer writes a thousand of these per request, and each piece is a call to `memcpy`.
+fn outcome_fields(outcome: Outcome) -> &'static str {
+    macro_rules! fields {
+        ($reason:literal) => {
+            [
+                concat!(
+                    ",\"reason\":\"",
+                    $reason,
+                    "\",\"variant\":\"off\",\"metadata\":"
+                ),
+                concat!(
+                    ",\"reason\":\"",
+                    $reason,
+                    "\",\"variant\":\"on\",\"metadata\":"
+                ),
+            ]
+        };
+    }
+    let by_variant = match outcome.reason {
+        Reason::Disabled => fields!("DISABLED"),
+        Reason::TargetingMatch => fields!("TARGETING_MATCH"),
+        Reason::Static => fields!("STATIC"),
+        Reason::Default => fields!("DEFAULT"),
+        Reason::Split => fields!("SPLIT"),
+    };
+    by_variant[usize::from(outcome.on)]
 }
 
 /// For a GET: `If-None-Match` lists `etag` or is `*` (RFC 9110 §13.1.2, weak comparison).
@@ -465,6 +511,24 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, OfrepE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-piece fields say what `Reason::as_str` and the variant say, for every outcome.
+    #[test]
+    fn outcome_fields_name_the_reason_and_variant() {
+        use Reason::*;
+        for reason in [Disabled, TargetingMatch, Static, Default, Split] {
+            for on in [false, true] {
+                let variant = if on { "on" } else { "off" };
+                assert_eq!(
+                    outcome_fields(Outcome { on, reason }),
+                    format!(
+                        ",\"reason\":\"{}\",\"variant\":\"{variant}\",\"metadata\":",
+                        reason.as_str()
+                    )
+                );
+            }
+        }
+    }
 
     /// The bulk ETag follows the body although it is not computed from it: equal bodies get
     /// equal tags, and any difference (an outcome, the stream option) a different tag.
