@@ -113,6 +113,34 @@ mod tests {
     use axum::body::Body;
     use tower::ServiceExt;
 
+    /// `/boom` answers the JSON 500 without the panic's text, and `/fine` is served after it.
+    async fn boom_is_500_and_serving_goes_on<S>(svc: S)
+    where
+        S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+    {
+        let get = |path| Request::get(path).body(Body::empty()).unwrap();
+        let res = svc.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+        assert_eq!(
+            &body[..],
+            br#"{"error":"internal","message":"internal error"}"#
+        );
+        let res = svc.oneshot(get("/fine")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        async fn boom() -> &'static str {
+            panic!("forced by a test")
+        }
+        let router = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "ok" }));
+        boom_is_500_and_serving_goes_on(Harden::new(router)).await;
+    }
+
     /// A panic in the service's `call` itself (before any future exists) answers 500 too.
     #[tokio::test]
     async fn a_panic_while_calling_answers_500() {
@@ -120,22 +148,7 @@ mod tests {
             assert!(req.uri().path() != "/boom", "forced by a test");
             std::future::ready(Ok::<_, Infallible>(Response::new(Body::from("ok"))))
         }));
-        let res = svc
-            .clone()
-            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
-        assert_eq!(
-            &body[..],
-            br#"{"error":"internal","message":"internal error"}"#
-        );
-        let res = svc
-            .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+        boom_is_500_and_serving_goes_on(svc).await;
     }
 
     /// The router's bare 405 leaves with a JSON body and its `Allow` header.

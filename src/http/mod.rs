@@ -228,6 +228,3 @@ pub(crate) fn harden(router: Router, cors: cors::CorsForBrowsers) -> Served {
         router.fallback(error::not_found),
     ))
 }
-
-#[cfg(test)]
-mod tests;
