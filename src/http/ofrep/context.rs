@@ -70,6 +70,15 @@ pub fn parse_context(bytes: &[u8]) -> Result<Context<'_>, OfrepError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Context::default());
     }
+    if let Some(ctx) = super::common_body::read(bytes) {
+        return Ok(ctx);
+    }
+    with_serde(bytes)
+}
+
+/// [`parse_context`] of a body that is not empty, by serde: every body the common-shape reader
+/// leaves, and the error answers.
+pub(super) fn with_serde(bytes: &[u8]) -> Result<Context<'_>, OfrepError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = BodySeed
         .deserialize(&mut de)

@@ -22,6 +22,7 @@ use super::schema::{
 use crate::evaluator::{Outcome, Reason, Subject};
 use crate::snapshot::{Entry, Snapshot, SnapshotStore, short_hash};
 
+mod common_body;
 mod context;
 
 pub use context::{Context, parse_context};

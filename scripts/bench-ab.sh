@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Same-time A/B of two relay builds (issue 18): both serve the same 1,000 generated flags on
+# CPU 0 at once, one `wrk -t1 -c16` each drives them from CPU 1, and each round prints B's
+# requests ÷ A's. Both get an equal share of one CPU for the same seconds, so drift on a shared
+# machine (which moves absolute numbers by 30 % between runs) cannot favour either; run A
+# against A first to see the noise (0.95–1.01 here).
+#
+#   scripts/bench-ab.sh A_BIN B_BIN [single|bulk|health] [SECONDS] [ROUNDS] [PORT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$1 B=$2 MODE=${3:-single} SECS=${4:-5} ROUNDS=${5:-3} PORT=${6:-18201}
+OUT=${BENCH_OUT:-target/bench-ab}
+mkdir -p "$OUT"
+[ -f "$OUT/flags-1k.yaml" ] ||
+  python3 scripts/bench/gen_flags.py --flags 1000 --format yaml --out "$OUT/flags-1k.yaml"
+# shellcheck source=scripts/lib/pids.sh
+source scripts/lib/pids.sh
+serve() {
+  taskset -c 0 "$1" --host 127.0.0.1 --port "$2" --log-level warn --polling-interval 0 \
+    --flags "$OUT/flags-1k.yaml" >/dev/null 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$2/ready" && return; sleep 0.1; done
+  echo "bench-ab: $1 did not get ready on port $2" >&2
+  exit 1
+}
+serve "$A" "$PORT"
+serve "$B" $((PORT + 1))
+requests() { sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$1"; }
+for ((r = 1; r <= ROUNDS; r++)); do
+  loads=()
+  for side in 0 1; do
+    BENCH_MODE=$MODE taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s scripts/bench/wrk.lua \
+      "http://127.0.0.1:$((PORT + side))" >"$OUT/wrk-$side.out" &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
+  a=$(requests "$OUT/wrk-0.out") b=$(requests "$OUT/wrk-1.out")
+  echo "round $r: A=$a B=$b B/A=$(python3 -c "print(round($b / $a, 3))")"
+done
