@@ -65,10 +65,8 @@ impl CorsForBrowsers {
         }
     }
 
-    /// The same, but `paths` are served untouched.
-    ///
-    /// Around a whole router rather than as `Router::layer`, which wraps every route in one
-    /// more boxed service that is cloned, and whose future is boxed, on every request.
+    /// The same, but `paths` are served untouched (for a layer around a whole router; see
+    /// `http::harden`).
     pub(crate) fn except(self, paths: impl IntoIterator<Item = String>) -> CorsForBrowsers {
         CorsForBrowsers {
             except: paths.into_iter().collect(),

@@ -18,27 +18,19 @@ pub(super) fn read(bytes: &[u8]) -> Option<Context<'_>> {
     let mut r = Reader { b: bytes, i: 0 };
     let mut ctx = Context::default();
     r.ws();
-    r.eat(b'{')?;
-    r.ws();
-    if !r.eat_if(b'}') {
-        loop {
-            let key = r.string()?;
-            r.colon()?;
-            if key == "context" {
-                // A repeated `context` replaces the earlier one, as serde's map visitor does.
-                ctx = if r.literal(b"null") {
-                    Context::default()
-                } else {
-                    r.context()?
-                };
+    r.object(|r, key| {
+        if key == "context" {
+            // A repeated `context` replaces the earlier one, as serde's map visitor does.
+            ctx = if r.literal(b"null") {
+                Context::default()
             } else {
-                r.scalar()?;
-            }
-            if !r.next_member()? {
-                break;
-            }
+                r.context()?
+            };
+            Some(())
+        } else {
+            r.scalar()
         }
-    }
+    })?;
     r.ws();
     (r.i == bytes.len()).then_some(ctx)
 }
@@ -78,35 +70,41 @@ impl<'a> Reader<'a> {
         hit
     }
 
-    fn colon(&mut self) -> Option<()> {
+    /// An object: `member` reads each value, given its key.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
         self.ws();
-        self.eat(b':')?;
-        self.ws();
-        Some(())
-    }
-
-    /// After a member: `,` (another follows) or the object's `}`.
-    fn next_member(&mut self) -> Option<bool> {
-        self.ws();
-        if self.eat_if(b',') {
-            self.ws();
-            return Some(true);
+        if self.eat_if(b'}') {
+            return Some(());
         }
-        self.eat(b'}')?;
-        Some(false)
+        loop {
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            if self.eat_if(b'}') {
+                return Some(());
+            }
+            self.eat(b',')?;
+            self.ws();
+        }
     }
 
     /// A string without escapes or control characters, valid UTF-8.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self.b[start..].iter().position(|&c| c == b'"')?;
-        let raw = &self.b[start..start + len];
-        if raw.iter().any(|&c| c == b'\\' || c < 0x20) {
+        // The first quote, backslash or control character: only a quote ends a common string.
+        let len = self.b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.b[start + len] != b'"' {
             return None;
         }
         self.i = start + len + 1;
-        std::str::from_utf8(raw).ok()
+        std::str::from_utf8(&self.b[start..start + len]).ok()
     }
 
     /// A string, number, boolean or null, skipped.
@@ -158,24 +156,16 @@ impl<'a> Reader<'a> {
     /// The `context` object: subject attributes must be strings or null, others scalars.
     fn context(&mut self) -> Option<Context<'a>> {
         let mut ctx = Context::default();
-        self.eat(b'{')?;
-        self.ws();
-        if self.eat_if(b'}') {
-            return Some(ctx);
-        }
-        loop {
-            let key = self.string()?;
-            self.colon()?;
+        self.object(|r, key| {
             match ctx.slot(key) {
                 // A null leaves the attribute as it was, as serde's visitor does.
-                Some(_) if self.literal(b"null") => {}
-                Some(slot) => *slot = Some(Cow::Borrowed(self.string()?)),
-                None => self.scalar()?,
+                Some(_) if r.literal(b"null") => {}
+                Some(slot) => *slot = Some(Cow::Borrowed(r.string()?)),
+                None => r.scalar()?,
             }
-            if !self.next_member()? {
-                return Some(ctx);
-            }
-        }
+            Some(())
+        })?;
+        Some(ctx)
     }
 }
 

@@ -201,10 +201,9 @@ pub(crate) async fn evaluate_flag(
     let subject = ctx.subject(&caller, &s.settings);
     let outcome = entry.evaluate(&subject);
     metrics.evaluation(snapshot, entry, outcome.reason);
-    // Exactly the answer's size: a body whose length is its capacity becomes the response's
-    // `Bytes` as it is, where a larger buffer costs one more allocation.
-    let mut out = String::with_capacity(success_len(entry, outcome));
-    write_success(&mut out, entry, outcome);
+    // `concat` sizes the buffer exactly: a body whose length is its capacity becomes the
+    // response's `Bytes` as it is, where a larger buffer costs one more allocation.
+    let out = success_pieces(entry, outcome).concat();
     debug_assert_eq!(out.len(), out.capacity());
     json_body(out)
 }
@@ -415,34 +414,28 @@ pub(crate) fn bulk_answer_with(
 
 /// `{"key":…,"value":…,"reason":…,"variant":…,"metadata":…}` from pre-serialized pieces.
 fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
-    // Keep `success_len` in step with what is written here.
-    out.push_str("{\"key\":");
-    out.push_str(entry.key_json());
-    out.push_str(",\"value\":");
-    out.push_str(if outcome.on {
-        entry.on_json()
-    } else {
-        entry.off_json()
-    });
-    out.push_str(outcome_fields(outcome));
-    out.push_str(entry.metadata_json());
-    out.push('}');
+    for piece in success_pieces(entry, outcome) {
+        out.push_str(piece);
+    }
 }
 
-/// The length of what [`write_success`] writes.
-fn success_len(entry: &Entry, outcome: Outcome) -> usize {
+/// The pieces of a success answer, in order (the single answer is their `concat`).
+#[inline]
+fn success_pieces(entry: &Entry, outcome: Outcome) -> [&str; 7] {
     let value = if outcome.on {
         entry.on_json()
     } else {
         entry.off_json()
     };
-    "{\"key\":".len()
-        + entry.key_json().len()
-        + ",\"value\":".len()
-        + value.len()
-        + outcome_fields(outcome).len()
-        + entry.metadata_json().len()
-        + 1
+    [
+        "{\"key\":",
+        entry.key_json(),
+        ",\"value\":",
+        value,
+        outcome_fields(outcome),
+        entry.metadata_json(),
+        "}",
+    ]
 }
 
 /// `,"reason":"…","variant":"…","metadata":` of an outcome, written as one piece: the bulk
