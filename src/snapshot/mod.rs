@@ -21,6 +21,10 @@ mod text;
 pub(crate) use index::KeyIndex;
 use text::{SetText, Spans};
 
+/// The most an OFREP answer has after its head and besides its value: reason, variant, the
+/// `value` key and the closing brace (the OFREP writer's tests hold its pieces to this).
+pub(crate) const ANSWER_TAIL_MAX: usize = 64;
+
 /// One flag, ready to answer.
 #[derive(Debug)]
 pub struct Entry {
@@ -45,12 +49,6 @@ impl Entry {
         self.rules.evaluate_in(&self.text.lists, s)
     }
 
-    /// JSON of the key, quoted and escaped.
-    #[inline]
-    pub(crate) fn key_json(&self) -> &str {
-        self.spans.key_json(&self.text.json)
-    }
-
     /// JSON of `value.on` (floats keep their decimal point).
     #[inline]
     pub(crate) fn on_json(&self) -> &str {
@@ -67,6 +65,20 @@ impl Entry {
     #[inline]
     pub(crate) fn metadata_json(&self) -> &str {
         self.spans.metadata_json(&self.text.json)
+    }
+
+    /// `,{"key":…,"metadata":{…}`: the start of this flag's OFREP answer, kept whole so a
+    /// bulk answer writes it with one copy (the leading comma is for the flags after the
+    /// first).
+    #[inline]
+    pub(crate) fn answer_head(&self) -> &str {
+        self.spans.answer_head(&self.text.json)
+    }
+
+    /// The values are `true` and `false` (most flags): a static piece can carry them.
+    #[inline]
+    pub(crate) fn plain_bool(&self) -> bool {
+        self.spans.plain_bool()
     }
 
     /// The canonical JSON of the definition, as the sync API serves it.
@@ -178,9 +190,7 @@ impl Snapshot {
         let bulk_size = entries
             .iter()
             .map(|e| {
-                80 + e.key_json().len()
-                    + e.on_json().len().max(e.off_json().len())
-                    + e.metadata_json().len()
+                e.answer_head().len() + ANSWER_TAIL_MAX + e.on_json().len().max(e.off_json().len())
             })
             .sum();
         let loaded_at = SystemTime::now();
@@ -201,8 +211,8 @@ impl Snapshot {
         }
     }
 
-    /// Bytes enough for every flag's part of a bulk answer (`{"key","value","reason",
-    /// "variant","metadata"}` with the longer value): the answer's buffer is sized once, from a
+    /// Bytes enough for every flag's part of a bulk answer (its head, the reason and variant,
+    /// and the longer value): the answer's buffer is sized once, from a
     /// sum made at load instead of on every request.
     pub(crate) fn bulk_size(&self) -> usize {
         self.bulk_size

@@ -1,7 +1,8 @@
 //! The text of a flag set, written once per build into one buffer: the sync API body (whose
 //! `flags` object is the canonical JSON the etag hashes), followed by every flag's OFREP
-//! metadata object. Each entry keeps offsets into it instead of strings of its own: the
-//! definition, the key, the on and off values and the metadata are all slices of this buffer.
+//! answer head (`,{"key":…,"metadata":{…}`). Each entry keeps offsets into it instead of
+//! strings of its own: the definition, the key, the on and off values, the head and the
+//! metadata inside it are all slices of this buffer.
 //! One allocation per flag set instead of half a dozen per flag is both less memory and less
 //! for a refresh to fragment.
 
@@ -32,8 +33,12 @@ pub(super) struct Spans {
     on_at: u32,
     on_end: u32,
     off_end: u32,
+    /// The answer head runs from `head_at` to `meta_end`; the metadata object is its end.
+    head_at: u32,
     meta_at: u32,
     meta_end: u32,
+    /// The values are `true` and `false`: the static piece after the head carries them.
+    plain_bool: bool,
     /// The key itself, for the few keys JSON escapes (0, 0 for the rest, whose key is the
     /// quoted key's inside).
     raw_at: u32,
@@ -48,9 +53,6 @@ impl Spans {
             &text[self.raw_at as usize..self.raw_end as usize]
         }
     }
-    pub(super) fn key_json<'a>(&self, text: &'a str) -> &'a str {
-        &text[self.key_at as usize..self.def_at as usize - 1]
-    }
     pub(super) fn def_json<'a>(&self, text: &'a str) -> &'a str {
         &text[self.def_at as usize..self.def_end as usize]
     }
@@ -63,14 +65,25 @@ impl Spans {
     pub(super) fn metadata_json<'a>(&self, text: &'a str) -> &'a str {
         &text[self.meta_at as usize..self.meta_end as usize]
     }
+    pub(super) fn answer_head<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.head_at as usize..self.meta_end as usize]
+    }
+    pub(super) fn plain_bool(&self) -> bool {
+        self.plain_bool
+    }
 }
+
+/// How an answer head starts, and what comes between the key and the metadata.
+pub(super) const HEAD_START: &str = ",{\"key\":";
+const HEAD_METADATA: &[u8] = b",\"metadata\":";
 
 const OFF: &[u8] = b",\"off\":";
 
 /// Writes the buffer flag by flag (in key order), then finishes it.
 pub(super) struct Writer {
     body: Vec<u8>,
-    /// The metadata objects, appended to the body at the end (their offsets fixed up then).
+    /// The answer heads (and the few escaped keys), appended to the body at the end (their
+    /// offsets fixed up then).
     side: Vec<u8>,
     etag_at: usize,
     flags_at: usize,
@@ -101,8 +114,7 @@ impl Writer {
         body.extend_from_slice(b"\"flags\":");
         let flags_at = body.len();
         body.push(b'{');
-        // Most flags have neither description nor metadata: they share this one `{}`.
-        let side = b"{}".to_vec();
+        let side = Vec::with_capacity(flags * 48);
         Writer {
             body,
             side,
@@ -161,13 +173,21 @@ impl Writer {
         }
         b.push(b'}');
         let def_end = b.len();
-        let (meta_at, meta_end) = if def.description.is_none() && def.metadata.is_none() {
-            (0, 2)
+        // The head of this flag's OFREP answer, whole: a bulk answer writes it with one copy.
+        let key_json = &self.body[key_at..def_at - 1];
+        let side = &mut self.side;
+        let head_at = side.len();
+        side.extend_from_slice(HEAD_START.as_bytes());
+        side.extend_from_slice(key_json);
+        side.extend_from_slice(HEAD_METADATA);
+        let meta_at = side.len();
+        if def.description.is_none() && def.metadata.is_none() {
+            side.extend_from_slice(b"{}");
         } else {
-            let at = self.side.len();
-            write_metadata(&mut self.side, def);
-            (at, self.side.len())
-        };
+            write_metadata(side, def);
+        }
+        let meta_end = side.len();
+        let plain_bool = def.value.on == Value::Bool(true) && def.value.off == Value::Bool(false);
         Spans {
             key_at: offset(key_at),
             def_at: offset(def_at),
@@ -176,8 +196,10 @@ impl Writer {
             on_end: offset(on_end),
             off_end: offset(off_end),
             // Relative to the side buffer until `finish` places it.
+            head_at: offset(head_at),
             meta_at: offset(meta_at),
             meta_end: offset(meta_end),
+            plain_bool,
             raw_at,
             raw_end,
         }
@@ -192,6 +214,7 @@ impl Writer {
         self.body.push(b'}');
         let body_end = self.body.len();
         for s in spans {
+            s.head_at = offset(body_end + s.head_at as usize);
             s.meta_at = offset(body_end + s.meta_at as usize);
             s.meta_end = offset(body_end + s.meta_end as usize);
             if s.raw_end != 0 {

@@ -203,7 +203,9 @@ pub(crate) async fn evaluate_flag(
     metrics.evaluation(snapshot, entry, outcome.reason);
     // `concat` sizes the buffer exactly: a body whose length is its capacity becomes the
     // response's `Bytes` as it is, where a larger buffer costs one more allocation.
-    let out = success_pieces(entry, outcome).concat();
+    let (mut pieces, n) = success_pieces(entry, outcome);
+    pieces[0] = &pieces[0][1..];
+    let out = pieces[..n].concat();
     debug_assert_eq!(out.len(), out.capacity());
     json_body(out)
 }
@@ -382,12 +384,14 @@ pub(crate) fn bulk_answer_with(
     let mut out = String::with_capacity(per_flag + 256);
     out.push_str("{\"flags\":[");
     for (i, (entry, &outcome)) in entries.iter().zip(&outcomes).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
         seen(i, outcome.reason);
         validator.push(outcome.code());
-        write_success(&mut out, entry, outcome);
+        let (pieces, n) = success_pieces(entry, outcome);
+        // The head's comma separates this flag from the one before.
+        out.push_str(&pieces[0][usize::from(i == 0)..]);
+        for piece in &pieces[1..n] {
+            out.push_str(piece);
+        }
     }
     out.push_str("],\"metadata\":{");
     if let (Some(s), Some(lm)) = (snapshot, &last_modified) {
@@ -412,59 +416,74 @@ pub(crate) fn bulk_answer_with(
     }
 }
 
-/// `{"key":…,"value":…,"reason":…,"variant":…,"metadata":…}` from pre-serialized pieces.
-fn write_success(out: &mut String, entry: &Entry, outcome: Outcome) {
-    for piece in success_pieces(entry, outcome) {
-        out.push_str(piece);
+/// A success answer, `{"key":…,"metadata":…,"reason":…,"variant":…,"value":…}`, in pieces:
+/// the flag's head (kept whole in the set's text, with a leading comma for the flags after a
+/// bulk answer's first), the outcome's fields and, when those cannot carry the value, the
+/// value and `}`. Most flags are then two copies: a bulk answer writes a thousand of them per
+/// request, and it was seven copies each (each a call to `memcpy`) with the value before the
+/// reason.
+#[inline]
+fn success_pieces(entry: &Entry, outcome: Outcome) -> ([&str; 4], usize) {
+    let fields = outcome_fields(outcome);
+    let head = entry.answer_head();
+    if entry.plain_bool() {
+        ([head, fields.with_value, "", ""], 2)
+    } else {
+        let value = if outcome.on {
+            entry.on_json()
+        } else {
+            entry.off_json()
+        };
+        ([head, fields.before_value, value, "}"], 4)
     }
 }
 
-/// The pieces of a success answer, in order (the single answer is their `concat`).
-#[inline]
-fn success_pieces(entry: &Entry, outcome: Outcome) -> [&str; 7] {
-    let value = if outcome.on {
-        entry.on_json()
-    } else {
-        entry.off_json()
-    };
-    [
-        "{\"key\":",
-        entry.key_json(),
-        ",\"value\":",
-        value,
-        outcome_fields(outcome),
-        entry.metadata_json(),
-        "}",
-    ]
+/// `,"reason":"…","variant":"…","value":` of an outcome, and the same with `true}` or
+/// `false}` after it for flags whose values are `true` and `false`.
+struct OutcomeFields {
+    before_value: &'static str,
+    with_value: &'static str,
 }
 
-/// `,"reason":"…","variant":"…","metadata":` of an outcome, written as one piece: the bulk
-/// answer writes a thousand of these per request, and each piece is a call to `memcpy`.
-fn outcome_fields(outcome: Outcome) -> &'static str {
+fn outcome_fields(outcome: Outcome) -> &'static OutcomeFields {
     macro_rules! fields {
         ($reason:literal) => {
-            [
-                concat!(
-                    ",\"reason\":\"",
-                    $reason,
-                    "\",\"variant\":\"off\",\"metadata\":"
-                ),
-                concat!(
-                    ",\"reason\":\"",
-                    $reason,
-                    "\",\"variant\":\"on\",\"metadata\":"
-                ),
+            &[
+                OutcomeFields {
+                    before_value: concat!(
+                        ",\"reason\":\"",
+                        $reason,
+                        "\",\"variant\":\"off\",\"value\":"
+                    ),
+                    with_value: concat!(
+                        ",\"reason\":\"",
+                        $reason,
+                        "\",\"variant\":\"off\",\"value\":false}"
+                    ),
+                },
+                OutcomeFields {
+                    before_value: concat!(
+                        ",\"reason\":\"",
+                        $reason,
+                        "\",\"variant\":\"on\",\"value\":"
+                    ),
+                    with_value: concat!(
+                        ",\"reason\":\"",
+                        $reason,
+                        "\",\"variant\":\"on\",\"value\":true}"
+                    ),
+                },
             ]
         };
     }
-    let by_variant = match outcome.reason {
+    let by_variant: &'static [OutcomeFields; 2] = match outcome.reason {
         Reason::Disabled => fields!("DISABLED"),
         Reason::TargetingMatch => fields!("TARGETING_MATCH"),
         Reason::Static => fields!("STATIC"),
         Reason::Default => fields!("DEFAULT"),
         Reason::Split => fields!("SPLIT"),
     };
-    by_variant[usize::from(outcome.on)]
+    &by_variant[usize::from(outcome.on)]
 }
 
 /// For a GET: `If-None-Match` lists `etag` or is `*` (RFC 9110 §13.1.2, weak comparison).
@@ -506,22 +525,74 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, OfrepE
 mod tests {
     use super::*;
 
-    /// The one-piece fields say what `Reason::as_str` and the variant say, for every outcome.
+    /// The static fields say what `Reason::as_str` and the variant say, for every outcome,
+    /// carry `true` and `false` as JSON values, and fit the room the snapshot sizes answers by.
     #[test]
     fn outcome_fields_name_the_reason_and_variant() {
         use Reason::*;
         for reason in [Disabled, TargetingMatch, Static, Default, Split] {
             for on in [false, true] {
                 let variant = if on { "on" } else { "off" };
-                assert_eq!(
-                    outcome_fields(Outcome { on, reason }),
-                    format!(
-                        ",\"reason\":\"{}\",\"variant\":\"{variant}\",\"metadata\":",
-                        reason.as_str()
-                    )
+                let fields = outcome_fields(Outcome { on, reason });
+                let before = format!(
+                    ",\"reason\":\"{}\",\"variant\":\"{variant}\",\"value\":",
+                    reason.as_str()
                 );
+                assert_eq!(fields.before_value, before);
+                assert_eq!(fields.with_value, format!("{before}{on}}}"));
+                assert!(fields.with_value.len() <= crate::snapshot::ANSWER_TAIL_MAX);
             }
         }
+    }
+
+    /// Every kind of flag's answer, single or inside a bulk answer, is the JSON it stands for:
+    /// the pieces, the head's comma and the static value agree with the entry.
+    #[test]
+    fn answers_are_the_entries_json() {
+        let defs = crate::parse::parse_document(
+            "t",
+            concat!(
+                "a: {enabled: true, rollout: 100}\n",
+                "b: {enabled: true, rollout: 0, description: d, metadata: {team: x}}\n",
+                "c: {enabled: true, rollout: 100, value: {on: \"x\\\"y\", off: \"z\"}}\n",
+                "d: {enabled: true, rollout: 100, value: {on: false, off: true}}\n",
+                "\"e\\\"q\": {enabled: false}\n",
+            )
+            .as_bytes(),
+            None,
+        )
+        .unwrap()
+        .flags;
+        let snap = Snapshot::build(defs.into_iter().collect(), None);
+        let subject = Subject::default();
+        let bulk: serde_json::Value =
+            serde_json::from_str(&bulk_answer(Some(&snap), &subject, false, |_, _| {}).body)
+                .unwrap();
+        let flags = bulk["flags"].as_array().unwrap();
+        assert_eq!(flags.len(), snap.entries().len());
+        for (entry, in_bulk) in snap.entries().iter().zip(flags) {
+            let outcome = entry.evaluate(&subject);
+            let (mut pieces, n) = success_pieces(entry, outcome);
+            pieces[0] = &pieces[0][1..];
+            let single: serde_json::Value = serde_json::from_str(&pieces[..n].concat()).unwrap();
+            let value = if outcome.on {
+                entry.on_json()
+            } else {
+                entry.off_json()
+            };
+            let expected = serde_json::json!({
+                "key": entry.key(),
+                "value": serde_json::from_str::<serde_json::Value>(value).unwrap(),
+                "reason": outcome.reason.as_str(),
+                "variant": if outcome.on { "on" } else { "off" },
+                "metadata": serde_json::from_str::<serde_json::Value>(entry.metadata_json())
+                    .unwrap(),
+            });
+            assert_eq!(single, expected);
+            assert_eq!(in_bulk, &expected);
+        }
+        assert_eq!(flags[3]["value"], false, "d is on with the value false");
+        assert_eq!(flags[1]["metadata"]["team"], "x");
     }
 
     /// The bulk ETag follows the body although it is not computed from it: equal bodies get
