@@ -263,20 +263,25 @@ impl<'a> Recorder<'a> {
     }
 
     /// Count the evaluation of the flag at `position` in `snapshot.entries()`.
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, position: usize, reason: Reason) {
         match &self.mode {
+            // A bulk answer records a thousand flags: this case is inlined into its loop, the
+            // rare one (a table from another set, during a swap) is called.
             Mode::Direct(w) => w.add(position * R + reason_index(reason)),
-            Mode::ByKey(t, w, s) => {
-                if let Some(slot) = s
-                    .entries()
-                    .get(position)
-                    .and_then(|e| t.slot_of_key(e.key()))
-                {
-                    w.add(slot * R + reason_index(reason));
-                }
-            }
+            Mode::ByKey(t, w, s) => Self::record_by_key(t, w, s, position, reason),
             Mode::Off => {}
+        }
+    }
+
+    #[inline(never)]
+    fn record_by_key(t: &FlagTable, w: &Writer<'_>, s: &Snapshot, position: usize, reason: Reason) {
+        if let Some(slot) = s
+            .entries()
+            .get(position)
+            .and_then(|e| t.slot_of_key(e.key()))
+        {
+            w.add(slot * R + reason_index(reason));
         }
     }
 }

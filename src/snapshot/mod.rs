@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
-use crate::evaluator::{Outcome, Rules, Subject};
+use crate::evaluator::{self, Outcome, Rules, Subject};
 use crate::parse::FlagDef;
 
 mod index;
@@ -239,6 +239,11 @@ impl Snapshot {
     /// All flags, sorted by key.
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// Every flag's outcome for `s`, in key order (see [`evaluator::evaluate_all`]).
+    pub(crate) fn evaluate_all(&self, s: &Subject<'_>) -> Vec<Outcome> {
+        evaluator::evaluate_all(self.entries.iter().map(|e| &e.rules), &self.text.lists, s)
     }
 
     pub fn len(&self) -> usize {

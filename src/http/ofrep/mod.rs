@@ -201,13 +201,7 @@ pub(crate) async fn evaluate_flag(
     let subject = ctx.subject(&caller, &s.settings);
     let outcome = entry.evaluate(&subject);
     metrics.evaluation(snapshot, entry, outcome.reason);
-    // `concat` sizes the buffer exactly: a body whose length is its capacity becomes the
-    // response's `Bytes` as it is, where a larger buffer costs one more allocation.
-    let (mut pieces, n) = success_pieces(entry, outcome);
-    pieces[0] = &pieces[0][1..];
-    let out = pieces[..n].concat();
-    debug_assert_eq!(out.len(), out.capacity());
-    json_body(out)
+    json_body(single_answer(entry, outcome))
 }
 
 /// `POST /ofrep/v1/evaluate/flags`. The answer is written by [`bulk_answer_with`].
@@ -378,20 +372,15 @@ pub(crate) fn bulk_answer_with(
         validator.extend_from_slice(streams.as_bytes());
     }
     validator.push(0);
-    // Every outcome first, then the body: with nothing written in between, the processor
-    // runs several flags' rollout hashes (chains of dependent multiplies) at once.
-    let outcomes: Vec<Outcome> = entries.iter().map(|e| e.evaluate(subject)).collect();
+    // Every outcome first, then the body: the rollout hashes run several flags at a time.
+    let outcomes = snapshot.map_or_else(Vec::new, |s| s.evaluate_all(subject));
     let mut out = String::with_capacity(per_flag + 256);
     out.push_str("{\"flags\":[");
     for (i, (entry, &outcome)) in entries.iter().zip(&outcomes).enumerate() {
         seen(i, outcome.reason);
         validator.push(outcome.code());
-        let (pieces, n) = success_pieces(entry, outcome);
         // The head's comma separates this flag from the one before.
-        out.push_str(&pieces[0][usize::from(i == 0)..]);
-        for piece in &pieces[1..n] {
-            out.push_str(piece);
-        }
+        success_pieces(entry, outcome, i == 0, |piece| out.push_str(piece));
     }
     out.push_str("],\"metadata\":{");
     if let (Some(s), Some(lm)) = (snapshot, &last_modified) {
@@ -416,26 +405,45 @@ pub(crate) fn bulk_answer_with(
     }
 }
 
-/// A success answer, `{"key":…,"metadata":…,"reason":…,"variant":…,"value":…}`, in pieces:
-/// the flag's head (kept whole in the set's text, with a leading comma for the flags after a
-/// bulk answer's first), the outcome's fields and, when those cannot carry the value, the
-/// value and `}`. Most flags are then two copies: a bulk answer writes a thousand of them per
-/// request, and it was seven copies each (each a call to `memcpy`) with the value before the
-/// reason.
-#[inline]
-fn success_pieces(entry: &Entry, outcome: Outcome) -> ([&str; 4], usize) {
+/// A success answer, `{"key":…,"metadata":…,"reason":…,"variant":…,"value":…}`, in pieces
+/// given to `put`: the flag's head (kept whole in the set's text, with a leading comma for the
+/// flags after a bulk answer's first, dropped when `first`), the outcome's fields and, when
+/// those cannot carry the value, the value and `}`. Most flags are then two copies: a bulk
+/// answer writes a thousand of them per request, and it was seven copies each (each a call to
+/// `memcpy`) with the value before the reason. Inlined into its two callers, `put` costs
+/// nothing; an array of pieces returned instead went through memory on every flag.
+#[inline(always)]
+fn success_pieces<'e>(
+    entry: &'e Entry,
+    outcome: Outcome,
+    first: bool,
+    mut put: impl FnMut(&'e str),
+) {
     let fields = outcome_fields(outcome);
-    let head = entry.answer_head();
+    put(&entry.answer_head()[usize::from(first)..]);
     if entry.plain_bool() {
-        ([head, fields.with_value, "", ""], 2)
+        put(fields.with_value);
     } else {
-        let value = if outcome.on {
+        put(fields.before_value);
+        put(if outcome.on {
             entry.on_json()
         } else {
             entry.off_json()
-        };
-        ([head, fields.before_value, value, "}"], 4)
+        });
+        put("}");
     }
+}
+
+/// A single evaluation's answer in a buffer of exactly its size: a body whose length is its
+/// capacity becomes the response's `Bytes` as it is, where a larger buffer costs one more
+/// allocation. Sized and written from the same pieces, so the size cannot drift.
+fn single_answer(entry: &Entry, outcome: Outcome) -> String {
+    let mut len = 0;
+    success_pieces(entry, outcome, true, |p| len += p.len());
+    let mut out = String::with_capacity(len);
+    success_pieces(entry, outcome, true, |p| out.push_str(p));
+    debug_assert_eq!(out.len(), out.capacity());
+    out
 }
 
 /// `,"reason":"…","variant":"…","value":` of an outcome, and the same with `true}` or
@@ -572,9 +580,8 @@ mod tests {
         assert_eq!(flags.len(), snap.entries().len());
         for (entry, in_bulk) in snap.entries().iter().zip(flags) {
             let outcome = entry.evaluate(&subject);
-            let (mut pieces, n) = success_pieces(entry, outcome);
-            pieces[0] = &pieces[0][1..];
-            let single: serde_json::Value = serde_json::from_str(&pieces[..n].concat()).unwrap();
+            let single: serde_json::Value =
+                serde_json::from_str(&single_answer(entry, outcome)).unwrap();
             let value = if outcome.on {
                 entry.on_json()
             } else {
