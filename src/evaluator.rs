@@ -131,7 +131,12 @@ impl View<'_> {
                 let mut at = 0;
                 while let Some(&len) = buf.get(at) {
                     let end = at + 1 + usize::from(len);
-                    if buf.get(at + 1..end) == Some(s) {
+                    // Entries of the caller's length mostly differ in their last byte (ids
+                    // count up at the end): compare it before calling `memcmp`.
+                    if usize::from(len) == s.len()
+                        && (len == 0 || buf.get(end - 1) == s.last())
+                        && buf.get(at + 1..end) == Some(s)
+                    {
                         return true;
                     }
                     at = end;

@@ -29,7 +29,9 @@ pub(super) struct Spans {
     key_at: u32,
     def_at: u32,
     def_end: u32,
-    /// `on` runs from here to `on_end`; `off` from after `,"off":` to `off_end`.
+    /// `on` runs from here to `on_end`; `off` from after `,"off":` to `off_end`. In the
+    /// definition for `true`/`false` values; otherwise in a copy right after the answer head,
+    /// where a bulk answer reads them with the head instead of missing the cache for them.
     on_at: u32,
     on_end: u32,
     off_end: u32,
@@ -188,14 +190,21 @@ impl Writer {
         }
         let meta_end = side.len();
         let plain_bool = def.value.on == Value::Bool(true) && def.value.off == Value::Bool(false);
+        let (on_at, on_end, off_end) = if plain_bool {
+            (on_at, on_end, off_end)
+        } else {
+            let at = side.len();
+            side.extend_from_slice(&self.body[on_at..off_end]);
+            (at, at + (on_end - on_at), side.len())
+        };
         Spans {
             key_at: offset(key_at),
             def_at: offset(def_at),
             def_end: offset(def_end),
+            // Relative to the side buffer until `finish` places it (values unless plain).
             on_at: offset(on_at),
             on_end: offset(on_end),
             off_end: offset(off_end),
-            // Relative to the side buffer until `finish` places it.
             head_at: offset(head_at),
             meta_at: offset(meta_at),
             meta_end: offset(meta_end),
@@ -205,21 +214,27 @@ impl Writer {
         }
     }
 
-    /// Close the body, hash and patch in the etag, append the metadata, and place `spans`'
-    /// metadata offsets after the body. `lists` are the set's packed allow lists.
+    /// Close the body, hash and patch in the etag, append the side buffer, and place `spans`'
+    /// offsets into it after the body. `lists` are the set's packed allow lists.
     pub(super) fn finish(mut self, spans: &mut [Spans], lists: Vec<u8>) -> Finished {
         self.body.push(b'}');
         let etag = super::short_hash(&self.body[self.flags_at..]);
         self.body[self.etag_at..self.etag_at + 32].copy_from_slice(etag.as_bytes());
         self.body.push(b'}');
         let body_end = self.body.len();
+        let place = |at: &mut u32| *at = offset(body_end + *at as usize);
         for s in spans {
-            s.head_at = offset(body_end + s.head_at as usize);
-            s.meta_at = offset(body_end + s.meta_at as usize);
-            s.meta_end = offset(body_end + s.meta_end as usize);
+            if !s.plain_bool {
+                place(&mut s.on_at);
+                place(&mut s.on_end);
+                place(&mut s.off_end);
+            }
+            place(&mut s.head_at);
+            place(&mut s.meta_at);
+            place(&mut s.meta_end);
             if s.raw_end != 0 {
-                s.raw_at = offset(body_end + s.raw_at as usize);
-                s.raw_end = offset(body_end + s.raw_end as usize);
+                place(&mut s.raw_at);
+                place(&mut s.raw_end);
             }
         }
         self.body.extend_from_slice(&self.side);
