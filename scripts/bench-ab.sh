@@ -3,7 +3,9 @@
 # CPU 0 at once, one `wrk -t1 -c16` each drives them from CPU 1, and each round prints B's
 # requests ÷ A's. Both get an equal share of one CPU for the same seconds, so drift on a shared
 # machine (which moves absolute numbers by 30 % between runs) cannot favour either; run A
-# against A first to see the noise (0.95–1.01 here).
+# against A first to see the noise (0.95–1.01 here). With AB_BASELINE=1, B is the axum baseline
+# (`examples/baseline`), answering A's own single and bulk answers: the relay against the HTTP
+# stack's limit at the same time, the ratio `make bench-load` reports as "at equal CPU".
 #
 #   scripts/bench-ab.sh A_BIN B_BIN [single|bulk|health] [SECONDS] [ROUNDS] [PORT]
 set -euo pipefail
@@ -24,7 +26,18 @@ serve() {
   exit 1
 }
 serve "$A" "$PORT"
-serve "$B" $((PORT + 1))
+if [ "${AB_BASELINE:-0}" = 1 ]; then
+  body='{"context":{"targetingKey":"user-1","tenantId":"tenant-1","env":"production","plan":"pro"}}'
+  curl -fsS -X POST -d "$body" -o "$OUT/single-body.json" \
+    "http://127.0.0.1:$PORT/ofrep/v1/evaluate/flags/flag-000042"
+  curl -fsS -X POST -d "$body" -o "$OUT/bulk-body.json" "http://127.0.0.1:$PORT/ofrep/v1/evaluate/flags"
+  taskset -c 0 "$B" --port $((PORT + 1)) --single "$OUT/single-body.json" \
+    --bulk "$OUT/bulk-body.json" >/dev/null 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$((PORT + 1))/health" && break; sleep 0.1; done
+else
+  serve "$B" $((PORT + 1))
+fi
 requests() { sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$1"; }
 for ((r = 1; r <= ROUNDS; r++)); do
   loads=()
@@ -35,5 +48,5 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   wait "${loads[@]}"
   a=$(requests "$OUT/wrk-0.out") b=$(requests "$OUT/wrk-1.out")
-  echo "round $r: A=$a B=$b B/A=$(python3 -c "print(round($b / $a, 3))")"
+  echo "round $r: A=$a B=$b B/A=$(python3 -c "print(round($b / $a, 3))") A/B=$(python3 -c "print(round($a / $b, 3))")"
 done
