@@ -2,14 +2,15 @@
 //!
 //! [`Rules::compile`] does everything that does not depend on the caller: short allow lists are
 //! packed into bytes and long ones become hash sets, the rollout is clamped, and the FNV-1a
-//! state after `salt 0x00 key 0x00` is precomputed. [`Rules::evaluate`] is then a few comparisons and one short hash, with no
-//! allocation, whatever the size of the allow lists.
-
-use std::collections::HashSet;
-
-use fnv::FnvBuildHasher;
+//! state after `salt 0x00 key 0x00` is precomputed. [`Rules::evaluate`] is then a few
+//! comparisons and one short hash, with no allocation, whatever the size of the allow lists;
+//! [`evaluate_all`] runs a whole set for one caller, four rollout hashes at a time. The allow
+//! lists are in `lists`.
 
 use crate::parse::FlagDef;
+
+mod lists;
+use lists::{AllowList, Lists, ListsAt, pack, packable, shared_views};
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
 const FNV_PRIME: u32 = 0x0100_0193;
@@ -57,117 +58,6 @@ impl Outcome {
     pub(crate) const fn code(self) -> u8 {
         (self.reason as u8) << 1 | self.on as u8
     }
-}
-
-/// One allow list of a flag compiled on its own. Short lists, nearly all of them, are packed
-/// (a length byte, then the bytes, per entry) and scanned without hashing.
-#[derive(Debug, Clone)]
-#[allow(
-    clippy::box_collection,
-    reason = "the box keeps the enum at 16 bytes (a set inline would make it 40): three per flag"
-)]
-enum AllowList {
-    Packed(Box<[u8]>),
-    Hashed(Box<HashSet<Box<str>, FnvBuildHasher>>),
-}
-
-/// Up to this many entries of up to 255 bytes each are packed.
-const PACKED_MAX: usize = 32;
-
-fn packable(items: &[String]) -> bool {
-    items.len() <= PACKED_MAX && items.iter().all(|s| s.len() <= 255)
-}
-
-fn pack(items: &[String], out: &mut Vec<u8>) {
-    for s in items {
-        out.push(s.len() as u8);
-        out.extend_from_slice(s.as_bytes());
-    }
-}
-
-impl AllowList {
-    fn new(items: &[String]) -> AllowList {
-        if packable(items) {
-            let mut buf = Vec::with_capacity(items.iter().map(|s| s.len() + 1).sum());
-            pack(items, &mut buf);
-            AllowList::Packed(buf.into())
-        } else {
-            AllowList::Hashed(Box::new(
-                items.iter().map(|s| Box::from(s.as_str())).collect(),
-            ))
-        }
-    }
-
-    #[inline]
-    fn view(&self) -> View<'_> {
-        match self {
-            AllowList::Packed(b) => View::Packed(b),
-            AllowList::Hashed(h) => View::Hashed(h),
-        }
-    }
-}
-
-/// An allow list as the chain reads it, wherever it is kept.
-#[derive(Clone, Copy)]
-enum View<'a> {
-    Packed(&'a [u8]),
-    Hashed(&'a HashSet<Box<str>, FnvBuildHasher>),
-}
-
-impl View<'_> {
-    #[inline]
-    fn is_empty(self) -> bool {
-        match self {
-            View::Packed(b) => b.is_empty(),
-            View::Hashed(h) => h.is_empty(),
-        }
-    }
-
-    #[inline]
-    fn contains(self, s: &str) -> bool {
-        match self {
-            View::Packed(buf) => {
-                let s = s.as_bytes();
-                let mut at = 0;
-                while let Some(&len) = buf.get(at) {
-                    let end = at + 1 + usize::from(len);
-                    // Entries of the caller's length mostly differ in their last byte (ids
-                    // count up at the end): compare it before calling `memcmp`.
-                    if usize::from(len) == s.len()
-                        && (len == 0 || buf.get(end - 1) == s.last())
-                        && buf.get(at + 1..end) == Some(s)
-                    {
-                        return true;
-                    }
-                    at = end;
-                }
-                false
-            }
-            View::Hashed(h) => h.contains(s),
-        }
-    }
-}
-
-/// The allow lists and the environment gate of a flag compiled on its own.
-#[derive(Debug, Clone)]
-struct Lists {
-    users: AllowList,
-    tenants: AllowList,
-    envs: AllowList,
-}
-
-/// Where a flag's allow lists are.
-#[derive(Debug, Clone)]
-enum ListsAt {
-    /// No allow list and no environment gate (most flags).
-    None,
-    /// Packed in the flag set's shared list buffer at this offset: envs, users, tenants, each
-    /// a u16 byte length and the packed entries. A flag set's lists are then one allocation,
-    /// not one to four per flag: small allocations that live as long as the set are what a
-    /// refresh leaves scattered over the heap (RSS after refreshes, BENCHMARKS.md).
-    Shared(u32),
-    /// Compiled on its own, or too long to pack.
-    Own(Box<Lists>),
 }
 
 /// One flag's rule chain, ready to evaluate.
@@ -356,18 +246,6 @@ pub fn evaluate_all<'r>(
     out
 }
 
-/// The three packed lists at `at` in a set's shared buffer: envs, users, tenants.
-#[inline]
-fn shared_views(buf: &[u8], mut at: usize) -> [View<'_>; 3] {
-    let mut next = || {
-        let len = usize::from(u16::from_le_bytes([buf[at], buf[at + 1]]));
-        let list = &buf[at + 2..at + 2 + len];
-        at += 2 + len;
-        View::Packed(list)
-    };
-    [next(), next(), next()]
-}
-
 #[inline]
 fn fnv1a(mut h: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
@@ -392,7 +270,7 @@ fn fnv1a_lanes(mut h: [u32; LANES], bytes: &[u8]) -> [u32; LANES] {
 mod tests {
     use super::*;
 
-    fn flag(f: impl FnOnce(&mut FlagDef)) -> FlagDef {
+    pub(super) fn flag(f: impl FnOnce(&mut FlagDef)) -> FlagDef {
         let mut d: FlagDef = serde_json::from_str("{}").unwrap();
         f(&mut d);
         d
@@ -400,62 +278,6 @@ mod tests {
 
     fn subject<'a>(user: &'a str, tenant: &'a str, env: &'a str) -> Subject<'a> {
         Subject { user, tenant, env }
-    }
-
-    #[test]
-    fn packed_and_hashed_allow_lists_answer_alike() {
-        let long = "x".repeat(300);
-        let cases: Vec<Vec<String>> = vec![
-            vec![],
-            vec![String::new()],
-            vec!["ab".into(), "abc".into(), "a".into()],
-            vec!["abc".into()],
-            (0..33).map(|i| format!("user-{i}")).collect(),
-            vec!["short".into(), long.clone()],
-            vec!["é".into(), "ü-ü".into()],
-        ];
-        let probes = [
-            "", "a", "ab", "abc", "abcd", "b", "user-0", "user-32", "user-33", "short", &long, "é",
-            "ü-ü", "ü",
-        ];
-        for items in &cases {
-            let list = AllowList::new(items);
-            let packed = matches!(list, AllowList::Packed(_));
-            assert_eq!(
-                packed,
-                items.len() <= 32 && items.iter().all(|s| s.len() <= 255),
-                "{items:?}"
-            );
-            // The same list packed into a set's shared buffer, after another flag's lists.
-            let mut shared = Vec::new();
-            let other = flag(|d| d.envs = vec!["prod".into()]);
-            Rules::compile_into("other", &other, None, Some(&mut shared));
-            let def = flag(|d| {
-                d.users = items.clone();
-                d.tenants = vec!["t".into()];
-            });
-            let in_set = Rules::compile_into("f", &def, None, Some(&mut shared));
-            assert_eq!(matches!(in_set.lists, ListsAt::Shared(_)), packed);
-            let views = [list.view(), in_set_users(&in_set, &shared)];
-            for view in views {
-                assert_eq!(view.is_empty(), items.is_empty());
-                for p in probes {
-                    assert_eq!(
-                        view.contains(p),
-                        items.iter().any(|i| i == p),
-                        "{p:?} in {items:?}"
-                    );
-                }
-            }
-        }
-    }
-
-    fn in_set_users<'a>(r: &'a Rules, shared: &'a [u8]) -> View<'a> {
-        match &r.lists {
-            ListsAt::Shared(at) => shared_views(shared, *at as usize)[1],
-            ListsAt::Own(l) => l.users.view(),
-            ListsAt::None => unreachable!("the flag has a tenant list"),
-        }
     }
 
     #[test]
