@@ -17,26 +17,30 @@ mkdir -p "$OUT"
   python3 scripts/bench/gen_flags.py --flags 1000 --format yaml --out "$OUT/flags-1k.yaml"
 # shellcheck source=scripts/lib/pids.sh
 source scripts/lib/pids.sh
+# serve BIN PORT ARGS...: start BIN on CPU 0 and wait for its /ready on PORT.
 serve() {
-  taskset -c 0 "$1" --host 127.0.0.1 --port "$2" --log-level warn --polling-interval 0 \
-    --flags "$OUT/flags-1k.yaml" >/dev/null 2>&1 &
+  local bin=$1 port=$2
+  shift 2
+  taskset -c 0 "$bin" "$@" >/dev/null 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$2/ready" && return; sleep 0.1; done
-  echo "bench-ab: $1 did not get ready on port $2" >&2
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && return; sleep 0.1; done
+  echo "bench-ab: $bin did not get ready on port $port" >&2
   exit 1
 }
-serve "$A" "$PORT"
+relay() {
+  serve "$1" "$2" --host 127.0.0.1 --port "$2" --log-level warn --polling-interval 0 \
+    --flags "$OUT/flags-1k.yaml"
+}
+relay "$A" "$PORT"
 if [ "${AB_BASELINE:-0}" = 1 ]; then
   body='{"context":{"targetingKey":"user-1","tenantId":"tenant-1","env":"production","plan":"pro"}}'
   curl -fsS -X POST -d "$body" -o "$OUT/single-body.json" \
     "http://127.0.0.1:$PORT/ofrep/v1/evaluate/flags/flag-000042"
   curl -fsS -X POST -d "$body" -o "$OUT/bulk-body.json" "http://127.0.0.1:$PORT/ofrep/v1/evaluate/flags"
-  taskset -c 0 "$B" --port $((PORT + 1)) --single "$OUT/single-body.json" \
-    --bulk "$OUT/bulk-body.json" >/dev/null 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$((PORT + 1))/health" && break; sleep 0.1; done
+  serve "$B" $((PORT + 1)) --port $((PORT + 1)) --single "$OUT/single-body.json" \
+    --bulk "$OUT/bulk-body.json"
 else
-  serve "$B" $((PORT + 1))
+  relay "$B" $((PORT + 1))
 fi
 requests() { sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$1"; }
 for ((r = 1; r <= ROUNDS; r++)); do

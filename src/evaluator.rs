@@ -227,6 +227,7 @@ pub fn evaluate_all<'r>(
         match r.before_rollout(shared, s) {
             Ok(outcome) => out.push(outcome),
             Err(rollout) => {
+                // A place for the outcome, filled in when its hash is known.
                 out.push(split(0, 0));
                 waiting[n] = (i, r.hash_prefix, rollout);
                 n += 1;

@@ -18,7 +18,7 @@ pub(super) enum AllowList {
 }
 
 /// Up to this many entries of up to 255 bytes each are packed.
-pub(super) const PACKED_MAX: usize = 32;
+const PACKED_MAX: usize = 32;
 
 pub(super) fn packable(items: &[String]) -> bool {
     items.len() <= PACKED_MAX && items.iter().all(|s| s.len() <= 255)

@@ -212,8 +212,8 @@ impl Snapshot {
     }
 
     /// Bytes enough for every flag's part of a bulk answer (its head, the reason and variant,
-    /// and the longer value): the answer's buffer is sized once, from a
-    /// sum made at load instead of on every request.
+    /// and the longer value): the answer's buffer is sized once, from a sum made at load
+    /// instead of on every request.
     pub(crate) fn bulk_size(&self) -> usize {
         self.bulk_size
     }

@@ -76,7 +76,7 @@ impl Spans {
 }
 
 /// How an answer head starts, and what comes between the key and the metadata.
-pub(super) const HEAD_START: &str = ",{\"key\":";
+const HEAD_START: &[u8] = b",{\"key\":";
 const HEAD_METADATA: &[u8] = b",\"metadata\":";
 
 const OFF: &[u8] = b",\"off\":";
@@ -179,7 +179,7 @@ impl Writer {
         let key_json = &self.body[key_at..def_at - 1];
         let side = &mut self.side;
         let head_at = side.len();
-        side.extend_from_slice(HEAD_START.as_bytes());
+        side.extend_from_slice(HEAD_START);
         side.extend_from_slice(key_json);
         side.extend_from_slice(HEAD_METADATA);
         let meta_at = side.len();

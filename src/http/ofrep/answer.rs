@@ -149,32 +149,30 @@ struct OutcomeFields {
 
 fn outcome_fields(outcome: Outcome) -> &'static OutcomeFields {
     macro_rules! fields {
+        ($reason:literal, $variant:literal, $value:literal) => {
+            OutcomeFields {
+                before_value: concat!(
+                    ",\"reason\":\"",
+                    $reason,
+                    "\",\"variant\":\"",
+                    $variant,
+                    "\",\"value\":"
+                ),
+                with_value: concat!(
+                    ",\"reason\":\"",
+                    $reason,
+                    "\",\"variant\":\"",
+                    $variant,
+                    "\",\"value\":",
+                    $value,
+                    "}"
+                ),
+            }
+        };
         ($reason:literal) => {
             &[
-                OutcomeFields {
-                    before_value: concat!(
-                        ",\"reason\":\"",
-                        $reason,
-                        "\",\"variant\":\"off\",\"value\":"
-                    ),
-                    with_value: concat!(
-                        ",\"reason\":\"",
-                        $reason,
-                        "\",\"variant\":\"off\",\"value\":false}"
-                    ),
-                },
-                OutcomeFields {
-                    before_value: concat!(
-                        ",\"reason\":\"",
-                        $reason,
-                        "\",\"variant\":\"on\",\"value\":"
-                    ),
-                    with_value: concat!(
-                        ",\"reason\":\"",
-                        $reason,
-                        "\",\"variant\":\"on\",\"value\":true}"
-                    ),
-                },
+                fields!($reason, "off", "false"),
+                fields!($reason, "on", "true"),
             ]
         };
     }
