@@ -1,6 +1,6 @@
 //! One evaluation of the rule chain (`Rules::evaluate`), with small and 10,000-entry allow
 //! lists. Issue 7's target: < 100 ns for list hits and splits, independent of list size. And
-//! a bulk request's 1,000 evaluations, one by one and with `evaluate_all`.
+//! a bulk request's 1,000 evaluations, one by one and with `SetRules::evaluate_all`.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use flagrelay::evaluator::{Reason, Rules, Subject, evaluate_all};
+use flagrelay::evaluator::{Reason, Rules, SetRules, Subject};
 use flagrelay::parse::{FlagDef, FlagValue};
 
 fn def(users: usize, envs: &[&str], rollout: i64) -> FlagDef {
@@ -133,11 +133,12 @@ fn bench(c: &mut Criterion) {
                 .collect::<Vec<_>>()
         })
     });
+    let set = SetRules::compile(rules.iter(), &[]);
     g.bench_function("all_1000/together", |b| {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) & 1023;
-            evaluate_all(black_box(&rules).iter(), &[], &caller(i))
+            black_box(&set).evaluate_all(&caller(i))
         })
     });
     g.finish();

@@ -4,13 +4,15 @@
 //! packed into bytes and long ones become hash sets, the rollout is clamped, and the FNV-1a
 //! state after `salt 0x00 key 0x00` is precomputed. [`Rules::evaluate`] is then a few
 //! comparisons and one short hash, with no allocation, whatever the size of the allow lists;
-//! [`evaluate_all`] runs a whole set for one caller, four rollout hashes at a time. The allow
+//! [`SetRules`] runs a whole set for one caller, its allow lists turned around by name. The allow
 //! lists are in `lists`.
 
 use crate::parse::FlagDef;
 
 mod lists;
-use lists::{AllowList, Lists, ListsAt, pack, packable, shared_views};
+use lists::{AllowList, Lists, ListsAt, View, pack, packable, shared_views};
+mod set;
+pub use set::SetRules;
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
 const FNV_PRIME: u32 = 0x0100_0193;
@@ -134,30 +136,15 @@ impl Rules {
         self.evaluate_in(&[], s)
     }
 
-    /// Run the chain with the set's `shared` list buffer (see [`Rules::compile_into`]).
+    /// Run the chain with the set's `shared` list buffer (see [`Rules::compile_into`]); first
+    /// match wins.
     #[inline]
     pub(crate) fn evaluate_in(&self, shared: &[u8], s: &Subject<'_>) -> Outcome {
-        match self.before_rollout(shared, s) {
-            Ok(outcome) => outcome,
-            Err(rollout) => split(self.bucket(s), rollout),
-        }
-    }
-
-    /// The chain up to the rollout: the outcome, or `Err(rollout)` when the caller's bucket
-    /// decides it. Inlined into `evaluate_all`'s loop, where a call per flag showed as 5 % of
-    /// a bulk request's CPU.
-    #[inline(always)]
-    fn before_rollout(&self, shared: &[u8], s: &Subject<'_>) -> Result<Outcome, u8> {
-        let out = |on, reason| Ok(Outcome { on, reason });
+        let out = |on, reason| Outcome { on, reason };
         if !self.enabled {
             return out(false, Reason::Disabled);
         }
-        let lists = match &self.lists {
-            ListsAt::None => None,
-            ListsAt::Own(l) => Some([l.envs.view(), l.users.view(), l.tenants.view()]),
-            ListsAt::Shared(at) => Some(shared_views(shared, *at as usize)),
-        };
-        if let Some([envs, users, tenants]) = lists {
+        if let Some([envs, users, tenants]) = self.views(shared) {
             // The environment gate is outermost: allow lists do not reach outside it.
             if !envs.is_empty() && !envs.contains(s.env) {
                 return out(false, Reason::TargetingMatch);
@@ -172,7 +159,17 @@ impl Rules {
         match self.rollout {
             0 => out(false, self.fixed_reason),
             100 => out(true, self.fixed_reason),
-            r => Err(r),
+            r => split(self.bucket(s), r),
+        }
+    }
+
+    /// The environment gate, user and tenant allow lists, if the flag has any.
+    #[inline(always)]
+    fn views<'a>(&'a self, shared: &'a [u8]) -> Option<[View<'a>; 3]> {
+        match &self.lists {
+            ListsAt::None => None,
+            ListsAt::Own(l) => Some([l.envs.view(), l.users.view(), l.tenants.view()]),
+            ListsAt::Shared(at) => Some(shared_views(shared, *at as usize)),
         }
     }
 
@@ -204,65 +201,11 @@ fn split(bucket: u32, rollout: u8) -> Outcome {
     }
 }
 
-/// How many rollout hashes run side by side in [`evaluate_all`]. Each is a chain of dependent
-/// multiplies (about four cycles a byte); four chains keep the multiplier busy where one
-/// leaves it waiting.
-const LANES: usize = 4;
-
-/// Every flag's outcome for `s`, in order, exactly as [`Rules::evaluate_in`] gives each: the
-/// bulk answer's thousand evaluations. Flags whose rollout decides are hashed [`LANES`] at a
-/// time. `cargo bench --bench evaluate -- all_1000`: 8.3 µs against 8.9 µs one by one (the
-/// processor already overlaps some of the chains on its own).
-pub fn evaluate_all<'r>(
-    rules: impl ExactSizeIterator<Item = &'r Rules>,
-    shared: &[u8],
-    s: &Subject<'_>,
-) -> Vec<Outcome> {
-    let subject = s.rollout_subject();
-    let mut out = Vec::with_capacity(rules.len());
-    // Flags waiting for their hash: position, hash prefix, rollout.
-    let mut waiting = [(0usize, 0u32, 0u8); LANES];
-    let mut n = 0;
-    for (i, r) in rules.enumerate() {
-        match r.before_rollout(shared, s) {
-            Ok(outcome) => out.push(outcome),
-            Err(rollout) => {
-                // A place for the outcome, filled in when its hash is known.
-                out.push(split(0, 0));
-                waiting[n] = (i, r.hash_prefix, rollout);
-                n += 1;
-                if n == LANES {
-                    let h = fnv1a_lanes(waiting.map(|w| w.1), subject);
-                    for (&(at, _, rollout), h) in waiting.iter().zip(h) {
-                        out[at] = split(h % 100, rollout);
-                    }
-                    n = 0;
-                }
-            }
-        }
-    }
-    for &(at, prefix, rollout) in &waiting[..n] {
-        out[at] = split(fnv1a(prefix, subject) % 100, rollout);
-    }
-    out
-}
-
 #[inline]
 fn fnv1a(mut h: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// [`fnv1a`] of the same bytes from [`LANES`] states at once.
-#[inline]
-fn fnv1a_lanes(mut h: [u32; LANES], bytes: &[u8]) -> [u32; LANES] {
-    for &b in bytes {
-        for h in &mut h {
-            *h = (*h ^ u32::from(b)).wrapping_mul(FNV_PRIME);
-        }
     }
     h
 }
@@ -314,68 +257,6 @@ mod tests {
         // An empty salt is no salt.
         let empty = Rules::compile("k", &d, Some(""));
         assert_eq!(empty.hash_prefix, unsalted.hash_prefix);
-    }
-
-    /// `evaluate_all` gives each flag what `evaluate_in` gives it, whatever decides it and
-    /// however many flags wait for a hash when the set ends (0 to 3 left over).
-    #[test]
-    fn evaluate_all_is_evaluate_in_for_every_flag() {
-        let mut shared = Vec::new();
-        let mut rules = Vec::new();
-        for i in 0..103usize {
-            let d = flag(|d| {
-                d.enabled = i % 11 != 0;
-                d.rollout = ((i * 37) % 101) as i64;
-                if i % 10 == 0 {
-                    d.users = vec![format!("user-{}", i % 7), "alice".into()];
-                }
-                if i % 7 == 0 {
-                    d.tenants = vec![format!("tenant-{}", i % 5)];
-                }
-                if i % 5 == 0 {
-                    d.envs = vec!["production".into()];
-                }
-            });
-            let shared = (i % 3 != 0).then_some(&mut shared);
-            rules.push(Rules::compile_into(
-                &format!("flag-{i}"),
-                &d,
-                Some("s"),
-                shared,
-            ));
-        }
-        let mut splits = 0;
-        for n in [0, 1, 2, 3, 4, 5, 103] {
-            for u in 0..40 {
-                let user = format!("user-{u}");
-                let tenant = format!("tenant-{}", u % 6);
-                for s in [
-                    subject(&user, &tenant, "production"),
-                    subject("", &tenant, "staging"),
-                    subject("", "", ""),
-                ] {
-                    let all = evaluate_all(rules[..n].iter(), &shared, &s);
-                    let each: Vec<Outcome> = rules[..n]
-                        .iter()
-                        .map(|r| r.evaluate_in(&shared, &s))
-                        .collect();
-                    assert_eq!(all, each, "{n} flags, {s:?}");
-                    splits += each.iter().filter(|o| o.reason == Reason::Split).count();
-                }
-            }
-        }
-        assert!(splits > 1000, "the rollouts decide often enough: {splits}");
-    }
-
-    #[test]
-    fn fnv1a_lanes_is_fnv1a_per_lane() {
-        let starts = [FNV_OFFSET, 1, 0xdead_beef, u32::MAX];
-        for bytes in [&b""[..], b"a", b"user-1234", "é-ü".as_bytes()] {
-            let lanes = fnv1a_lanes(starts, bytes);
-            for (h, start) in lanes.iter().zip(starts) {
-                assert_eq!(*h, fnv1a(start, bytes));
-            }
-        }
     }
 
     #[test]

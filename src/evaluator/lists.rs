@@ -60,7 +60,21 @@ pub(super) enum View<'a> {
     Hashed(&'a HashSet<Box<str>, FnvBuildHasher>),
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
+    /// Each entry of the list (a hashed one in no particular order).
+    pub(super) fn for_each(self, mut f: impl FnMut(&'a [u8])) {
+        match self {
+            View::Packed(mut buf) => {
+                while let Some((&len, rest)) = buf.split_first() {
+                    let (entry, rest) = rest.split_at(usize::from(len));
+                    f(entry);
+                    buf = rest;
+                }
+            }
+            View::Hashed(h) => h.iter().for_each(|s| f(s.as_bytes())),
+        }
+    }
+
     #[inline]
     pub(super) fn is_empty(self) -> bool {
         match self {

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
-use crate::evaluator::{self, Outcome, Rules, Subject};
+use crate::evaluator::{Outcome, Rules, SetRules, Subject};
 use crate::parse::FlagDef;
 
 mod index;
@@ -118,6 +118,8 @@ pub struct Snapshot {
     entries: Vec<Entry>,
     /// Positions in `entries` by the key's FNV hash; the keys themselves are the entries'.
     index: KeyIndex,
+    /// The entries' rules again, compiled for evaluating them all at once.
+    set_rules: SetRules,
     /// The rollout salt the rules were compiled with (the sync API hands it to SDKs).
     salt: Option<String>,
     /// The set's text (see [`text`]): the sync API body, then the metadata objects.
@@ -187,6 +189,7 @@ impl Snapshot {
             });
         }
         let index = KeyIndex::new(entries.len(), |i| entries[i].key());
+        let set_rules = SetRules::compile(entries.iter().map(|e| &e.rules), &done.text.lists);
         let bulk_size = entries
             .iter()
             .map(|e| {
@@ -202,6 +205,7 @@ impl Snapshot {
             loaded_at,
             entries,
             index,
+            set_rules,
             salt,
             text: done.text,
             flags_at: done.flags_at,
@@ -241,9 +245,9 @@ impl Snapshot {
         &self.entries
     }
 
-    /// Every flag's outcome for `s`, in key order (see [`evaluator::evaluate_all`]).
+    /// Every flag's outcome for `s`, in key order (see [`SetRules`]).
     pub(crate) fn evaluate_all(&self, s: &Subject<'_>) -> Vec<Outcome> {
-        evaluator::evaluate_all(self.entries.iter().map(|e| &e.rules), &self.text.lists, s)
+        self.set_rules.evaluate_all(s)
     }
 
     pub fn len(&self) -> usize {
