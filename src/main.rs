@@ -1,5 +1,5 @@
 fn main() -> std::process::ExitCode {
     flagrelay::tuning::limit_malloc_arenas();
-    flagrelay::tuning::fix_mmap_threshold();
+    flagrelay::tuning::fix_malloc_thresholds();
     flagrelay::cli::main()
 }

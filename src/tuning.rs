@@ -33,27 +33,38 @@ pub fn limit_malloc_arenas() {
     }
 }
 
-/// Serves allocations of 4 MiB and more with their own mappings (returned to the OS when freed)
-/// unless the operator chose a threshold (`MALLOC_MMAP_THRESHOLD_`, or
-/// `glibc.malloc.mmap_threshold` in `GLIBC_TUNABLES`). Call first thing in `main`.
+/// Serves allocations of 4 MiB and more with their own mappings (returned to the OS when freed),
+/// and leaves up to 4 MiB free at the top of a heap mapped, unless the operator chose either
+/// (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, or `glibc.malloc.mmap_threshold`,
+/// `glibc.malloc.trim_threshold` in `GLIBC_TUNABLES`). Call first thing in `main`.
 ///
-/// Why: glibc's threshold is dynamic: once a large mapped block is freed (the first read of a
-/// 13 MB flag document), blocks up to that size come from the heap from then on, and every poll
-/// that reads the document again leaves its buffer's pages in the heap. With 100,000 flags
-/// polled every 500 ms the RSS was 114 MB with the dynamic threshold and 85 MB with this one
-/// (BENCHMARKS.md, issue 18). 4 MiB keeps bulk answers (130 kB for 1,000 flags) on the heap.
-pub fn fix_mmap_threshold() {
+/// Why the mapping threshold: glibc's is dynamic: once a large mapped block is freed (the
+/// first read of a 13 MB flag document), blocks up to that size come from the heap from then
+/// on, and every poll that reads the document again leaves its buffer's pages in the heap.
+/// With 100,000 flags polled every 500 ms the RSS was 114 MB with the dynamic threshold and
+/// 85 MB with this one (BENCHMARKS.md, issue 18). 4 MiB keeps bulk answers (130 kB for 1,000
+/// flags) on the heap.
+///
+/// Why the trim threshold: fixing the mapping threshold leaves the trim threshold at 128 kB,
+/// and a worker thread's heap is trimmed (`madvise`) whenever more than that is free at its
+/// top: freeing one bulk answer of 1,000 flags did it, so every bulk request paid a system
+/// call and a page fault for the next answer's buffer (64,366 of each in 4 s of load). Pages
+/// a refresh frees still go back: it trims explicitly ([`release_free_pages`]).
+pub fn fix_malloc_thresholds() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let chosen = std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold"));
-        if chosen {
-            return;
-        }
-        // SAFETY: as above, mallopt only sets a tuning parameter.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        }
+        let set = |env: &str, tunable: &str, param: libc::c_int| {
+            let chosen = std::env::var_os(env).is_some()
+                || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains(tunable));
+            if !chosen {
+                // SAFETY: as above, mallopt only sets a tuning parameter.
+                unsafe {
+                    libc::mallopt(param, 4 << 20);
+                }
+            }
+        };
+        set("MALLOC_MMAP_THRESHOLD_", "mmap_threshold", libc::M_MMAP_THRESHOLD);
+        set("MALLOC_TRIM_THRESHOLD_", "trim_threshold", libc::M_TRIM_THRESHOLD);
     }
 }
 
@@ -87,6 +98,34 @@ pub(crate) fn background_priority() {
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
+    /// A thread that allocates, fills and frees a bulk answer's buffer over and over does not
+    /// fault its pages in again each time: they stay mapped between answers.
+    #[test]
+    fn a_freed_answer_buffer_keeps_its_pages() {
+        super::fix_malloc_thresholds();
+        let faults = std::thread::spawn(|| {
+            let faults = || {
+                // SAFETY: getrusage writes into the struct it is given and nothing else.
+                unsafe {
+                    let mut u: libc::rusage = std::mem::zeroed();
+                    libc::getrusage(libc::RUSAGE_THREAD, &mut u);
+                    u.ru_minflt
+                }
+            };
+            // Warm up: the thread's heap grows to hold one buffer.
+            std::hint::black_box(vec![1u8; 512 << 10]);
+            let before = faults();
+            for i in 0..100u8 {
+                std::hint::black_box(vec![i; 512 << 10]);
+            }
+            faults() - before
+        })
+        .join()
+        .unwrap();
+        // Trimmed after each free, each buffer would fault in its 128 pages again: 12,800.
+        assert!(faults < 1000, "{faults} page faults for 100 buffers");
+    }
+
     #[test]
     fn background_priority_lowers_only_the_calling_thread() {
         let nice_of_this_thread = || {

@@ -25,7 +25,7 @@ mod hook;
 pub(crate) use hook::{FleetHook, Published};
 
 /// A document this large is read into memory malloc serves with a mapping of its own when it
-/// is fresh (`tuning::fix_mmap_threshold`), but with a free chunk of a heap when there is one.
+/// is fresh (`tuning::fix_malloc_thresholds`), but with a free chunk of a heap when there is one.
 const LARGE_DOCUMENT: usize = 4 << 20;
 
 /// What one retriever last did, for `/info` and the admin answer.
