@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
                 .subject(&caller, &settings),
             true,
         );
-        b.iter(|| black_box(short_hash(black_box(&body[..]))))
+        b.iter(|| black_box(short_hash(black_box(body.as_bytes()))))
     });
     g.finish();
 }

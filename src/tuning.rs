@@ -63,8 +63,16 @@ pub fn fix_malloc_thresholds() {
                 }
             }
         };
-        set("MALLOC_MMAP_THRESHOLD_", "mmap_threshold", libc::M_MMAP_THRESHOLD);
-        set("MALLOC_TRIM_THRESHOLD_", "trim_threshold", libc::M_TRIM_THRESHOLD);
+        set(
+            "MALLOC_MMAP_THRESHOLD_",
+            "mmap_threshold",
+            libc::M_MMAP_THRESHOLD,
+        );
+        set(
+            "MALLOC_TRIM_THRESHOLD_",
+            "trim_threshold",
+            libc::M_TRIM_THRESHOLD,
+        );
     }
 }
 

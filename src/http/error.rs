@@ -113,9 +113,8 @@ pub(crate) fn json_for_bare_errors(res: Response) -> Response {
     Response::from_parts(parts, body)
 }
 
-/// A body that is already JSON text (UTF-8, as a `String` or its bytes).
-pub(crate) fn json_body(text: impl Into<axum::body::Body>) -> Response {
-    let text: axum::body::Body = text.into();
+/// A body that is already JSON text.
+pub(crate) fn json_body(text: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,

@@ -30,10 +30,8 @@ fn bulk_answers_are_bulk_evaluation_successes() {
         for stream in [false, true] {
             for snap in [Some(&snap), None] {
                 let a = bulk_answer(snap, &s, stream, |_, _| {});
-                let parsed: BulkEvaluationSuccess = {
-                    let text = std::str::from_utf8(&a.body).expect("the body is UTF-8");
-                    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-                };
+                let parsed: BulkEvaluationSuccess =
+                    serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("{e}: {}", a.body));
                 assert_eq!(parsed.flags.len(), snap.map_or(0, |s| s.len()));
                 assert_eq!(parsed.event_streams.is_some(), stream);
             }

@@ -75,16 +75,6 @@ impl Entry {
         self.spans.answer_head(&self.text.json)
     }
 
-    /// [`Entry::answer_head`] (without its comma when `first`) as the first `len` bytes of
-    /// `block`: for heads up to `text::HEAD_BLOCK` bytes (nearly all), a block of exactly that
-    /// many, which a bulk answer copies in a constant number of moves and cuts back to `len`
-    /// instead of calling `memcpy` (whose branches on the length a set of heads of varied
-    /// length keeps mispredicting); a longer head is given exactly.
-    #[inline]
-    pub(crate) fn answer_head_block(&self, first: bool) -> (&[u8], usize) {
-        self.spans.answer_head_block(&self.text.json, first)
-    }
-
     /// The values are `true` and `false` (most flags): a static piece can carry them.
     #[inline]
     pub(crate) fn plain_bool(&self) -> bool {

@@ -70,21 +70,10 @@ impl Spans {
     pub(super) fn answer_head<'a>(&self, text: &'a str) -> &'a str {
         &text[self.head_at as usize..self.meta_end as usize]
     }
-    pub(super) fn answer_head_block<'a>(&self, text: &'a str, first: bool) -> (&'a [u8], usize) {
-        let at = self.head_at as usize + usize::from(first);
-        let len = self.meta_end as usize - at;
-        let end = at + if len <= HEAD_BLOCK { HEAD_BLOCK } else { len };
-        (&text.as_bytes()[at..end], len)
-    }
     pub(super) fn plain_bool(&self) -> bool {
         self.plain_bool
     }
 }
-
-/// Answer heads up to this long are also handed out as this many bytes of the text from the
-/// head on (see [`crate::snapshot::Entry::answer_head_block`]); the text ends in as many
-/// spaces so that every head has its block.
-pub(crate) const HEAD_BLOCK: usize = 128;
 
 /// How an answer head starts, and what comes between the key and the metadata.
 const HEAD_START: &[u8] = b",{\"key\":";
@@ -250,7 +239,6 @@ impl Writer {
         }
         self.body.extend_from_slice(&self.side);
         drop(self.side);
-        self.body.extend_from_slice(&[b' '; HEAD_BLOCK]);
         let mut text =
             String::from_utf8(self.body).expect("serde_json writes UTF-8 between UTF-8 literals");
         text.shrink_to_fit();

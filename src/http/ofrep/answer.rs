@@ -3,21 +3,20 @@
 
 use super::event_streams;
 use crate::evaluator::{Outcome, Reason, Subject};
-use crate::snapshot::{ANSWER_TAIL_MAX, Entry, Snapshot, short_hash};
+use crate::snapshot::{Entry, Snapshot, short_hash};
 
 /// Bulk answer body: every flag evaluated, in key order.
 pub fn render_bulk(
     snapshot: Option<&Snapshot>,
     subject: &Subject<'_>,
     change_stream: bool,
-) -> Vec<u8> {
+) -> String {
     bulk_answer(snapshot, subject, change_stream, |_, _| {}).body
 }
 
 /// A bulk answer and its strong ETag (quoted).
 pub struct BulkAnswer {
-    /// JSON (UTF-8): bytes because it is written in blocks cut back after each copy.
-    pub body: Vec<u8>,
+    pub body: String,
     pub etag: String,
 }
 
@@ -69,38 +68,31 @@ pub(super) fn bulk_answer_with(
     validator.push(0);
     // Every outcome first, then the body: the rollout hashes run several flags at a time.
     let outcomes = snapshot.map_or_else(Vec::new, |s| s.evaluate_all(subject));
-    let mut out = Vec::with_capacity(per_flag + 256);
-    out.extend_from_slice(b"{\"flags\":[");
+    let mut out = String::with_capacity(per_flag + 256);
+    out.push_str("{\"flags\":[");
     for (i, (entry, &outcome)) in entries.iter().zip(&outcomes).enumerate() {
         seen(i, outcome.reason);
         validator.push(outcome.code());
         // The head's comma separates this flag from the one before.
-        success_pieces(entry, outcome, i == 0, |piece, len| {
-            // A block of constant size is copied whole (a few moves, no call) and cut back;
-            // `bulk_size` leaves room for a whole tail block after every flag.
-            let at = out.len();
-            out.extend_from_slice(piece);
-            out.truncate(at + len);
-        });
+        success_pieces(entry, outcome, i == 0, |piece| out.push_str(piece));
     }
-    out.extend_from_slice(b"],\"metadata\":{");
-    let mut put = |s: &str| out.extend_from_slice(s.as_bytes());
+    out.push_str("],\"metadata\":{");
     if let (Some(s), Some(lm)) = (snapshot, &last_modified) {
-        put("\"flagSetEtag\":\"");
-        put(&s.etag);
-        put("\",\"lastModified\":");
-        put(lm);
+        out.push_str("\"flagSetEtag\":\"");
+        out.push_str(&s.etag);
+        out.push_str("\",\"lastModified\":");
+        out.push_str(lm);
     }
     if let Some(v) = &version {
-        put(",\"flagSetVersion\":");
-        put(v);
+        out.push_str(",\"flagSetVersion\":");
+        out.push_str(v);
     }
-    put("}");
+    out.push('}');
     if let Some(streams) = event_streams {
-        put(",\"eventStreams\":");
-        put(streams);
+        out.push_str(",\"eventStreams\":");
+        out.push_str(streams);
     }
-    put("}");
+    out.push('}');
     BulkAnswer {
         body: out,
         etag: format!("\"{}\"", short_hash(&validator)),
@@ -108,46 +100,42 @@ pub(super) fn bulk_answer_with(
 }
 
 /// A success answer, `{"key":…,"metadata":…,"reason":…,"variant":…,"value":…}`, in pieces
-/// given to `put` as `(bytes, len)`, the piece being the first `len` of `bytes`: the flag's
-/// head (kept whole in the set's text, with a leading comma for the flags after a bulk
-/// answer's first, dropped when `first`), the outcome's fields and, when those cannot carry
-/// the value, the value and `}`. Head and fields come as blocks of constant size (see
-/// [`Entry::answer_head_block`]) when they fit one. Most flags are then two copies: a bulk
-/// answer writes a thousand of them per request, and it was seven copies each (each a call
-/// to `memcpy`) with the value before the reason. Inlined into its two callers, `put` costs
+/// given to `put`: the flag's head (kept whole in the set's text, with a leading comma for the
+/// flags after a bulk answer's first, dropped when `first`), the outcome's fields and, when
+/// those cannot carry the value, the value and `}`. Most flags are then two copies: a bulk
+/// answer writes a thousand of them per request, and it was seven copies each (each a call to
+/// `memcpy`) with the value before the reason. Inlined into its two callers, `put` costs
 /// nothing; an array of pieces returned instead went through memory on every flag.
 #[inline(always)]
 fn success_pieces<'e>(
     entry: &'e Entry,
     outcome: Outcome,
     first: bool,
-    mut put: impl FnMut(&'e [u8], usize),
+    mut put: impl FnMut(&'e str),
 ) {
     let fields = outcome_fields(outcome);
-    let (head, len) = entry.answer_head_block(first);
-    put(head, len);
-    let mut exact = |s: &'e str| put(s.as_bytes(), s.len());
+    put(&entry.answer_head()[usize::from(first)..]);
     if entry.plain_bool() {
-        put(&fields.with_value_block, fields.with_value.len());
+        put(fields.with_value);
     } else {
-        exact(fields.before_value);
-        exact(if outcome.on {
+        put(fields.before_value);
+        put(if outcome.on {
             entry.on_json()
         } else {
             entry.off_json()
         });
-        exact("}");
+        put("}");
     }
 }
 
 /// A single evaluation's answer in a buffer of exactly its size: a body whose length is its
 /// capacity becomes the response's `Bytes` as it is, where a larger buffer costs one more
 /// allocation. Sized and written from the same pieces, so the size cannot drift.
-pub(super) fn single_answer(entry: &Entry, outcome: Outcome) -> Vec<u8> {
+pub(super) fn single_answer(entry: &Entry, outcome: Outcome) -> String {
     let mut len = 0;
-    success_pieces(entry, outcome, true, |_, n| len += n);
-    let mut out = Vec::with_capacity(len);
-    success_pieces(entry, outcome, true, |p, n| out.extend_from_slice(&p[..n]));
+    success_pieces(entry, outcome, true, |p| len += p.len());
+    let mut out = String::with_capacity(len);
+    success_pieces(entry, outcome, true, |p| out.push_str(p));
     debug_assert_eq!(out.len(), out.capacity());
     out
 }
@@ -157,39 +145,36 @@ pub(super) fn single_answer(entry: &Entry, outcome: Outcome) -> Vec<u8> {
 struct OutcomeFields {
     before_value: &'static str,
     with_value: &'static str,
-    /// `with_value` padded with spaces to a block of constant size.
-    with_value_block: [u8; ANSWER_TAIL_MAX],
-}
-
-const fn block(s: &str) -> [u8; ANSWER_TAIL_MAX] {
-    let mut out = [b' '; ANSWER_TAIL_MAX];
-    let mut i = 0;
-    while i < s.len() {
-        out[i] = s.as_bytes()[i];
-        i += 1;
-    }
-    out
 }
 
 fn outcome_fields(outcome: Outcome) -> &'static OutcomeFields {
     macro_rules! fields {
-        (@before $reason:literal, $variant:literal) => {
-            concat!(",\"reason\":\"", $reason, "\",\"variant\":\"", $variant, "\",\"value\":")
-        };
         ($reason:literal, $variant:literal, $value:literal) => {
             OutcomeFields {
-                before_value: fields!(@before $reason, $variant),
-                with_value: concat!(fields!(@before $reason, $variant), $value, "}"),
-                with_value_block: block(concat!(fields!(@before $reason, $variant), $value, "}")),
+                before_value: concat!(
+                    ",\"reason\":\"",
+                    $reason,
+                    "\",\"variant\":\"",
+                    $variant,
+                    "\",\"value\":"
+                ),
+                with_value: concat!(
+                    ",\"reason\":\"",
+                    $reason,
+                    "\",\"variant\":\"",
+                    $variant,
+                    "\",\"value\":",
+                    $value,
+                    "}"
+                ),
             }
         };
-        ($reason:literal) => {{
-            const BY_VARIANT: [OutcomeFields; 2] = [
+        ($reason:literal) => {
+            &[
                 fields!($reason, "off", "false"),
                 fields!($reason, "on", "true"),
-            ];
-            &BY_VARIANT
-        }};
+            ]
+        };
     }
     let by_variant: &'static [OutcomeFields; 2] = match outcome.reason {
         Reason::Disabled => fields!("DISABLED"),
@@ -237,7 +222,7 @@ mod tests {
                 "c: {enabled: true, rollout: 100, value: {on: \"x\\\"y\", off: \"z\"}}\n",
                 "d: {enabled: true, rollout: 100, value: {on: false, off: true}}\n",
                 "\"e\\\"q\": {enabled: false}\n",
-                // Heads longer than a block, and multi-byte text where blocks end.
+                // Long heads, and multi-byte text in heads.
                 "f: {enabled: true, rollout: 100, description: \"",
                 "0123456789012345678901234567890123456789012345678901234567890123456789",
                 "0123456789012345678901234567890123456789012345678901234567890123456789\"}\n",
@@ -253,33 +238,21 @@ mod tests {
         let snap = Snapshot::build(defs.into_iter().collect(), None);
         let subject = Subject::default();
         let bulk = bulk_answer(Some(&snap), &subject, false, |_, _| {}).body;
-        // Byte for byte the single answers, joined: no block left uncut.
-        let singles: Vec<Vec<u8>> = snap
+        // Byte for byte the single answers, joined by commas.
+        let singles: Vec<String> = snap
             .entries()
             .iter()
             .map(|e| single_answer(e, e.evaluate(&subject)))
             .collect();
-        let joined = [
-            &b"{\"flags\":["[..],
-            &singles.join(&b","[..]),
-            b"],\"metadata\":",
-        ]
-        .concat();
-        assert!(
-            bulk.starts_with(&joined),
-            "{}",
-            String::from_utf8_lossy(&bulk)
-        );
-        assert!(snap.entries().iter().any(|e| e.answer_head().len() > 128));
-        let bulk: serde_json::Value =
-            serde_json::from_str(std::str::from_utf8(&bulk).unwrap()).unwrap();
+        let joined = format!("{{\"flags\":[{}],\"metadata\":", singles.join(","));
+        assert!(bulk.starts_with(&joined), "{bulk}");
+        let bulk: serde_json::Value = serde_json::from_str(&bulk).unwrap();
         let flags = bulk["flags"].as_array().unwrap();
         assert_eq!(flags.len(), snap.entries().len());
         for (entry, in_bulk) in snap.entries().iter().zip(flags) {
             let outcome = entry.evaluate(&subject);
             let single: serde_json::Value =
-                serde_json::from_str(std::str::from_utf8(&single_answer(entry, outcome)).unwrap())
-                    .unwrap();
+                serde_json::from_str(&single_answer(entry, outcome)).unwrap();
             let value = if outcome.on {
                 entry.on_json()
             } else {
