@@ -270,3 +270,12 @@ async fn a_sentinel_failover_is_followed_without_losing_a_version() {
         v3.to_string()
     );
 }
+
+/// The harness hands out distinct ports: a Sentinel setup asks for several in a row, and the
+/// kernel may give a port just released to the next bind.
+#[test]
+fn free_ports_are_never_handed_out_twice() {
+    let ports: Vec<u16> = (0..300).map(|_| support::redis::free_port()).collect();
+    let distinct: std::collections::HashSet<&u16> = ports.iter().collect();
+    assert_eq!(distinct.len(), ports.len());
+}
