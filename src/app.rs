@@ -1,7 +1,6 @@
 //! Starting and stopping the relay: wire config → retrievers → refresher → snapshot → HTTP,
 //! load the first flag set, serve, and drain on SIGTERM/SIGINT.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -316,12 +315,7 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
         addr: addr_for_err.clone(),
         source,
     };
-    // Accept `::` and bracketed IPv6 too; plain host names resolve through the OS.
-    let parsed: Option<SocketAddr> = addr.parse().ok();
-    match parsed {
-        Some(a) => TcpListener::bind(a).await.map_err(bind_err),
-        None => TcpListener::bind(addr.as_str()).await.map_err(bind_err),
-    }
+    http::conn::listen(&addr).await.map_err(bind_err)
 }
 
 fn log_listening(what: &str, l: &TcpListener) {

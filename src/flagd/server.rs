@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use tokio::net::TcpListener;
 
 use crate::http::serve::{ConnLimits, Observe, run_server};
 use tower::ServiceExt;
@@ -67,14 +66,12 @@ pub(crate) async fn listen(
     };
     let host = config.flagd.host.as_deref().unwrap_or(&config.server.host);
     let addr = format!("{host}:{port}");
-    let listener = match addr.parse::<std::net::SocketAddr>() {
-        Ok(a) => TcpListener::bind(a).await,
-        Err(_) => TcpListener::bind(addr.as_str()).await,
-    }
-    .map_err(|source| BindError {
-        addr: addr.clone(),
-        source,
-    })?;
+    let listener = crate::http::conn::listen(&addr)
+        .await
+        .map_err(|source| BindError {
+            addr: addr.clone(),
+            source,
+        })?;
     let local = listener.local_addr().map_or(addr, |a| a.to_string());
     let open =
         config

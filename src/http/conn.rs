@@ -1,11 +1,15 @@
-//! Per-connection guards for the listeners (`app::run_server`): a cap on open connections, a
-//! deadline for the first request, a deadline for reading a request body, and accept errors
-//! logged without flooding the log.
+//! The listeners (`app::run_server`, the flagd server) and their per-connection guards: a
+//! listen backlog that takes a burst, a cap on open connections, a deadline for the first
+//! request, a deadline for reading a request body, and accept errors logged without flooding
+//! the log.
 //!
-//! hyper's own `header_read_timeout` only starts with the first byte of a head (and hyper-util's
-//! protocol detection waits for bytes without any deadline), so a connection that never sends a
-//! byte would stay open forever: [`first_request_deadline`] closes it.
+//! hyper's own `header_read_timeout` starts when hyper reads a head, and before a connection's
+//! first head hyper-util's protocol detection waits for bytes without any deadline, so a
+//! connection that never sends a byte would stay open forever: [`first_request_deadline`]
+//! closes it. (Between keep-alive requests hyper's timer runs from the end of the last answer,
+//! so an idle keep-alive connection is closed after `server.readHeaderTimeout` too.)
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +19,43 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use bytes::Bytes;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// How many finished handshakes may wait for `accept`. tokio's `TcpListener::bind` listens with
+/// std's 128, and a burst of clients connecting at once (a fleet's pods restarting together, a
+/// flood) overflowed it: the kernel drops each SYN past it, and that client waits a second for
+/// its retransmit (1 or 2 of 400 connections in `e2e_hardening_conns`, on 3 runs of 5). Linux
+/// caps the number at `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listen on `addr` (`host:port`; an IP, `::` and bracketed IPv6 included, or a name the OS
+/// resolves: the first of its addresses that binds), with [`LISTEN_BACKLOG`].
+pub(crate) async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_err = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        match listen_on(a) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "resolves to no address")
+    }))
+}
+
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As tokio's bind does: a restarted relay binds its port again at once, past the old
+    // process's connections in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Connections a monitoring listener accepts at once: its own budget, so a flood of the API
 /// port leaves `/health` and `/ready` answerable there.
@@ -212,6 +252,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nobody accepts here, so every connection waits in the backlog; past it the kernel drops
+    /// the SYN and `connect` hangs on retransmits (connection 130 did with tokio's bind).
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog() {
+        let listener = listen("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for i in 0..400 {
+            let c =
+                tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+                    .await;
+            assert!(
+                matches!(c, Ok(Ok(_))),
+                "connection {i} of a burst was not taken"
+            );
+            held.push(c);
+        }
+    }
+
+    #[tokio::test]
+    async fn listens_on_ip_literals_and_names() {
+        for addr in ["127.0.0.1:0", "[::1]:0", "localhost:0"] {
+            if addr.contains("::1") && std::net::TcpListener::bind(addr).is_err() {
+                continue; // no IPv6 loopback on this host
+            }
+            let l = listen(addr).await.unwrap_or_else(|e| panic!("{addr}: {e}"));
+            assert!(l.local_addr().unwrap().ip().is_loopback(), "{addr}");
+        }
+        let e = listen("127.0.0.1:99999").await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    }
 
     #[test]
     fn default_budget_is_well_under_the_descriptor_limit() {
