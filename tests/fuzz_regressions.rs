@@ -8,8 +8,8 @@
 use flagrelay::config::parse_text;
 use flagrelay::http::Auth;
 use flagrelay::http::auth::Caller;
-use flagrelay::http::ofrep::{ErrorCode, parse_context};
-use flagrelay::parse::{DocumentError, Format, parse_document};
+use flagrelay::http::ofrep::{ErrorCode, parse_context, parse_context_by_serde};
+use flagrelay::parse::{DocumentError, Format, parse_document, parse_document_two_stage};
 
 /// How deep the nesting tests go: far past any stack's worth of recursion.
 const DEEP: usize = 100_000;
@@ -254,4 +254,60 @@ fn signed_token_with_non_utf8_claims_is_refused() {
     );
     assert!(token(good_header, &claims(b"87`S3849\xb4b7")).is_err());
     assert!(token(br#"{"alg":"HS256","x":"\xb4"}"#, &claims(b"ok")).is_err());
+}
+
+/// The committed corpus of one fuzz target: every input its runs kept.
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+    let inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(inputs.len() > 1000, "{dir}: {} inputs", inputs.len());
+    inputs
+}
+
+/// The differential checks of the `flag_document` and `ofrep_request` targets over their
+/// committed corpora, on stable in every test run: the fast readers (`yaml_subset`, the JSON
+/// reader) and the common-shape body reader only skip work, so whatever they accept must come
+/// out exactly as the reference paths make it.
+#[test]
+fn committed_corpora_agree_with_the_reference_paths() {
+    let mut accepted = 0;
+    for input in corpus("flag_document") {
+        let Some((&selector, doc)) = input.split_first() else {
+            continue;
+        };
+        let format = [None, Some(Format::Yaml), Some(Format::Json)][usize::from(selector % 3)];
+        let Ok(fast) = parse_document("fuzz", doc, format) else {
+            continue;
+        };
+        accepted += 1;
+        match parse_document_two_stage("fuzz", doc, format) {
+            Ok(slow) => assert_eq!(fast, slow, "{}", String::from_utf8_lossy(doc)),
+            Err(e) => panic!("accepted, but the two stages refuse it: {e}"),
+        }
+    }
+    assert!(accepted > 100, "only {accepted} corpus documents parse");
+
+    let mut taken = 0;
+    for body in corpus("ofrep_request") {
+        match (parse_context(&body), parse_context_by_serde(&body)) {
+            (Ok(fast), Ok(slow)) => {
+                taken += 1;
+                assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&body));
+            }
+            (Err(fast), Err(slow)) => assert_eq!(
+                (fast.code, fast.details),
+                (slow.code, slow.details),
+                "{}",
+                String::from_utf8_lossy(&body)
+            ),
+            (fast, slow) => panic!(
+                "{}: {fast:?} against {slow:?}",
+                String::from_utf8_lossy(&body)
+            ),
+        }
+    }
+    assert!(taken > 50, "only {taken} corpus bodies parse");
 }

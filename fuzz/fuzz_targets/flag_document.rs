@@ -1,14 +1,16 @@
 //! Flag documents: arbitrary bytes to `parse_document`, the format chosen by the first byte
-//! (0: sniffed, 1: YAML, 2: JSON, modulo 3). A document that parses must also survive what a
-//! refresh does next: its canonical JSON form (what the sync API serves) parses back to the
-//! same flags, the snapshot builds, and a bulk OFREP answer over it is valid JSON.
+//! (0: sniffed, 1: YAML, 2: JSON, modulo 3). A document that parses must come out exactly as
+//! the two stages alone make it (saphyr's or serde_json's tree, then validation: the fast
+//! readers, `yaml_subset` among them, only skip work), and must survive what a refresh does
+//! next: its canonical JSON form (what the sync API serves) parses back to the same flags, the
+//! snapshot builds, and a bulk OFREP answer over it is valid JSON.
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use flagrelay::evaluator::Subject;
 use flagrelay::http::ofrep::render_bulk;
-use flagrelay::parse::{Format, parse_document};
+use flagrelay::parse::{Format, parse_document, parse_document_two_stage};
 use flagrelay::snapshot::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
@@ -29,6 +31,12 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
+    // Held to the two stages. (A refused document was refused by them: the fast readers only
+    // ever accept, and leave everything else to the two stages.)
+    match parse_document_two_stage("fuzz", doc, format) {
+        Ok(slow) => assert_eq!(parsed, slow, "the fast readers and the two stages disagree"),
+        Err(e) => panic!("the fast readers accept what the two stages refuse: {e}"),
+    }
     let count = parsed.flags.len();
     let mut flags = BTreeMap::new();
     for (key, def) in parsed.flags {

@@ -136,6 +136,37 @@ pub fn parse_document(
     bytes: &[u8],
     format: Option<Format>,
 ) -> Result<FlagDoc, DocumentError> {
+    let text = document_text(source, bytes)?;
+    let json = match format {
+        Some(f) => f == Format::Json,
+        None => text.trim_start().starts_with('{'),
+    };
+    let fast = if json {
+        fast::json(text)
+    } else {
+        fast::yaml(text)
+    };
+    match fast {
+        Some(flags) => Ok(FlagDoc { flags, salt: None }),
+        None => two_stage(source, text, format),
+    }
+}
+
+/// [`parse_document`] by the two stages alone, without the fast readers. Not API: the fuzz
+/// target `flag_document` holds the fast readers to it (whatever they accept must come out
+/// exactly as the two stages make it).
+#[doc(hidden)]
+pub fn parse_document_two_stage(
+    source: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+) -> Result<FlagDoc, DocumentError> {
+    two_stage(source, document_text(source, bytes)?, format)
+}
+
+/// The document as text without its byte-order mark; an error when it is not UTF-8 or holds
+/// no flags at all.
+fn document_text<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, DocumentError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         DocumentError::one(
             source,
@@ -152,19 +183,7 @@ pub fn parse_document(
             "document is empty (a source with no flags must say {})",
         ));
     }
-    let json = match format {
-        Some(f) => f == Format::Json,
-        None => trimmed.starts_with('{'),
-    };
-    let fast = if json {
-        fast::json(text)
-    } else {
-        fast::yaml(text)
-    };
-    match fast {
-        Some(flags) => Ok(FlagDoc { flags, salt: None }),
-        None => two_stage(source, text, format),
-    }
+    Ok(text)
 }
 
 /// The two stages of the module comment: every error, located.

@@ -27,7 +27,7 @@ mod context;
 
 pub use answer::{BulkAnswer, bulk_answer, render_bulk};
 use answer::{bulk_answer_with, single_answer};
-pub use context::{Context, parse_context};
+pub use context::{Context, parse_context, parse_context_by_serde};
 
 /// Settings the OFREP handlers need, fixed at start.
 #[derive(Debug, Clone)]
