@@ -1,8 +1,8 @@
 //! OFREP request bodies: arbitrary bytes to `parse_context`, held to serde alone (the
 //! common-shape reader only skips work: a body it takes must come out as serde reads it), then
-//! the subject mapping for an
-//! anonymous caller, an unbound key and a key bound to an environment, with and without a
-//! default environment, then a bulk answer over the example flag set.
+//! the subject mapping for an anonymous caller, an unbound key and a key bound to an
+//! environment, with and without a default environment, then a bulk answer over the example
+//! flag set.
 #![no_main]
 
 use std::collections::BTreeMap;

@@ -67,13 +67,11 @@ impl<'a> Context<'a> {
 /// an empty context. Not JSON → PARSE_ERROR; `context` not an object or a subject attribute
 /// not a string → INVALID_CONTEXT.
 pub fn parse_context(bytes: &[u8]) -> Result<Context<'_>, OfrepError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Context::default());
+    // The reader takes no empty body (it wants `{`), so serde's path answers those.
+    match super::common_body::read(bytes) {
+        Some(ctx) => Ok(ctx),
+        None => parse_context_by_serde(bytes),
     }
-    if let Some(ctx) = super::common_body::read(bytes) {
-        return Ok(ctx);
-    }
-    with_serde(bytes)
 }
 
 /// [`parse_context`] by serde alone, without the common-shape reader. Not API: the fuzz target
@@ -294,6 +292,7 @@ mod tests {
     #[test]
     fn accepts_missing_body_context_and_key() {
         assert_eq!(ok(""), Context::default());
+        assert_eq!(ok(" \r\n\t"), Context::default());
         assert_eq!(ok("{}"), Context::default());
         assert_eq!(ok(r#"{"context": {}}"#), Context::default());
         assert_eq!(ok(r#"{"context": null}"#), Context::default());
